@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod codec;
+pub mod error;
+pub mod event_type;
+pub mod extensions;
+pub mod go_json;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod golden;
+pub mod payload;
+pub mod resource;
+pub mod resync;
+pub mod sequence;
+pub mod topics;
+
+pub use codec::{Codec, CodecError, CodecErrorKind};
+pub use error::{Error, EventTypeError, ExtensionError, PayloadError, Result, SequenceIdError, TopicError};
+pub use event_type::{DataType, EventType, SubResource};
+pub use extensions::{EventBuilder, EventExt};
+pub use payload::{ResourceStatusHash, ResourceStatusHashList, ResourceVersion, ResourceVersionList};
+pub use resource::{ListOptions, ResourceAction, ResourceObject};
+pub use topics::Topics;
+
+/// The CloudEvents event type used throughout (re-exported from `cloudevents-sdk`).
+pub use cloudevents::Event;
