@@ -1,1 +1,26 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod agent;
+pub mod backoff;
+mod client;
+mod error;
+mod lister;
+pub mod metrics;
+mod rate_limit;
+mod source;
+pub mod transport;
+
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use agent::{AgentClient, VersionError};
+pub use backoff::BackoffConfig;
+pub use client::{ClientEvent, ClientOptions, ClientStream};
+pub use error::{BoxError, Error, Result, TransportError};
+pub use lister::{Lister, StatusHasher};
+pub use metrics::ClientMetrics;
+pub use rate_limit::RateLimit;
+pub use source::SourceClient;
+pub use transport::{Connection, PublishTarget, Role, Subscription, Transport};

@@ -48,7 +48,10 @@ pub struct CodecError {
 impl CodecError {
     /// A codec error of `kind` with the given message.
     pub fn new(kind: CodecErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// What went wrong.

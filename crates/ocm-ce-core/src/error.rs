@@ -63,7 +63,7 @@ pub enum ExtensionError {
         /// Extension name.
         name: &'static str,
         /// Why.
-        reason: Box<ExtensionError>,
+        reason: Box<Self>,
     },
 }
 

@@ -37,7 +37,11 @@ pub struct DataType {
 impl DataType {
     /// Builds a data type from its three parts.
     pub fn new(group: impl Into<String>, version: impl Into<String>, resource: impl Into<String>) -> Self {
-        Self { group: group.into(), version: version.into(), resource: resource.into() }
+        Self {
+            group: group.into(),
+            version: version.into(),
+            resource: resource.into(),
+        }
     }
 }
 
@@ -93,7 +97,9 @@ impl FromStr for SubResource {
         match s {
             "spec" => Ok(Self::Spec),
             "status" => Ok(Self::Status),
-            other => Err(EventTypeError::SubResource { value: other.to_owned() }),
+            other => Err(EventTypeError::SubResource {
+                value: other.to_owned(),
+            }),
         }
     }
 }
@@ -113,7 +119,11 @@ pub struct EventType {
 impl EventType {
     /// Builds an event type.
     pub fn new(data_type: DataType, sub_resource: SubResource, action: impl Into<String>) -> Self {
-        Self { data_type, sub_resource, action: action.into() }
+        Self {
+            data_type,
+            sub_resource,
+            action: action.into(),
+        }
     }
 
     /// True when the action is `resync_request`.
@@ -156,19 +166,31 @@ mod tests {
             SubResource::Spec,
             action::CREATE_REQUEST,
         );
-        assert_eq!(t.to_string(), "io.open-cluster-management.works.v1alpha1.manifests.spec.create_request");
+        assert_eq!(
+            t.to_string(),
+            "io.open-cluster-management.works.v1alpha1.manifests.spec.create_request"
+        );
     }
 
     #[test]
     fn a_data_type_parses_from_the_right() {
         let d: DataType = "io.open-cluster-management.works.v1alpha1.manifests".parse().unwrap();
-        assert_eq!(d, DataType::new("io.open-cluster-management.works", "v1alpha1", "manifests"));
-        assert_eq!("".parse::<DataType>().unwrap_err().to_string(), "unsupported cloudevents data type format");
+        assert_eq!(
+            d,
+            DataType::new("io.open-cluster-management.works", "v1alpha1", "manifests")
+        );
+        assert_eq!(
+            "".parse::<DataType>().unwrap_err().to_string(),
+            "unsupported cloudevents data type format"
+        );
     }
 
     #[test]
     fn short_or_unknown_types_fail_with_go_texts() {
-        assert_eq!("test".parse::<EventType>().unwrap_err().to_string(), "unsupported cloudevents type format: test");
+        assert_eq!(
+            "test".parse::<EventType>().unwrap_err().to_string(),
+            "unsupported cloudevents type format: test"
+        );
         assert_eq!(
             "io.open-cluster-management.works.v1alpha1.manifests.unsupported.create_request"
                 .parse::<EventType>()

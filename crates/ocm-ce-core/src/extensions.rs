@@ -37,7 +37,11 @@ pub fn format_time(t: &DateTime<Utc>) -> String {
     match s.rfind('.') {
         Some(dot) => {
             let frac = s[dot + 1..s.len() - 1].trim_end_matches('0');
-            if frac.is_empty() { format!("{}Z", &s[..dot]) } else { format!("{}.{frac}Z", &s[..dot]) }
+            if frac.is_empty() {
+                format!("{}Z", &s[..dot])
+            } else {
+                format!("{}.{frac}Z", &s[..dot])
+            }
         }
         None => s,
     }
@@ -63,7 +67,10 @@ pub fn to_string(v: Option<&ExtensionValue>) -> Result<String, ExtensionError> {
     match v {
         None => Err(ExtensionError::Missing),
         Some(ExtensionValue::String(s)) => Ok(s.clone()),
-        Some(other) => Err(ExtensionError::WrongType { value: go_print(other), target: "string" }),
+        Some(other) => Err(ExtensionError::WrongType {
+            value: go_print(other),
+            target: "string",
+        }),
     }
 }
 
@@ -78,13 +85,18 @@ pub fn to_int32(v: Option<&ExtensionValue>) -> Result<i32, ExtensionError> {
         Some(ExtensionValue::String(s)) => {
             let f = parse_go_float(s).ok_or_else(|| ExtensionError::FloatSyntax { value: s.clone() })?;
             if f.is_nan() || f < f64::from(i32::MIN) || f > f64::from(i32::MAX) {
-                return Err(ExtensionError::OutOfRange { value: format!("{s:?}") });
+                return Err(ExtensionError::OutOfRange {
+                    value: format!("{s:?}"),
+                });
             }
             // In range and not NaN: truncation toward zero is exact for int32.
             #[allow(clippy::cast_possible_truncation)]
             Ok(f.trunc() as i32)
         }
-        Some(other) => Err(ExtensionError::WrongType { value: go_print(other), target: "int32" }),
+        Some(other) => Err(ExtensionError::WrongType {
+            value: go_print(other),
+            target: "int32",
+        }),
     }
 }
 
@@ -93,7 +105,10 @@ pub fn to_time(v: Option<&ExtensionValue>) -> Result<DateTime<Utc>, ExtensionErr
     match v {
         None => Err(ExtensionError::Missing),
         Some(ExtensionValue::String(s)) => parse_time(s),
-        Some(other) => Err(ExtensionError::WrongType { value: go_print(other), target: "time.Time" }),
+        Some(other) => Err(ExtensionError::WrongType {
+            value: go_print(other),
+            target: "time.Time",
+        }),
     }
 }
 
@@ -174,7 +189,9 @@ fn parse_hex_float(s: &str) -> Option<f64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let e: i32 = exp.parse().unwrap_or(if exp.starts_with('-') { i32::MIN } else { i32::MAX });
+    let e: i32 = exp
+        .parse()
+        .unwrap_or(if exp.starts_with('-') { i32::MIN } else { i32::MAX });
     Some(value * 2f64.powi(e))
 }
 
@@ -313,7 +330,10 @@ impl EventBuilder {
             b = b.extension(DELETION_TIMESTAMP, format_time(&at));
         }
         // Every required attribute (id, source, type, spec version) is set above.
-        b.build().map_err(|e| ExtensionError::WrongType { value: e.to_string(), target: "event" })
+        b.build().map_err(|e| ExtensionError::WrongType {
+            value: e.to_string(),
+            target: "event",
+        })
     }
 }
 
@@ -353,9 +373,15 @@ mod tests {
             );
         }
         for big in ["Inf", "2147483647.5", "2147483648"] {
-            assert_eq!(s(big).unwrap_err().to_string(), format!("cannot convert {big:?} to int32: out of range"));
+            assert_eq!(
+                s(big).unwrap_err().to_string(),
+                format!("cannot convert {big:?} to int32: out of range")
+            );
         }
-        assert_eq!(to_int32(None).unwrap_err().to_string(), "invalid CloudEvents value: <nil>");
+        assert_eq!(
+            to_int32(None).unwrap_err().to_string(),
+            "invalid CloudEvents value: <nil>"
+        );
         assert_eq!(
             to_int32(Some(&ExtensionValue::Boolean(true))).unwrap_err().to_string(),
             "cannot convert true to int32"
@@ -365,7 +391,9 @@ mod tests {
             "cannot convert 5 to string"
         );
         assert_eq!(
-            to_time(Some(&ExtensionValue::Integer(1_727_784_000))).unwrap_err().to_string(),
+            to_time(Some(&ExtensionValue::Integer(1_727_784_000)))
+                .unwrap_err()
+                .to_string(),
             "cannot convert 1727784000 to time.Time"
         );
     }
@@ -373,7 +401,11 @@ mod tests {
     #[test]
     fn built_events_always_carry_clustername_and_originalsource() {
         let ty = EventType::new(DataType::new("g", "v", "r"), SubResource::Spec, "create_request");
-        let e = EventBuilder::new("source1", ty).resource_id("uid").resource_version(3).build().unwrap();
+        let e = EventBuilder::new("source1", ty)
+            .resource_id("uid")
+            .resource_version(3)
+            .build()
+            .unwrap();
         assert_eq!(e.cluster_name().unwrap(), "");
         assert_eq!(e.original_source().unwrap(), "");
         assert_eq!(e.resource_version().unwrap(), 3);
@@ -385,7 +417,13 @@ mod tests {
     #[test]
     fn a_resource_version_beyond_int32_cannot_be_built() {
         let ty = EventType::new(DataType::new("g", "v", "r"), SubResource::Spec, "resync_response");
-        let err = EventBuilder::new("source1", ty).resource_version(3_000_000_000).build().unwrap_err();
-        assert_eq!(err.to_string(), "extension:resourceversion: cannot convert 3000000000 to int32: out of range");
+        let err = EventBuilder::new("source1", ty)
+            .resource_version(3_000_000_000)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "extension:resourceversion: cannot convert 3000000000 to int32: out of range"
+        );
     }
 }

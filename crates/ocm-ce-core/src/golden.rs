@@ -19,8 +19,8 @@ pub fn dir() -> PathBuf {
 /// When the file is missing or not JSON — golden vectors are mandatory.
 pub fn load(name: &str) -> serde_json::Value {
     let path = dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("golden file {} must exist: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("golden file {} must exist: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("golden file {} is not JSON: {e}", path.display()))
 }
 

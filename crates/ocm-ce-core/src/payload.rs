@@ -57,8 +57,10 @@ fn data_text(data: &[u8]) -> String {
 impl ResourceVersionList {
     /// Decodes a spec resync request's data (empty data is an error, as in Go).
     pub fn decode(data: &[u8]) -> Result<Self, PayloadError> {
-        serde_json::from_slice(data)
-            .map_err(|e| PayloadError::SpecResyncRequest { data: data_text(data), reason: e.to_string() })
+        serde_json::from_slice(data).map_err(|e| PayloadError::SpecResyncRequest {
+            data: data_text(data),
+            reason: e.to_string(),
+        })
     }
 
     /// The JSON data.
@@ -71,8 +73,10 @@ impl ResourceVersionList {
 impl ResourceStatusHashList {
     /// Decodes a status resync request's data (empty data is an error, as in Go).
     pub fn decode(data: &[u8]) -> Result<Self, PayloadError> {
-        serde_json::from_slice(data)
-            .map_err(|e| PayloadError::StatusResyncRequest { data: data_text(data), reason: e.to_string() })
+        serde_json::from_slice(data).map_err(|e| PayloadError::StatusResyncRequest {
+            data: data_text(data),
+            reason: e.to_string(),
+        })
     }
 
     /// The JSON data.
@@ -110,13 +114,21 @@ mod tests {
 
     #[test]
     fn a_spec_resync_request_decodes() {
-        let l = ResourceVersionList::decode(br#"{"resourceVersions":[{"resourceID":"123","resourceVersion":3}]}"#).unwrap();
-        assert_eq!(l.versions, vec![ResourceVersion { resource_id: "123".into(), resource_version: 3 }]);
+        let l =
+            ResourceVersionList::decode(br#"{"resourceVersions":[{"resourceID":"123","resourceVersion":3}]}"#).unwrap();
+        assert_eq!(
+            l.versions,
+            vec![ResourceVersion {
+                resource_id: "123".into(),
+                resource_version: 3
+            }]
+        );
     }
 
     #[test]
     fn a_status_resync_request_decodes() {
-        let l = ResourceStatusHashList::decode(br#"{"statusHashes":[{"resourceID":"123","statusHash":"1a2b"}]}"#).unwrap();
+        let l =
+            ResourceStatusHashList::decode(br#"{"statusHashes":[{"resourceID":"123","statusHash":"1a2b"}]}"#).unwrap();
         assert_eq!(l.hashes.len(), 1);
     }
 
@@ -124,21 +136,37 @@ mod tests {
     fn empty_lists_encode_as_arrays_and_null_reads_as_empty() {
         assert_eq!(ResourceVersionList::default().to_json(), br#"{"resourceVersions":[]}"#);
         assert_eq!(ResourceStatusHashList::default().to_json(), br#"{"statusHashes":[]}"#);
-        assert!(ResourceStatusHashList::decode(br#"{"statusHashes":null}"#).unwrap().hashes.is_empty());
-        assert!(ResourceVersionList::decode(br#"{"resourceVersions":null}"#).unwrap().versions.is_empty());
+        assert!(
+            ResourceStatusHashList::decode(br#"{"statusHashes":null}"#)
+                .unwrap()
+                .hashes
+                .is_empty()
+        );
+        assert!(
+            ResourceVersionList::decode(br#"{"resourceVersions":null}"#)
+                .unwrap()
+                .versions
+                .is_empty()
+        );
     }
 
     #[test]
     fn empty_data_is_an_error() {
         let err = ResourceStatusHashList::decode(b"").unwrap_err().to_string();
-        assert!(err.starts_with("failed to unmarshal status resync request payload , "), "{err}");
+        assert!(
+            err.starts_with("failed to unmarshal status resync request payload , "),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_large_hash_list_splits_into_parts_within_the_bound() {
         let list = ResourceStatusHashList {
             hashes: (0..5000)
-                .map(|i| ResourceStatusHash { resource_id: format!("{i:036}"), status_hash: "f".repeat(64) })
+                .map(|i| ResourceStatusHash {
+                    resource_id: format!("{i:036}"),
+                    status_hash: "f".repeat(64),
+                })
                 .collect(),
         };
         let parts = list.clone().split(MAX_RESYNC_PAYLOAD_BYTES);

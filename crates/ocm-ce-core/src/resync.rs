@@ -55,12 +55,18 @@ pub enum SpecResyncReply<'a, T> {
 /// resources for the cluster, nothing; otherwise every deleting resource, every resource whose
 /// version is `0` or greater than the agent's (0 when the agent lacks it), then a delete for
 /// every agent-reported UID the source does not have. Unparsable source versions are skipped.
-pub fn source_spec_resync<'a, T: ResourceObject>(own: &'a [T], request: &ResourceVersionList) -> Vec<SpecResyncReply<'a, T>> {
+pub fn source_spec_resync<'a, T: ResourceObject>(
+    own: &'a [T],
+    request: &ResourceVersionList,
+) -> Vec<SpecResyncReply<'a, T>> {
     if own.is_empty() {
         return Vec::new();
     }
-    let reported: HashMap<&str, i64> =
-        request.versions.iter().map(|v| (v.resource_id.as_str(), v.resource_version)).collect();
+    let reported: HashMap<&str, i64> = request
+        .versions
+        .iter()
+        .map(|v| (v.resource_id.as_str(), v.resource_version))
+        .collect();
     let mut replies = Vec::new();
     for obj in own {
         if obj.deletion_timestamp().is_some() {
@@ -101,8 +107,11 @@ where
     if request.hashes.is_empty() {
         return local.iter().collect();
     }
-    let known: HashMap<&str, &str> =
-        request.hashes.iter().map(|h| (h.resource_id.as_str(), h.status_hash.as_str())).collect();
+    let known: HashMap<&str, &str> = request
+        .hashes
+        .iter()
+        .map(|h| (h.resource_id.as_str(), h.status_hash.as_str()))
+        .collect();
     local
         .iter()
         .filter(|obj| match known.get(obj.resource_id()) {
@@ -141,12 +150,23 @@ mod tests {
     }
 
     fn r(id: &str, rv: &str) -> R {
-        R { id: id.into(), rv: rv.into(), deleting: false, status: id.into() }
+        R {
+            id: id.into(),
+            rv: rv.into(),
+            deleting: false,
+            status: id.into(),
+        }
     }
 
     fn versions(v: &[(&str, i64)]) -> ResourceVersionList {
         ResourceVersionList {
-            versions: v.iter().map(|(id, rv)| ResourceVersion { resource_id: (*id).into(), resource_version: *rv }).collect(),
+            versions: v
+                .iter()
+                .map(|(id, rv)| ResourceVersion {
+                    resource_id: (*id).into(),
+                    resource_version: *rv,
+                })
+                .collect(),
         }
     }
 
@@ -161,19 +181,31 @@ mod tests {
     fn deletion_wins_over_the_version_check() {
         let mut incoming = r("a", "0");
         incoming.deleting = true;
-        assert_eq!(spec_action(Some(&r("a", "5")), &incoming), Ok(Some(ResourceAction::Deleted)));
+        assert_eq!(
+            spec_action(Some(&r("a", "5")), &incoming),
+            Ok(Some(ResourceAction::Deleted))
+        );
     }
 
     #[test]
     fn unversioned_specs_are_always_modified_and_zero_never_beats_a_version() {
-        assert_eq!(spec_action(Some(&r("a", "0")), &r("a", "0")), Ok(Some(ResourceAction::Modified)));
+        assert_eq!(
+            spec_action(Some(&r("a", "0")), &r("a", "0")),
+            Ok(Some(ResourceAction::Modified))
+        );
         assert_eq!(spec_action(Some(&r("a", "5")), &r("a", "0")), Ok(None));
-        assert_eq!(spec_action(Some(&r("a", "0")), &r("a", "1")), Ok(Some(ResourceAction::Modified)));
+        assert_eq!(
+            spec_action(Some(&r("a", "0")), &r("a", "1")),
+            Ok(Some(ResourceAction::Modified))
+        );
     }
 
     #[test]
     fn only_newer_versions_are_applied() {
-        assert_eq!(spec_action(Some(&r("a", "1")), &r("a", "2")), Ok(Some(ResourceAction::Modified)));
+        assert_eq!(
+            spec_action(Some(&r("a", "1")), &r("a", "2")),
+            Ok(Some(ResourceAction::Modified))
+        );
         assert_eq!(spec_action(Some(&r("a", "2")), &r("a", "2")), Ok(None));
         assert_eq!(spec_action(Some(&r("a", "3")), &r("a", "2")), Ok(None));
         assert!(spec_action(Some(&r("a", "x")), &r("a", "2")).is_err());
@@ -196,7 +228,10 @@ mod tests {
             vec![
                 SpecResyncReply::Resend(&own[1]),
                 SpecResyncReply::Resend(&own[2]),
-                SpecResyncReply::Delete { resource_id: "z".into(), resource_version: 3 },
+                SpecResyncReply::Delete {
+                    resource_id: "z".into(),
+                    resource_version: 3
+                },
             ]
         );
     }
@@ -204,7 +239,9 @@ mod tests {
     #[test]
     fn an_empty_hash_list_means_send_every_status() {
         let local = vec![r("a", "1"), r("b", "1")];
-        let sent = agent_status_resync(&local, &ResourceStatusHashList::default(), |o: &R| Ok::<_, ()>(o.status.clone()));
+        let sent = agent_status_resync(&local, &ResourceStatusHashList::default(), |o: &R| {
+            Ok::<_, ()>(o.status.clone())
+        });
         assert_eq!(sent.len(), 2);
     }
 
@@ -215,8 +252,14 @@ mod tests {
         let local = vec![r("test0", "1"), r("test1", "1"), changed];
         let request = ResourceStatusHashList {
             hashes: vec![
-                ResourceStatusHash { resource_id: "test1".into(), status_hash: "test1".into() },
-                ResourceStatusHash { resource_id: "test2".into(), status_hash: "test2".into() },
+                ResourceStatusHash {
+                    resource_id: "test1".into(),
+                    status_hash: "test1".into(),
+                },
+                ResourceStatusHash {
+                    resource_id: "test2".into(),
+                    status_hash: "test2".into(),
+                },
             ],
         };
         let sent = agent_status_resync(&local, &request, |o: &R| Ok::<_, ()>(o.status.clone()));
@@ -241,9 +284,8 @@ mod tests {
                     SpecResyncReply::Resend(o) => {
                         let v: i64 = o.rv.parse().unwrap();
                         let local = model.get(&o.id).map(|v| r(&o.id, &v.to_string()));
-                        match spec_action(local.as_ref(), o).unwrap() {
-                            Some(ResourceAction::Added | ResourceAction::Modified) => { model.insert(o.id.clone(), v); }
-                            _ => {}
+                        if let Some(ResourceAction::Added | ResourceAction::Modified) = spec_action(local.as_ref(), o).unwrap() {
+                            model.insert(o.id.clone(), v);
                         }
                     }
                     SpecResyncReply::Delete { resource_id, .. } => { model.remove(&resource_id); }

@@ -27,7 +27,11 @@ pub struct SequenceParts {
 impl SequenceParts {
     /// Decodes an id (two's-complement bits, as Go does for negative ids).
     pub fn of(id: i64) -> Self {
-        Self { time_ms: (id >> (NODE_BITS + STEP_BITS)) + EPOCH_MS, node: (id & NODE_MASK) >> STEP_BITS, step: id & STEP_MASK }
+        Self {
+            time_ms: (id >> (NODE_BITS + STEP_BITS)) + EPOCH_MS,
+            node: (id & NODE_MASK) >> STEP_BITS,
+            step: id & STEP_MASK,
+        }
     }
 }
 
@@ -43,7 +47,10 @@ pub struct SequenceGenerator {
 impl SequenceGenerator {
     /// A generator for `node` (the Go agent codecs use node 1).
     pub fn new(node: u16) -> Self {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis();
         Self {
             node: i64::from(node) & ((1 << NODE_BITS) - 1),
             anchor_ms: i64::try_from(now_ms).unwrap_or(i64::MAX) - EPOCH_MS,
@@ -94,11 +101,20 @@ pub fn is_newer(last: &str, current: &str) -> Result<bool, SequenceIdError> {
     if !current.is_empty() && last.is_empty() {
         return Ok(true);
     }
-    let l = parse_int(last).map_err(|reason| SequenceIdError::Last { value: last.to_owned(), reason })?;
-    let c = parse_int(current).map_err(|reason| SequenceIdError::Current { value: current.to_owned(), reason })?;
+    let l = parse_int(last).map_err(|reason| SequenceIdError::Last {
+        value: last.to_owned(),
+        reason,
+    })?;
+    let c = parse_int(current).map_err(|reason| SequenceIdError::Current {
+        value: current.to_owned(),
+        reason,
+    })?;
     let (l, c) = (SequenceParts::of(l), SequenceParts::of(c));
     if l.node != c.node {
-        return Err(SequenceIdError::DifferentNodes { last: last.to_owned(), current: current.to_owned() });
+        return Err(SequenceIdError::DifferentNodes {
+            last: last.to_owned(),
+            current: current.to_owned(),
+        });
     }
     if l.time_ms != c.time_ms {
         return Ok(c.time_ms > l.time_ms);
@@ -112,7 +128,14 @@ mod tests {
 
     #[test]
     fn the_spec_example_decodes_to_node_1() {
-        assert_eq!(SequenceParts::of(2_125_556_272_668_348_416), SequenceParts { time_ms: 1_795_607_080_987, node: 1, step: 0 });
+        assert_eq!(
+            SequenceParts::of(2_125_556_272_668_348_416),
+            SequenceParts {
+                time_ms: 1_795_607_080_987,
+                node: 1,
+                step: 0
+            }
+        );
     }
 
     #[test]

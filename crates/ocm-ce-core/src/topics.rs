@@ -55,7 +55,10 @@ fn is_word(s: &str) -> bool {
 }
 
 fn is_id_or_plus(s: &str) -> bool {
-    s == "+" || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+    s == "+"
+        || (!s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
 }
 
 /// Strips a valid `$share/<group>/` prefix. `None` when the topic starts with `$share/` but
@@ -88,7 +91,11 @@ fn matches(topic: &str, suffix: Suffix) -> bool {
                     && last_ok
             }
             Suffix::SourceBroadcast | Suffix::AgentBroadcast => {
-                let end = if matches!(suffix, Suffix::SourceBroadcast) { "sourcebroadcast" } else { "agentbroadcast" };
+                let end = if matches!(suffix, Suffix::SourceBroadcast) {
+                    "sourcebroadcast"
+                } else {
+                    "agentbroadcast"
+                };
                 seg.len() == 3 && is_word(seg[0]) && is_id_or_plus(seg[1]) && seg[2] == end
             }
         }
@@ -148,7 +155,11 @@ impl Topics {
                 self.agent_broadcast
             ));
         }
-        if errors.is_empty() { Ok(()) } else { Err(TopicError::Invalid(errors)) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(TopicError::Invalid(errors))
+        }
     }
 
     /// The filters a source subscribes to: `agentEvents` as configured (after checking that its
@@ -180,7 +191,12 @@ impl Topics {
 
     /// The topic a source publishes `event` to (Go `sourceOptions.WithContext`). `forced` is a
     /// caller-chosen topic, which must be a source events or source broadcast topic.
-    pub fn source_publish_topic(&self, source_id: &str, event: &Event, forced: Option<&str>) -> Result<String, TopicError> {
+    pub fn source_publish_topic(
+        &self,
+        source_id: &str,
+        event: &Event,
+        forced: Option<&str>,
+    ) -> Result<String, TopicError> {
         if let Some(t) = forced {
             return if is_source_events_topic(t) || is_source_broadcast_topic(t) {
                 Ok(t.to_owned())
@@ -189,9 +205,9 @@ impl Topics {
             };
         }
         let ty: EventType = event.ty().parse().map_err(TopicError::EventType)?;
-        let cluster = event
-            .cluster_name()
-            .map_err(|_| TopicError::MissingExtension { name: extensions::CLUSTER_NAME })?;
+        let cluster = event.cluster_name().map_err(|_| TopicError::MissingExtension {
+            name: extensions::CLUSTER_NAME,
+        })?;
         if ty.is_resync_request() && cluster.is_empty() {
             if self.source_broadcast.is_empty() {
                 return Err(TopicError::NoSourceBroadcast);
@@ -217,9 +233,9 @@ impl Topics {
             };
         }
         let ty: EventType = event.ty().parse().map_err(TopicError::EventType)?;
-        let original_source = event
-            .original_source()
-            .map_err(|_| TopicError::MissingExtension { name: extensions::ORIGINAL_SOURCE })?;
+        let original_source = event.original_source().map_err(|_| TopicError::MissingExtension {
+            name: extensions::ORIGINAL_SOURCE,
+        })?;
         if ty.is_resync_request() && original_source.is_empty() {
             if self.agent_broadcast.is_empty() {
                 return Ok((
@@ -239,7 +255,9 @@ impl Topics {
 /// it may be `+`.
 pub fn source_of_events_topic(topic: &str) -> Result<String, TopicError> {
     if !matches(topic, Suffix::AnyEvents) {
-        return Err(TopicError::NoSource { topic: topic.to_owned() });
+        return Err(TopicError::NoSource {
+            topic: topic.to_owned(),
+        });
     }
     let seg: Vec<&str> = topic.split('/').collect();
     let idx = if topic.starts_with("$share") { 3 } else { 1 };
@@ -269,17 +287,42 @@ mod tests {
     #[test]
     fn topics_accepted_by_go_are_valid() {
         for (se, ae, sb, ab) in [
-            ("sources/maestro/clusters/+/sourceevents", "sources/maestro/clusters/+/agentevents", "", ""),
-            ("sources/maestro/consumers/+/sourceevents", "sources/maestro/consumers/+/agentevents", "", ""),
-            ("hubs/maestro/consumers/+/sourceevents", "hubs/maestro/consumers/+/agentevents", "", ""),
+            (
+                "sources/maestro/clusters/+/sourceevents",
+                "sources/maestro/clusters/+/agentevents",
+                "",
+                "",
+            ),
+            (
+                "sources/maestro/consumers/+/sourceevents",
+                "sources/maestro/consumers/+/agentevents",
+                "",
+                "",
+            ),
+            (
+                "hubs/maestro/consumers/+/sourceevents",
+                "hubs/maestro/consumers/+/agentevents",
+                "",
+                "",
+            ),
             (
                 "$share/group1/sources/maestro/clusters/+/sourceevents",
                 "$share/group1/sources/maestro/clusters/+/agentevents",
                 "$share/group1/sources/+/sourcebroadcast",
                 "$share/group1/clusters/+/agentbroadcast",
             ),
-            ("sources/+/clusters/+/sourceevents", "sources/+/clusters/+/agentevents", "sources/+/sourcebroadcast", "clusters/+/agentbroadcast"),
-            ("sources/maestro/clusters/cluster-1/sourceevents", "sources/maestro/clusters/cluster-1/agentevents", "sources/maestro/sourcebroadcast", "clusters/cluster1/agentbroadcast"),
+            (
+                "sources/+/clusters/+/sourceevents",
+                "sources/+/clusters/+/agentevents",
+                "sources/+/sourcebroadcast",
+                "clusters/+/agentbroadcast",
+            ),
+            (
+                "sources/maestro/clusters/cluster-1/sourceevents",
+                "sources/maestro/clusters/cluster-1/agentevents",
+                "sources/maestro/sourcebroadcast",
+                "clusters/cluster1/agentbroadcast",
+            ),
             (
                 "sources/0b5e8a34-5d6c-4e3a-9a8b-1c2d3e4f5a6b/clusters/+/sourceevents",
                 "sources/0b5e8a34-5d6c-4e3a-9a8b-1c2d3e4f5a6b/clusters/+/agentevents",
@@ -294,9 +337,36 @@ mod tests {
     #[test]
     fn unknown_suffixes_and_empty_topics_are_invalid() {
         assert!(t("", "", "", "").validate().is_err());
-        assert!(t("sources/a/clusters/+/specresync", "sources/a/clusters/+/agentevents", "", "").validate().is_err());
-        assert!(t("sources/a/clusters/+/sourceevents", "sources/a/clusters/+/statusresync", "", "").validate().is_err());
-        assert!(t("sources/a/clusters/+/agentevents", "sources/a/clusters/+/sourceevents", "", "").validate().is_err());
+        assert!(
+            t(
+                "sources/a/clusters/+/specresync",
+                "sources/a/clusters/+/agentevents",
+                "",
+                ""
+            )
+            .validate()
+            .is_err()
+        );
+        assert!(
+            t(
+                "sources/a/clusters/+/sourceevents",
+                "sources/a/clusters/+/statusresync",
+                "",
+                ""
+            )
+            .validate()
+            .is_err()
+        );
+        assert!(
+            t(
+                "sources/a/clusters/+/agentevents",
+                "sources/a/clusters/+/sourceevents",
+                "",
+                ""
+            )
+            .validate()
+            .is_err()
+        );
     }
 
     #[test]
@@ -308,18 +378,38 @@ mod tests {
 
     #[test]
     fn the_source_of_an_events_topic_skips_the_share_prefix() {
-        assert_eq!(source_of_events_topic("$share/group/sources/source1/consumers/+/agentevents").unwrap(), "source1");
-        assert_eq!(source_of_events_topic("sources/source2/consumers/+/agentevents").unwrap(), "source2");
-        assert_eq!(source_of_events_topic("$share/group/sources/source3/consumers/+/sourceevents").unwrap(), "source3");
-        assert_eq!(source_of_events_topic("sources/source4/consumers/+/sourceevents").unwrap(), "source4");
+        assert_eq!(
+            source_of_events_topic("$share/group/sources/source1/consumers/+/agentevents").unwrap(),
+            "source1"
+        );
+        assert_eq!(
+            source_of_events_topic("sources/source2/consumers/+/agentevents").unwrap(),
+            "source2"
+        );
+        assert_eq!(
+            source_of_events_topic("$share/group/sources/source3/consumers/+/sourceevents").unwrap(),
+            "source3"
+        );
+        assert_eq!(
+            source_of_events_topic("sources/source4/consumers/+/sourceevents").unwrap(),
+            "source4"
+        );
     }
 
     #[test]
     fn an_agent_subscribes_to_its_own_cluster() {
-        let topics = t("sources/+/clusters/+/sourceevents", "sources/s/clusters/+/agentevents", "sources/+/sourcebroadcast", "");
+        let topics = t(
+            "sources/+/clusters/+/sourceevents",
+            "sources/s/clusters/+/agentevents",
+            "sources/+/sourcebroadcast",
+            "",
+        );
         assert_eq!(
             topics.agent_subscriptions("cluster1"),
-            vec!["sources/+/clusters/cluster1/sourceevents".to_owned(), "sources/+/sourcebroadcast".to_owned()]
+            vec![
+                "sources/+/clusters/cluster1/sourceevents".to_owned(),
+                "sources/+/sourcebroadcast".to_owned()
+            ]
         );
     }
 }

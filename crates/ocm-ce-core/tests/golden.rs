@@ -1,5 +1,7 @@
 //! The Go golden vectors for the protocol core: event types, sequence ids, MQTT topics.
 
+#![allow(clippy::unwrap_used)]
+
 use cloudevents::{EventBuilder as _, EventBuilderV10};
 use ocm_ce_core::golden;
 use ocm_ce_core::sequence::{SequenceParts, is_newer};
@@ -31,7 +33,16 @@ fn every_event_type_case_parses_like_go() {
                 Err(e) => (Err(e.to_string()), None),
             },
             "ParseCloudEventsDataType" => match input.parse::<DataType>() {
-                Ok(d) => (Ok(d.to_string()), Some([d.group.clone(), d.version.clone(), d.resource.clone(), String::new(), String::new()])),
+                Ok(d) => (
+                    Ok(d.to_string()),
+                    Some([
+                        d.group.clone(),
+                        d.version.clone(),
+                        d.resource.clone(),
+                        String::new(),
+                        String::new(),
+                    ]),
+                ),
                 Err(e) => (Err(e.to_string()), None),
             },
             other => panic!("{name}: unknown function {other}"),
@@ -81,7 +92,11 @@ fn topics(v: &Value) -> Topics {
 fn event(c: &Value) -> cloudevents::Event {
     let mut b = EventBuilderV10::new().id("id").source("src").ty(s(&c["event_type"]));
     for (k, v) in c["event_extensions"].as_object().unwrap() {
-        assert_eq!(s(&v["go_type"]), "string", "only string extensions are in the golden set");
+        assert_eq!(
+            s(&v["go_type"]),
+            "string",
+            "only string extensions are in the golden set"
+        );
         b = b.extension(k, s(&v["value"]));
     }
     b.build().unwrap()
@@ -103,7 +118,11 @@ fn every_topic_case_routes_like_go() {
                 if s(&c["broker_host"]).is_empty() {
                     continue;
                 }
-                let got = if c["topics"].is_null() { Err(ocm_ce_core::TopicError::Missing) } else { topics(&c["topics"]).validate() };
+                let got = if c["topics"].is_null() {
+                    Err(ocm_ce_core::TopicError::Missing)
+                } else {
+                    topics(&c["topics"]).validate()
+                };
                 match &c["error"] {
                     Value::String(e) => assert_eq!(got.map_err(|e| e.to_string()), Err(e.clone()), "{name}"),
                     _ => assert_eq!(got, Ok(()), "{name}"),
@@ -111,17 +130,28 @@ fn every_topic_case_routes_like_go() {
             }
             "source_publish" => {
                 let got = topics(&c["topics"]).source_publish_topic(s(&c["source_id"]), &event(&c), forced);
-                assert_eq!(got.as_deref().map_err(|e| e.to_string()), expected.map_err(str::to_owned), "{name}");
+                assert_eq!(
+                    got.as_deref().map_err(|e| e.to_string()),
+                    expected.map_err(str::to_owned),
+                    "{name}"
+                );
             }
             "agent_publish" => {
                 let got = topics(&c["topics"]).agent_publish_topic(s(&c["cluster_name"]), &event(&c), forced);
-                assert_eq!(got.as_ref().map(|(t, _)| t.as_str()).map_err(|e| e.to_string()), expected.map_err(str::to_owned), "{name}");
+                assert_eq!(
+                    got.as_ref().map(|(t, _)| t.as_str()).map_err(|e| e.to_string()),
+                    expected.map_err(str::to_owned),
+                    "{name}"
+                );
                 if let Some(log) = c.get("logs").and_then(Value::as_str) {
                     assert_eq!(got.unwrap().1, Some(log), "{name}");
                 }
             }
             "source_subscribe_precondition" => {
-                let t = Topics { agent_events: s(&c["agent_events"]).to_owned(), ..Topics::default() };
+                let t = Topics {
+                    agent_events: s(&c["agent_events"]).to_owned(),
+                    ..Topics::default()
+                };
                 let got = t.source_subscriptions(s(&c["source_id"])).map(|_| ());
                 match &c["error"] {
                     Value::String(e) => assert_eq!(got.map_err(|e| e.to_string()), Err(e.clone()), "{name}"),
@@ -135,7 +165,12 @@ fn every_topic_case_routes_like_go() {
                 } else {
                     t.source_subscriptions(s(&c["source_id"])).unwrap()
                 };
-                let want: Vec<&str> = c["subscriptions"].as_array().unwrap().iter().map(|x| s(&x["filter"])).collect();
+                let want: Vec<&str> = c["subscriptions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| s(&x["filter"]))
+                    .collect();
                 assert_eq!(got, want, "{name}");
             }
             "wire_publish" => {

@@ -1,0 +1,68 @@
+//! The publish rate limiter: a token bucket per client (Go: 50 QPS, burst 100).
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota};
+use tokio::time::Instant;
+
+/// Rate limit settings. Non-positive values fall back to the defaults, as in Go.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Sustained events per second.
+    pub qps: f32,
+    /// Events that may be sent at once.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// Go's `DefaultQPS`.
+    pub const DEFAULT_QPS: f32 = 50.0;
+    /// Go's `DefaultBurst`.
+    pub const DEFAULT_BURST: u32 = 100;
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            qps: Self::DEFAULT_QPS,
+            burst: Self::DEFAULT_BURST,
+        }
+    }
+}
+
+/// A limiter built from a [`RateLimit`].
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    inner: DefaultDirectRateLimiter,
+}
+
+impl Limiter {
+    pub(crate) fn new(limit: RateLimit) -> Self {
+        let qps = if limit.qps > 0.0 {
+            limit.qps
+        } else {
+            RateLimit::DEFAULT_QPS
+        };
+        let burst =
+            NonZeroU32::new(limit.burst).unwrap_or(NonZeroU32::MIN.saturating_add(RateLimit::DEFAULT_BURST - 1));
+        let period = Duration::from_secs_f64(1.0 / f64::from(qps));
+        // `period` is positive because `qps` is positive and finite.
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst);
+        Self {
+            inner: DefaultDirectRateLimiter::direct(quota),
+        }
+    }
+
+    /// Waits for a token; logs when throttled for more than a second, as Go does.
+    pub(crate) async fn acquire(&self) {
+        let start = Instant::now();
+        self.inner.until_ready().await;
+        let waited = start.elapsed();
+        if waited > Duration::from_secs(1) {
+            tracing::warn!(?waited, "client-side throttling delayed a publish");
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The generic source client (Go `CloudEventSourceClient`): publishes specs, receives statuses,
+//! requests status resyncs and answers agents' spec resync requests.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::Utc;
+use cloudevents::{AttributesReader, Event};
+use ocm_ce_core::event_type::action;
+use ocm_ce_core::resync::{SpecResyncReply, source_spec_resync};
+use ocm_ce_core::{
+    Codec, EventBuilder, EventExt, EventType, ListOptions, ResourceAction, ResourceObject, ResourceStatusHash,
+    ResourceStatusHashList, ResourceVersionList, SubResource,
+};
+use tokio::time::Instant;
+
+use crate::client::{Base, ClientEvent, ClientOptions, ClientStream, Side};
+use crate::error::{Error, Result};
+use crate::lister::{Lister, StatusHasher};
+use crate::transport::{PublishTarget, Transport};
+
+/// A source: sends resource specs to agents and receives their statuses.
+#[doc(alias = "CloudEventSourceClient")]
+pub struct SourceClient<T, Tr: Transport> {
+    inner: Arc<Inner<T, Tr>>,
+}
+
+struct Inner<T, Tr: Transport> {
+    base: Base<T, Tr>,
+    source_id: String,
+}
+
+impl<T, Tr: Transport> Clone for SourceClient<T, Tr> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T, Tr: Transport> fmt::Debug for SourceClient<T, Tr> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceClient")
+            .field("source_id", &self.inner.source_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, Tr> SourceClient<T, Tr>
+where
+    T: ResourceObject + Send + Sync + 'static,
+    Tr: Transport,
+{
+    /// A source client with id `source_id` over `transport` (built for this source). Nothing is
+    /// connected until [`subscribe`](Self::subscribe)'s stream is polled.
+    pub fn new(
+        transport: Tr,
+        source_id: impl Into<String>,
+        codec: impl Codec<T> + 'static,
+        lister: impl Lister<T> + 'static,
+        status_hash: impl StatusHasher<T> + 'static,
+        options: ClientOptions,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                base: Base::new(
+                    transport,
+                    Arc::new(codec),
+                    Arc::new(lister),
+                    Arc::new(status_hash),
+                    options,
+                ),
+                source_id: source_id.into(),
+            }),
+        }
+    }
+
+    /// The source id.
+    pub fn source_id(&self) -> &str {
+        &self.inner.source_id
+    }
+
+    /// True while a connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.inner.base.is_connected()
+    }
+
+    /// The metrics of this client.
+    pub fn metrics(&self) -> &crate::ClientMetrics {
+        &self.inner.base.options.metrics
+    }
+
+    /// Publishes a spec event for `resource` (`event_type` must be a spec type), routed to the
+    /// cluster in its `clustername`. Fails with a retryable error while disconnected.
+    pub async fn publish(&self, event_type: &EventType, resource: &T) -> Result<()> {
+        if event_type.sub_resource != SubResource::Spec {
+            return Err(Error::UnsupportedEventType {
+                event_type: event_type.to_string(),
+            });
+        }
+        let event = self.inner.encode(event_type, resource)?;
+        self.inner.send(&event).await
+    }
+
+    /// Asks the agents of `cluster_name` (`""` = all clusters) for the statuses that differ from
+    /// the ones this source holds. Large hash lists are split over several events.
+    pub async fn resync(&self, cluster_name: &str) -> Result<()> {
+        self.inner.resync(cluster_name).await
+    }
+
+    /// The subscription stream (statuses as [`ResourceAction::StatusModified`]). Only one per
+    /// client; a second call yields [`Error::AlreadySubscribed`].
+    pub fn subscribe(&self) -> ClientStream<T> {
+        ClientStream::drive(self.clone())
+    }
+}
+
+impl<T, Tr> Inner<T, Tr>
+where
+    T: ResourceObject + Send + Sync + 'static,
+    Tr: Transport,
+{
+    fn encode(&self, event_type: &EventType, resource: &T) -> Result<Event> {
+        if !self.base.codec.handles(&event_type.data_type) {
+            return Err(Error::NoCodec {
+                data_type: event_type.data_type.clone(),
+            });
+        }
+        Ok(self.base.codec.encode(&self.source_id, event_type, resource)?)
+    }
+
+    async fn send(&self, event: &Event) -> Result<()> {
+        let target = PublishTarget::for_source_event(event)?;
+        self.base.send(&target, event).await
+    }
+
+    async fn resync(&self, cluster_name: &str) -> Result<()> {
+        for data_type in self.base.codec.data_types().to_vec() {
+            let options = ListOptions {
+                cluster_name: cluster_name.to_owned(),
+                source: self.source_id.clone(),
+                data_type: data_type.clone(),
+            };
+            let resources = self.base.lister.list(&options).map_err(Error::List)?;
+            let mut hashes = ResourceStatusHashList::default();
+            for r in &resources {
+                let status_hash = self.base.hasher.status_hash(r).map_err(|source| Error::StatusHash {
+                    resource_id: r.resource_id().to_owned(),
+                    source,
+                })?;
+                hashes.hashes.push(ResourceStatusHash {
+                    resource_id: r.resource_id().to_owned(),
+                    status_hash,
+                });
+            }
+            let ty = EventType::new(data_type, SubResource::Status, action::RESYNC_REQUEST);
+            for part in hashes.split(self.base.options.max_resync_payload_bytes) {
+                let mut event = EventBuilder::new(&self.source_id, ty.clone())
+                    .cluster_name(cluster_name)
+                    .build()?;
+                event.set_data("application/json", part.to_json());
+                self.send(&event).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers an agent's spec resync request (Go `respondResyncSpecRequest`).
+    async fn respond_spec_resync(&self, event_type: &EventType, event: &Event) -> Result<()> {
+        let Ok(cluster) = event.cluster_name() else {
+            tracing::warn!(source = %self.source_id, "spec resync request without clustername, ignore");
+            return Ok(());
+        };
+        let started = Instant::now();
+        let result = self.spec_resync_answer(event_type, event, &cluster).await;
+        self.base.options.metrics.observe_spec_resync(
+            &self.source_id,
+            &cluster,
+            &event_type.data_type.to_string(),
+            started.elapsed().as_secs_f64(),
+        );
+        result
+    }
+
+    async fn spec_resync_answer(&self, event_type: &EventType, event: &Event, cluster: &str) -> Result<()> {
+        let request = ResourceVersionList::decode(&data_bytes(event))?;
+        let options = ListOptions {
+            cluster_name: cluster.to_owned(),
+            source: self.source_id.clone(),
+            data_type: event_type.data_type.clone(),
+        };
+        let own = self.base.lister.list(&options).map_err(Error::List)?;
+        let reply_type = EventType::new(event_type.data_type.clone(), SubResource::Spec, action::RESYNC_RESPONSE);
+        for reply in source_spec_resync(&own, &request) {
+            let out = match reply {
+                SpecResyncReply::Resend(r) => self.encode(&reply_type, r)?,
+                SpecResyncReply::Delete {
+                    resource_id,
+                    resource_version,
+                } => EventBuilder::new(&self.source_id, reply_type.clone())
+                    .cluster_name(cluster)
+                    .resource_id(resource_id)
+                    .resource_version(resource_version)
+                    .deletion_timestamp(Utc::now())
+                    .build()?,
+            };
+            self.send(&out).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The data of a received event as bytes (empty when absent).
+pub(crate) fn data_bytes(event: &Event) -> Vec<u8> {
+    match event.data() {
+        Some(cloudevents::Data::Binary(b)) => b.clone(),
+        Some(cloudevents::Data::String(s)) => s.clone().into_bytes(),
+        Some(cloudevents::Data::Json(v)) => serde_json::to_vec(v).unwrap_or_default(),
+        None => Vec::new(),
+    }
+}
+
+impl<T, Tr> Side<T> for SourceClient<T, Tr>
+where
+    T: ResourceObject + Send + Sync + 'static,
+    Tr: Transport,
+{
+    type Tr = Tr;
+
+    fn base(&self) -> &Base<T, Tr> {
+        &self.inner.base
+    }
+
+    fn describe(&self) -> String {
+        format!("source {}", self.inner.source_id)
+    }
+
+    async fn resync_all(&self) -> Result<()> {
+        self.inner.resync("").await
+    }
+
+    async fn handle(&self, event: Event) -> Option<ClientEvent<T>> {
+        let metrics = &self.inner.base.options.metrics;
+        let event_type: EventType = match event.ty().parse() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, id = event.id(), "dropping event with a malformed type");
+                metrics.dropped("malformed_type");
+                return None;
+            }
+        };
+        if event_type.is_resync_request() {
+            if event_type.sub_resource != SubResource::Spec {
+                tracing::debug!(%event_type, "unsupported event type, ignore");
+                return None;
+            }
+            if let Err(e) = self.inner.respond_spec_resync(&event_type, &event).await {
+                if matches!(e, Error::Payload(_)) {
+                    metrics.dropped("bad_resync_payload");
+                }
+                tracing::warn!(error = %e, "failed to resync resources spec");
+            }
+            return None;
+        }
+        if event_type.sub_resource != SubResource::Status {
+            tracing::debug!(%event_type, "unsupported event type, ignore");
+            return None;
+        }
+        if !self.inner.base.codec.handles(&event_type.data_type) {
+            tracing::warn!(data_type = %event_type.data_type, "failed to find the codec for event, ignore");
+            metrics.dropped("unknown_data_type");
+            return None;
+        }
+        match self.inner.base.codec.decode(&event) {
+            Ok(resource) => Some(ClientEvent::Resource {
+                action: ResourceAction::StatusModified,
+                resource,
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, id = event.id(), "failed to decode status event");
+                metrics.dropped(e.kind().as_str());
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The transport abstraction: a [`Transport`] dials [`Connection`]s; a connection publishes
+//! events to an explicit [`PublishTarget`] and opens one confirmed [`Subscription`].
+//!
+//! A transport is built for one side (a source id, or a cluster name and agent id), so it knows
+//! what to subscribe to. Routing is explicit: each publish says whether it goes to one cluster,
+//! all clusters, one source or all sources; MQTT and Kafka map that to topics and keys, gRPC
+//! leaves it to the broker.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use cloudevents::{AttributesReader, Event};
+use futures::Stream;
+use ocm_ce_core::{EventExt, EventType, TopicError, extensions};
+use tokio::sync::mpsc;
+
+use crate::error::TransportError;
+
+/// Where an event goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PublishTarget {
+    /// From a source to the agents of one cluster (specs, spec resync answers, a status resync
+    /// request for one cluster).
+    Cluster(String),
+    /// From a source to every cluster (a status resync request for all clusters).
+    AllClusters,
+    /// From an agent to one source (statuses, status resync answers, a spec resync request to
+    /// one source).
+    Source(String),
+    /// From an agent to every source (a spec resync request for all sources).
+    AllSources,
+}
+
+impl PublishTarget {
+    /// The target of an event built by a source: a `resync_request` with an empty
+    /// `clustername` goes to all clusters, everything else to its `clustername`.
+    pub fn for_source_event(event: &Event) -> Result<Self, TopicError> {
+        let ty: EventType = event.ty().parse().map_err(TopicError::EventType)?;
+        let cluster = event.cluster_name().map_err(|_| TopicError::MissingExtension {
+            name: extensions::CLUSTER_NAME,
+        })?;
+        Ok(if ty.is_resync_request() && cluster.is_empty() {
+            Self::AllClusters
+        } else {
+            Self::Cluster(cluster)
+        })
+    }
+
+    /// The target of an event built by an agent: a `resync_request` with an empty
+    /// `originalsource` goes to all sources, everything else to its `originalsource`.
+    pub fn for_agent_event(event: &Event) -> Result<Self, TopicError> {
+        let ty: EventType = event.ty().parse().map_err(TopicError::EventType)?;
+        let source = event.original_source().map_err(|_| TopicError::MissingExtension {
+            name: extensions::ORIGINAL_SOURCE,
+        })?;
+        Ok(if ty.is_resync_request() && source.is_empty() {
+            Self::AllSources
+        } else {
+            Self::Source(source)
+        })
+    }
+}
+
+/// Who a transport connects as.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A source with this id: receives statuses and agents' spec resync requests.
+    Source {
+        /// Source id.
+        source_id: String,
+    },
+    /// An agent of a cluster: receives specs and sources' status resync requests.
+    Agent {
+        /// Cluster name.
+        cluster_name: String,
+        /// Agent id (the `source` of the events it sends).
+        agent_id: String,
+    },
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Source { source_id } => write!(f, "source {source_id}"),
+            Self::Agent { cluster_name, agent_id } => write!(f, "agent {agent_id} of cluster {cluster_name}"),
+        }
+    }
+}
+
+/// Dials connections to a broker for one [`Role`].
+pub trait Transport: Send + Sync + 'static {
+    /// One live connection.
+    type Connection: Connection;
+
+    /// Dials and handshakes a new connection. Called at start and after every loss; transports
+    /// re-read credentials here so rotated certificates and tokens are picked up.
+    fn connect(&self) -> impl Future<Output = Result<Self::Connection, TransportError>> + Send;
+}
+
+/// A live connection.
+pub trait Connection: Send + Sync + 'static {
+    /// Sends one event. Fails at once with a retryable error when the connection is gone.
+    fn publish(&self, target: &PublishTarget, event: &Event)
+    -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// Subscribes for the transport's role. Resolves only once the broker has confirmed the
+    /// subscription (SUBACK, the stream's response headers, a partition assignment), so a resync
+    /// request sent afterwards cannot miss its answers.
+    fn subscribe(&self) -> impl Future<Output = Result<Subscription, TransportError>> + Send;
+
+    /// Closes the connection; pending and later operations fail.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// The received events of one subscription. It ends (or yields an error) when the connection
+/// is lost; the client then reconnects and subscribes again.
+pub struct Subscription {
+    inner: Pin<Box<dyn Stream<Item = Result<Event, TransportError>> + Send>>,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription").finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// Wraps a stream of received events.
+    pub fn from_stream(stream: impl Stream<Item = Result<Event, TransportError>> + Send + 'static) -> Self {
+        Self {
+            inner: Box::pin(stream),
+        }
+    }
+
+    /// A subscription fed through a bounded channel; dropping the sender ends it.
+    pub fn channel(capacity: usize) -> (mpsc::Sender<Result<Event, TransportError>>, Self) {
+        let (tx, mut rx) = mpsc::channel(capacity);
+        let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        (tx, Self::from_stream(stream))
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Result<Event, TransportError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
