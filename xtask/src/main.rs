@@ -59,7 +59,7 @@ fn codegen(root: &Path) -> Result<()> {
         .emit_rerun_if_changed(false)
         // Sorted attribute maps: deterministic iteration and encoding (Go sorts them only in
         // its deterministic mode).
-        .btree_map(["."])
+        .btree_map(".")
         .out_dir(tmp.path())
         .compile_fds(fds.clone())
         .context("generating code")?;
@@ -72,11 +72,9 @@ fn codegen(root: &Path) -> Result<()> {
     entries.sort_by_key(std::fs::DirEntry::file_name);
     for entry in entries {
         let name = entry.file_name();
-        let code = fs::read_to_string(entry.path())
-            .with_context(|| format!("reading {}", entry.path().display()))?;
+        let code = fs::read_to_string(entry.path()).with_context(|| format!("reading {}", entry.path().display()))?;
         let target = out_dir.join(&name);
-        fs::write(&target, format!("{HEADER}{code}"))
-            .with_context(|| format!("writing {}", target.display()))?;
+        fs::write(&target, format!("{HEADER}{code}")).with_context(|| format!("writing {}", target.display()))?;
         written.push(target);
     }
     if written.is_empty() {
@@ -88,8 +86,7 @@ fn codegen(root: &Path) -> Result<()> {
         file.source_code_info = None;
     }
     let target = out_dir.join(DESCRIPTOR_FILE);
-    fs::write(&target, descriptors.encode_to_vec())
-        .with_context(|| format!("writing {}", target.display()))?;
+    fs::write(&target, descriptors.encode_to_vec()).with_context(|| format!("writing {}", target.display()))?;
     written.push(target);
 
     for path in written {
