@@ -191,5 +191,5 @@ pub enum Error {
     Topic(#[from] TopicError),
 }
 
-/// Result with the core [`Error`].
+/// Result with the core [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
