@@ -37,6 +37,7 @@ struct Hub {
     subscribers: Vec<Sub>,
     published: Vec<Published>,
     connects: usize,
+    publish_delay: std::time::Duration,
 }
 
 /// The in-memory broker. Clones share state.
@@ -134,6 +135,11 @@ impl FakeBroker {
         self.lock().drop_deliveries = drop;
     }
 
+    /// Makes every publish take `delay` before it is accepted (to widen race windows).
+    pub fn set_publish_delay(&self, delay: std::time::Duration) {
+        self.lock().publish_delay = delay;
+    }
+
     /// Everything published so far.
     pub fn published(&self) -> Vec<Published> {
         self.lock().published.clone()
@@ -206,6 +212,10 @@ impl FakeConnection {
 
 impl Connection for FakeConnection {
     async fn publish(&self, target: &PublishTarget, event: &Event) -> Result<(), TransportError> {
+        let delay = self.broker.lock().publish_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let mut hub = self.broker.lock();
         if !hub.live.contains(&self.id) {
             return Err(TransportError::disconnected("the connection is closed"));

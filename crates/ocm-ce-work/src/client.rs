@@ -1,0 +1,97 @@
+//! Typed ManifestWork clients over the generic clients: [`SourceWorkClient`] (create, patch,
+//! delete, get, list, watch) and [`AgentWorkClient`] (get, list, watch, status and finalizer
+//! patches). Operations the Go SDK answers with "not supported" do not exist here.
+//!
+//! Each client owns one background task that drives its subscription (connect, resync,
+//! reconnect) and applies received events to the store in arrival order. The task stops when
+//! the last handle of the client is dropped.
+
+mod agent;
+mod source;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ocm_ce_client::ClientOptions;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use agent::{AgentCodecs, AgentWorkClient};
+pub use source::SourceWorkClient;
+
+/// Options of the work clients.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct WorkClientOptions {
+    /// Options of the underlying generic client (rate limit, back-off, resync policy, metrics).
+    /// Turning `resync_on_connect` off and `resync_interval` to `None` disables resync.
+    pub client: ClientOptions,
+    /// A status for a work the source does not know (yet) is retried this many times before it
+    /// is dropped and counted. Default 10.
+    pub status_retry_attempts: u32,
+    /// First retry delay of such a status, doubled per attempt (capped at 30 s). Default 200 ms.
+    pub status_retry_delay: Duration,
+    /// At most this many statuses wait for a retry; more are dropped and counted. Default 10 000.
+    pub status_retry_capacity: usize,
+    /// How often an agent retries publishing pending `Deleted` acknowledgements. Default 2 s.
+    pub deletion_ack_interval: Duration,
+}
+
+impl Default for WorkClientOptions {
+    fn default() -> Self {
+        Self {
+            client: ClientOptions::default(),
+            status_retry_attempts: 10,
+            status_retry_delay: Duration::from_millis(200),
+            status_retry_capacity: 10_000,
+            deletion_ack_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+impl WorkClientOptions {
+    /// Sets the generic client options.
+    pub fn client(mut self, client: ClientOptions) -> Self {
+        self.client = client;
+        self
+    }
+
+    /// Turns every resync (on connect and periodic) off.
+    pub fn without_resync(mut self) -> Self {
+        self.client = self.client.resync_on_connect(false).resync_interval(None);
+        self
+    }
+}
+
+/// Aborts the driver task when the last client handle goes away.
+#[derive(Debug)]
+struct TaskGuard(JoinHandle<()>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Whether the driver currently has a confirmed subscription.
+#[derive(Debug, Clone)]
+struct Connected(watch::Receiver<bool>);
+
+impl Connected {
+    fn channel() -> (watch::Sender<bool>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Self(rx))
+    }
+
+    fn is_connected(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    async fn wait(&self) {
+        let mut rx = self.0.clone();
+        // The sender lives in the driver task; if it is gone the client is shutting down.
+        let _ = rx.wait_for(|c| *c).await;
+    }
+}
+
+type Guard = Arc<TaskGuard>;

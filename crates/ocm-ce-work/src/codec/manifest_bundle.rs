@@ -1,0 +1,227 @@
+//! The `manifestbundles` codecs of sources and agents.
+
+use std::sync::Arc;
+
+use cloudevents::Event;
+use ocm_ce_core::extensions;
+use ocm_ce_core::sequence::SequenceGenerator;
+use ocm_ce_core::{Codec, CodecError, CodecErrorKind, DataType, EventBuilder, EventType};
+
+use super::{
+    agent_spec_header, agent_status_event, bad_data, check_type, data_as, data_bytes, encode_error, int32_extension,
+    parse_int_error, set_json_data, shared_sequence_generator, string_extension, unsupported_data_type,
+};
+use crate::api::{GoObjectMeta, ManifestResourceStatus, ManifestWork, ManifestWorkStatus, SEQUENCE_ID_ANNOTATION};
+use crate::decoding::{GoType, from_slice, schema};
+use crate::payload::{ManifestBundle, ManifestBundleStatus, manifest_bundle_data_type};
+use crate::validation::ManifestValidator;
+
+/// The extension carrying a work's ObjectMeta JSON on source spec events.
+#[doc(alias = "ExtensionWorkMeta")]
+pub const METADATA_EXTENSION: &str = extensions::METADATA;
+
+/// The source codec of `manifestbundles` (Go `source/codec.ManifestBundleCodec`).
+///
+/// Encodes specs: extensions `clustername` (the work namespace), `originalsource` (`""`),
+/// `resourceid`, `resourceversion` (the work's `metadata.resourceVersion`, which must be an
+/// integer) and `metadata` (Go's ObjectMeta JSON); a deleting work adds `deletiontimestamp` and
+/// carries no data, any other work a [`ManifestBundle`]. Decodes statuses, which must carry a
+/// `sequenceid`: the work has the event's uid and resource version, the `metadata` extension's
+/// metadata if present, the sequence id annotation, the status, and the spec when the agent sent
+/// it back.
+#[doc(alias = "ManifestBundleCodec")]
+#[derive(Debug, Clone)]
+pub struct SourceManifestBundleCodec {
+    data_types: [DataType; 1],
+}
+
+impl Default for SourceManifestBundleCodec {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SourceManifestBundleCodec {
+    /// The codec.
+    pub fn new() -> Self {
+        Self {
+            data_types: [manifest_bundle_data_type()],
+        }
+    }
+}
+
+impl Codec<ManifestWork> for SourceManifestBundleCodec {
+    fn data_types(&self) -> &[DataType] {
+        &self.data_types
+    }
+
+    fn encode(&self, source: &str, event_type: &EventType, work: &ManifestWork) -> Result<Event, CodecError> {
+        if event_type.data_type != self.data_types[0] {
+            return Err(unsupported_data_type(&event_type.data_type));
+        }
+        let rv = work.resource_version();
+        let version: i64 = rv.parse().map_err(|e| {
+            encode_error(format!(
+                "failed to convert resource version {rv} to int: {}",
+                parse_int_error("strconv.Atoi", rv, &e)
+            ))
+        })?;
+        let mut builder = EventBuilder::new(source, event_type.clone())
+            .cluster_name(work.namespace())
+            .resource_id(work.uid())
+            .resource_version(version);
+        if let Some(at) = work
+            .metadata
+            .deletion_timestamp
+            .as_ref()
+            .filter(|t| !crate::api::is_zero_time(t))
+        {
+            builder = builder.deletion_timestamp(crate::api::time_to_chrono(at));
+        }
+        let mut event = builder.build().map_err(|e| encode_error(e.to_string()))?;
+        let meta =
+            ocm_ce_core::go_json::to_vec(&GoObjectMeta(&work.metadata)).map_err(|e| encode_error(e.to_string()))?;
+        event.set_extension(METADATA_EXTENSION, String::from_utf8_lossy(&meta).into_owned());
+        if event.extension(extensions::DELETION_TIMESTAMP).is_some() {
+            return Ok(event);
+        }
+        let bundle = ManifestBundle {
+            manifests: work.spec.workload.manifests.clone(),
+            delete_option: work.spec.delete_option.clone(),
+            manifest_configs: work.spec.manifest_configs.clone(),
+        };
+        set_json_data(&mut event, &bundle, "manifestwork status")?;
+        Ok(event)
+    }
+
+    fn decode(&self, event: &Event) -> Result<ManifestWork, CodecError> {
+        check_type(event, &self.data_types[0])?;
+        let resource_id = string_extension(event, extensions::RESOURCE_ID)?;
+        let version = int32_extension(event, extensions::RESOURCE_VERSION)?;
+        let sequence_id = string_extension(event, extensions::SEQUENCE_ID)?;
+        let mut work = ManifestWork::default();
+        if let Some(meta) = event.extension(METADATA_EXTENSION) {
+            // Go returns these errors unwrapped.
+            let text = extensions::to_string(Some(meta))
+                .map_err(|e| CodecError::new(CodecErrorKind::BadExtension, e.to_string()))?;
+            work.metadata = from_slice(text.as_bytes(), &GoType::Struct(&schema::OBJECT_META))
+                .map_err(|e| CodecError::new(CodecErrorKind::BadExtension, e))?;
+        }
+        work.metadata.uid = Some(resource_id);
+        work.metadata.resource_version = Some(version.to_string());
+        work.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(SEQUENCE_ID_ANNOTATION.to_owned(), sequence_id);
+        let data = data_bytes(event);
+        let status: ManifestBundleStatus = data_as(
+            event,
+            &data,
+            &GoType::Struct(&schema::MANIFEST_BUNDLE_STATUS),
+            "payload.ManifestBundleStatus",
+        )
+        .map_err(|e| bad_data(&data, &e))?;
+        if let Some(bundle) = status.manifest_bundle {
+            work.spec.workload.manifests = bundle.manifests;
+            work.spec.delete_option = bundle.delete_option;
+            work.spec.manifest_configs = bundle.manifest_configs;
+        }
+        work.status = ManifestWorkStatus {
+            conditions: status.conditions,
+            resource_status: ManifestResourceStatus {
+                manifests: status.resource_status,
+            },
+        };
+        Ok(work)
+    }
+}
+
+/// The agent codec of `manifestbundles` (Go `agent/codec.ManifestBundleCodec`).
+///
+/// Decodes specs: the work is named by its UID in the cluster namespace, labelled with the
+/// source and annotated with the data type; a deletion gets its deletion time and the API
+/// finalizer and no spec; otherwise the manifests must pass the manifest validator
+/// (`manifests are invalid, …`). Encodes statuses with a fresh sequence id: the work needs an
+/// integer resource version and the originalsource label; the data is a
+/// [`ManifestBundleStatus`] without the bundle.
+#[doc(alias = "ManifestBundleCodec")]
+#[derive(Debug, Clone)]
+pub struct AgentManifestBundleCodec {
+    data_types: [DataType; 1],
+    sequence: Arc<SequenceGenerator>,
+    validator: ManifestValidator,
+}
+
+impl Default for AgentManifestBundleCodec {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AgentManifestBundleCodec {
+    /// The codec, with the process-wide sequence id generator.
+    pub fn new() -> Self {
+        Self {
+            data_types: [manifest_bundle_data_type()],
+            sequence: shared_sequence_generator(),
+            validator: ManifestValidator::default(),
+        }
+    }
+
+    /// Uses another sequence id generator.
+    #[must_use]
+    pub fn with_sequence_generator(mut self, sequence: Arc<SequenceGenerator>) -> Self {
+        self.sequence = sequence;
+        self
+    }
+
+    /// Uses another manifest validator (e.g. another size limit).
+    #[must_use]
+    pub fn with_validator(mut self, validator: ManifestValidator) -> Self {
+        self.validator = validator;
+        self
+    }
+}
+
+impl Codec<ManifestWork> for AgentManifestBundleCodec {
+    fn data_types(&self) -> &[DataType] {
+        &self.data_types
+    }
+
+    fn encode(&self, source: &str, event_type: &EventType, work: &ManifestWork) -> Result<Event, CodecError> {
+        if event_type.data_type != self.data_types[0] {
+            return Err(unsupported_data_type(&event_type.data_type));
+        }
+        let mut event = agent_status_event(source, event_type, work, &self.sequence, |_| Ok(()))?;
+        let status = ManifestBundleStatus {
+            manifest_bundle: None,
+            conditions: work.status.conditions.clone(),
+            resource_status: work.status.resource_status.manifests.clone(),
+        };
+        set_json_data(&mut event, &status, "manifestwork status")?;
+        Ok(event)
+    }
+
+    fn decode(&self, event: &Event) -> Result<ManifestWork, CodecError> {
+        let header = agent_spec_header(event, &self.data_types[0])?;
+        let mut work = header.work;
+        if header.deleting {
+            return Ok(work);
+        }
+        let data = data_bytes(event);
+        let bundle: ManifestBundle = data_as(
+            event,
+            &data,
+            &GoType::Struct(&schema::MANIFEST_BUNDLE),
+            "payload.ManifestBundle",
+        )
+        .map_err(|e| bad_data(&data, &e))?;
+        work.spec.workload.manifests = bundle.manifests;
+        work.spec.delete_option = bundle.delete_option;
+        work.spec.manifest_configs = bundle.manifest_configs;
+        self.validator
+            .validate(&work.spec.workload.manifests)
+            .map_err(|e| CodecError::new(CodecErrorKind::Invalid, format!("manifests are invalid, {e}")))?;
+        Ok(work)
+    }
+}

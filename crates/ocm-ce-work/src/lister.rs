@@ -1,0 +1,89 @@
+//! [`Lister`]s over a work [`Store`] for the generic clients (Go `work/{source,agent}/lister`),
+//! with O(1) lookups by UID.
+
+use ocm_ce_client::{BoxError, Lister};
+use ocm_ce_core::ListOptions;
+
+use crate::api::{DATA_TYPE_ANNOTATION, ManifestWork, ORIGINAL_SOURCE_LABEL};
+use crate::payload::manifest_bundle_data_type;
+use crate::selector::ListParams;
+use crate::store::Store;
+
+/// The source's lister: the works of a cluster (`""` = all) for the manifestbundles data type.
+/// Like Go's, it ignores the requested source: a source only holds its own works.
+#[derive(Debug, Clone)]
+pub struct SourceLister {
+    store: Store,
+}
+
+impl SourceLister {
+    /// A lister over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+impl Lister<ManifestWork> for SourceLister {
+    fn list(&self, options: &ListOptions) -> Result<Vec<ManifestWork>, BoxError> {
+        if options.data_type != manifest_bundle_data_type() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .store
+            .list(&options.cluster_name, &ListParams::default())
+            .iter()
+            .map(|w| (**w).clone())
+            .collect())
+    }
+
+    fn get(&self, resource_id: &str, options: &ListOptions) -> Result<Option<ManifestWork>, BoxError> {
+        if options.data_type != manifest_bundle_data_type() {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .get_by_uid(resource_id)
+            .filter(|w| options.cluster_name.is_empty() || w.namespace() == options.cluster_name)
+            .map(|w| (*w).clone()))
+    }
+}
+
+/// The agent's lister: works of the agent's cluster whose originalsource label is the
+/// requested source (any when `""`) and whose data type annotation is the requested one.
+#[derive(Debug, Clone)]
+pub struct AgentLister {
+    store: Store,
+}
+
+impl AgentLister {
+    /// A lister over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+fn agent_matches(w: &ManifestWork, options: &ListOptions) -> bool {
+    (options.cluster_name.is_empty() || w.namespace() == options.cluster_name)
+        && (options.source.is_empty() || w.label(ORIGINAL_SOURCE_LABEL) == Some(options.source.as_str()))
+        && w.annotation(DATA_TYPE_ANNOTATION) == Some(options.data_type.to_string().as_str())
+}
+
+impl Lister<ManifestWork> for AgentLister {
+    fn list(&self, options: &ListOptions) -> Result<Vec<ManifestWork>, BoxError> {
+        Ok(self
+            .store
+            .list(&options.cluster_name, &ListParams::default())
+            .iter()
+            .filter(|w| agent_matches(w, options))
+            .map(|w| (**w).clone())
+            .collect())
+    }
+
+    fn get(&self, resource_id: &str, options: &ListOptions) -> Result<Option<ManifestWork>, BoxError> {
+        Ok(self
+            .store
+            .get_by_uid(resource_id)
+            .filter(|w| agent_matches(w, options))
+            .map(|w| (*w).clone()))
+    }
+}

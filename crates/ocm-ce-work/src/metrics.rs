@@ -1,0 +1,102 @@
+//! Counters of the work clients (prometheus-client; clones share values).
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+/// What the work clients count.
+#[derive(Debug, Clone, Default)]
+pub struct WorkMetrics {
+    statuses_applied: Counter,
+    statuses_dropped: Family<Labels, Counter>,
+    works_removed: Counter,
+    specs_applied: Counter,
+    deletion_acks: Counter,
+    deletion_ack_retries: Counter,
+}
+
+fn reason(r: &str) -> Labels {
+    vec![("reason".to_owned(), r.to_owned())]
+}
+
+impl WorkMetrics {
+    /// Registers the counters under `ocm_ce_work_*`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "ocm_ce_work_statuses_applied",
+            "Statuses a source accepted.",
+            self.statuses_applied.clone(),
+        );
+        registry.register(
+            "ocm_ce_work_statuses_dropped",
+            "Statuses a source dropped, by reason.",
+            self.statuses_dropped.clone(),
+        );
+        registry.register(
+            "ocm_ce_work_works_removed",
+            "Works a source removed on a Deleted status.",
+            self.works_removed.clone(),
+        );
+        registry.register(
+            "ocm_ce_work_specs_applied",
+            "Specs an agent applied to its store.",
+            self.specs_applied.clone(),
+        );
+        registry.register(
+            "ocm_ce_work_deletion_acks",
+            "Deleted acknowledgements an agent published.",
+            self.deletion_acks.clone(),
+        );
+        registry.register(
+            "ocm_ce_work_deletion_ack_retries",
+            "Deleted acknowledgements that had to be retried.",
+            self.deletion_ack_retries.clone(),
+        );
+    }
+
+    pub(crate) fn status_applied(&self) {
+        self.statuses_applied.inc();
+    }
+    pub(crate) fn status_dropped(&self, why: &str) {
+        self.statuses_dropped.get_or_create(&reason(why)).inc();
+    }
+    pub(crate) fn work_removed(&self) {
+        self.works_removed.inc();
+    }
+    pub(crate) fn spec_applied(&self) {
+        self.specs_applied.inc();
+    }
+    pub(crate) fn deletion_acked(&self) {
+        self.deletion_acks.inc();
+    }
+    pub(crate) fn deletion_ack_retried(&self) {
+        self.deletion_ack_retries.inc();
+    }
+
+    /// Statuses a source accepted (changed or unchanged).
+    pub fn statuses_applied(&self) -> u64 {
+        self.statuses_applied.get()
+    }
+    /// Statuses dropped for `why` (`stale_sequence`, `future_version`, `unknown_work`, ...).
+    pub fn statuses_dropped(&self, why: &str) -> u64 {
+        self.statuses_dropped.get_or_create(&reason(why)).get()
+    }
+    /// Works a source removed because an agent reported them deleted.
+    pub fn works_removed(&self) -> u64 {
+        self.works_removed.get()
+    }
+    /// Specs an agent applied.
+    pub fn specs_applied(&self) -> u64 {
+        self.specs_applied.get()
+    }
+    /// `Deleted` acknowledgements an agent published.
+    pub fn deletion_acks(&self) -> u64 {
+        self.deletion_acks.get()
+    }
+    /// `Deleted` acknowledgements that needed a retry.
+    pub fn deletion_ack_retries(&self) -> u64 {
+        self.deletion_ack_retries.get()
+    }
+}

@@ -1,0 +1,432 @@
+//! Source and agent work clients end to end over the in-memory broker: Go's integration
+//! scenarios "ManifestWork Clients Test - Watch Only / Informer based / Resync", the deletion
+//! flow, the delete-vs-patch race (upstream sdk-go#232), and a source restart that resumes from
+//! its own list of works.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use ocm_ce_client::testing::{FakeBroker, FakeTransport};
+use ocm_ce_client::{BackoffConfig, ClientOptions};
+use ocm_ce_work::api::{RESOURCE_VERSION_ANNOTATION, SOURCE_FINALIZER};
+use ocm_ce_work::client::{AgentCodecs, AgentWorkClient, SourceWorkClient, WorkClientOptions};
+use ocm_ce_work::store::WatchEvent;
+use ocm_ce_work::{Manifest, ManifestWork, PatchType};
+
+type Source = SourceWorkClient<FakeTransport>;
+type Agent = AgentWorkClient<FakeTransport>;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn options() -> WorkClientOptions {
+    WorkClientOptions::default().client(
+        ClientOptions::default()
+            .rate_limit(None)
+            .backoff(BackoffConfig::constant(Duration::from_millis(50))),
+    )
+}
+
+fn configmap(name: &str, data: &str) -> Manifest {
+    Manifest::from_raw(format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"default"}},"data":{{"k":"{data}"}}}}"#
+    ))
+    .unwrap()
+}
+
+fn work(name: &str, versioned: bool) -> ManifestWork {
+    let mut w = ManifestWork::new("cluster1", name, vec![configmap("cm1", "v1")]);
+    if versioned {
+        w.metadata.annotations = Some([(RESOURCE_VERSION_ANNOTATION.to_owned(), "1".to_owned())].into());
+    }
+    w
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn start(broker: &FakeBroker, initial: Vec<ManifestWork>) -> (Source, Agent) {
+    let source = SourceWorkClient::start(broker.source("source1"), "source1", initial, options());
+    let agent = AgentWorkClient::start(
+        broker.agent("cluster1", "cluster1-agent"),
+        "cluster1",
+        "cluster1-agent",
+        AgentCodecs::bundles(),
+        options(),
+    );
+    (source, agent)
+}
+
+/// What the OCM work agent does for a work: add its finalizer, then report a status.
+async fn agent_applies(agent: &Agent, uid: &str, reason: &str) {
+    agent
+        .patch(
+            uid,
+            PatchType::Merge,
+            br#"{"metadata":{"finalizers":["cluster.open-cluster-management.io/manifest-work-cleanup"]}}"#,
+        )
+        .await
+        .unwrap();
+    let status = format!(
+        r#"{{"status":{{"conditions":[{{"type":"Applied","status":"True","reason":"{reason}","message":"","lastTransitionTime":"2024-10-01T12:00:00Z"}}]}}}}"#
+    );
+    agent
+        .patch_status(uid, PatchType::Merge, status.as_bytes())
+        .await
+        .unwrap();
+}
+
+fn reason_of(w: &ManifestWork) -> Option<String> {
+    w.status.conditions.first().map(|c| c.reason.clone())
+}
+
+async fn lifecycle(versioned: bool) {
+    let broker = FakeBroker::new();
+    let (source, agent) = start(&broker, vec![]);
+    source.wait_until_connected().await;
+    agent.wait_until_connected().await;
+    let mut watch = source.watch();
+
+    let created = source.create("cluster1", work("work1", versioned)).await.unwrap();
+    let uid = created.uid().to_owned();
+    assert!(matches!(watch.next().await, Some(WatchEvent::Added(_))));
+    eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
+
+    agent_applies(&agent, &uid, "Created").await;
+    eventually("the source to see Created", || {
+        source
+            .get("cluster1", "work1")
+            .is_ok_and(|w| reason_of(&w).as_deref() == Some("Created"))
+    })
+    .await;
+    assert!(
+        source
+            .get("cluster1", "work1")
+            .unwrap()
+            .finalizers()
+            .contains(&SOURCE_FINALIZER.to_owned())
+    );
+
+    let bump = if versioned {
+        r#"{"metadata":{"annotations":{"cloudevents.open-cluster-management.io/resourceversion":"2"}},"spec":{"workload":{"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm1","namespace":"default"},"data":{"k":"v2"}},{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm2","namespace":"default"}}]}}}"#
+    } else {
+        r#"{"spec":{"workload":{"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm1","namespace":"default"},"data":{"k":"v2"}},{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm2","namespace":"default"}}]}}}"#
+    };
+    source
+        .patch("cluster1", "work1", PatchType::Merge, bump.as_bytes())
+        .await
+        .unwrap();
+    eventually("the agent to get two manifests", || {
+        agent.get(&uid).is_ok_and(|w| w.spec.workload.manifests.len() == 2)
+    })
+    .await;
+    let status = r#"{"status":{"conditions":[{"type":"Applied","status":"True","reason":"Updated","message":"","lastTransitionTime":"2024-10-01T12:00:00Z"}]}}"#;
+    agent
+        .patch_status(&uid, PatchType::Merge, status.as_bytes())
+        .await
+        .unwrap();
+    eventually("the source to see Updated", || {
+        source
+            .get("cluster1", "work1")
+            .is_ok_and(|w| reason_of(&w).as_deref() == Some("Updated"))
+    })
+    .await;
+
+    source.delete("cluster1", "work1").await.unwrap();
+    assert!(
+        source.get("cluster1", "work1").unwrap().is_deleting(),
+        "kept until the agent reports Deleted"
+    );
+    eventually("the agent to see the deletion", || {
+        agent.get(&uid).is_ok_and(|w| w.is_deleting())
+    })
+    .await;
+    agent
+        .patch(&uid, PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#)
+        .await
+        .unwrap();
+    assert!(agent.get(&uid).is_err(), "the agent removed it after reporting Deleted");
+    eventually("the source to remove the work", || {
+        source.get("cluster1", "work1").is_err()
+    })
+    .await;
+    loop {
+        match tokio::time::timeout(WAIT, watch.next()).await.unwrap() {
+            Some(WatchEvent::Deleted(w)) => {
+                assert_eq!(w.name(), "work1");
+                break;
+            }
+            Some(_) => {}
+            None => panic!("watch ended"),
+        }
+    }
+    assert_eq!(agent.metrics().deletion_acks(), 1);
+}
+
+#[tokio::test]
+async fn a_versioned_work_goes_through_create_status_update_and_delete() {
+    lifecycle(true).await;
+}
+
+#[tokio::test]
+async fn an_unversioned_work_goes_through_create_status_update_and_delete() {
+    lifecycle(false).await;
+}
+
+#[tokio::test]
+async fn without_an_agent_a_work_without_finalizers_is_deleted_at_once() {
+    let broker = FakeBroker::new();
+    let source = SourceWorkClient::start(broker.source("source1"), "source1", vec![], options());
+    source.wait_until_connected().await;
+    source.create("cluster1", work("w", true)).await.unwrap();
+    let two = r#"{"metadata":{"annotations":{"cloudevents.open-cluster-management.io/resourceversion":"2"}},"spec":{"workload":{"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}},{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"}}]}}}"#;
+    source
+        .patch("cluster1", "w", PatchType::Merge, two.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(source.get("cluster1", "w").unwrap().spec.workload.manifests.len(), 2);
+    source.delete("cluster1", "w").await.unwrap();
+    assert!(source.get("cluster1", "w").unwrap_err().is_not_found());
+}
+
+#[tokio::test]
+async fn create_and_patch_enforce_gos_rules() {
+    let broker = FakeBroker::new();
+    let source = SourceWorkClient::start(broker.source("source1"), "source1", vec![], options());
+    source.wait_until_connected().await;
+    source.create("cluster1", work("w", true)).await.unwrap();
+    assert!(
+        source
+            .create("cluster1", work("w", true))
+            .await
+            .unwrap_err()
+            .is_already_exists()
+    );
+    let mut other = work("x", true);
+    other.metadata.namespace = Some("cluster2".into());
+    assert!(source.create("cluster1", other).await.unwrap_err().is_invalid());
+    assert!(
+        source
+            .create("cluster1", work("Bad_Name", true))
+            .await
+            .unwrap_err()
+            .is_invalid()
+    );
+    assert!(
+        source
+            .patch("cluster1", "nope", PatchType::Merge, b"{}")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    broker.set_down(true);
+    broker.disconnect_all();
+    eventually("the source to notice", || !source.is_connected()).await;
+    let err = source.create("cluster1", work("y", true)).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        source.get("cluster1", "y").is_err(),
+        "nothing is stored when publishing fails"
+    );
+}
+
+#[tokio::test]
+async fn a_status_that_arrives_before_its_work_is_retried_not_lost() {
+    let broker = FakeBroker::new();
+    // The agent already holds the work and a status (e.g. the source restarted and lost it).
+    let (source, agent) = start(&broker, vec![]);
+    agent.wait_until_connected().await;
+    source.wait_until_connected().await;
+    let created = source.create("cluster1", work("w", true)).await.unwrap();
+    let uid = created.uid().to_owned();
+    eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
+    drop(source);
+    agent_applies(&agent, &uid, "Created").await;
+
+    // A new source starts empty; the agent's status arrives first (answer to the resync),
+    // then the source learns about the work (here: it is created again).
+    let source = SourceWorkClient::start(broker.source("source1"), "source1", vec![], options());
+    source.wait_until_connected().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    source.create("cluster1", work("w", true)).await.unwrap();
+    eventually("the retried status to land", || {
+        source
+            .get("cluster1", "w")
+            .is_ok_and(|w| reason_of(&w).as_deref() == Some("Created"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_restarted_source_resumes_from_its_works_and_converges_by_resync() {
+    let broker = FakeBroker::new();
+    let (source, agent) = start(&broker, vec![]);
+    source.wait_until_connected().await;
+    agent.wait_until_connected().await;
+    let created = source.create("cluster1", work("w", true)).await.unwrap();
+    let uid = created.uid().to_owned();
+    eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
+    let saved: Vec<ManifestWork> = source
+        .list("", &Default::default())
+        .iter()
+        .map(|w| (**w).clone())
+        .collect();
+    drop(source);
+
+    // While no source runs, the agent changes the status.
+    agent_applies(&agent, &uid, "ChangedWhileAway").await;
+
+    let restarted = SourceWorkClient::start(broker.source("source1"), "source1", saved, options());
+    eventually("the restarted source to get the status by resync", || {
+        restarted
+            .get("cluster1", "w")
+            .is_ok_and(|w| reason_of(&w).as_deref() == Some("ChangedWhileAway"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_restarted_agent_gets_its_works_back_by_spec_resync() {
+    let broker = FakeBroker::new();
+    let (source, agent) = start(&broker, vec![]);
+    source.wait_until_connected().await;
+    agent.wait_until_connected().await;
+    for i in 0..5 {
+        source.create("cluster1", work(&format!("w{i}"), true)).await.unwrap();
+    }
+    eventually("the agent to get all works", || {
+        agent.list(&Default::default()).len() == 5
+    })
+    .await;
+    drop(agent);
+    source
+        .patch(
+            "cluster1",
+            "w0",
+            PatchType::Merge,
+            br#"{"metadata":{"annotations":{"cloudevents.open-cluster-management.io/resourceversion":"2"}}}"#,
+        )
+        .await
+        .unwrap();
+    source.delete("cluster1", "w1").await.unwrap();
+
+    let agent = AgentWorkClient::start(
+        broker.agent("cluster1", "cluster1-agent"),
+        "cluster1",
+        "cluster1-agent",
+        AgentCodecs::bundles(),
+        options(),
+    );
+    eventually("the new agent to get four works back", || {
+        agent.list(&Default::default()).len() == 4
+    })
+    .await;
+    let w0 = source.get("cluster1", "w0").unwrap();
+    assert_eq!(agent.get(w0.uid()).unwrap().resource_version(), "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_racing_a_status_patch_is_never_lost() {
+    for round in 0..50 {
+        let broker = FakeBroker::new();
+        // Every publish takes a moment, so the deletion lands while status patches are in flight.
+        broker.set_publish_delay(Duration::from_millis(1));
+        let (source, agent) = start(&broker, vec![]);
+        source.wait_until_connected().await;
+        agent.wait_until_connected().await;
+        let created = source.create("cluster1", work("w", true)).await.unwrap();
+        let uid = created.uid().to_owned();
+        eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
+        agent
+            .patch(
+                &uid,
+                PatchType::Merge,
+                br#"{"metadata":{"finalizers":["cluster.open-cluster-management.io/manifest-work-cleanup"]}}"#,
+            )
+            .await
+            .unwrap();
+
+        let patcher = {
+            let agent = agent.clone();
+            let uid = uid.clone();
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    let status = format!(
+                        r#"{{"status":{{"conditions":[{{"type":"Applied","status":"True","reason":"r{i}","message":"","lastTransitionTime":"2024-10-01T12:00:00Z"}}]}}}}"#
+                    );
+                    // A conflict is fine (the spec moved on); losing the deletion is not.
+                    let _ = agent.patch_status(&uid, PatchType::Merge, status.as_bytes()).await;
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        source.delete("cluster1", "w").await.unwrap();
+        patcher.await.unwrap();
+        eventually("the agent to see the deletion", || {
+            agent.get(&uid).is_ok_and(|w| w.is_deleting())
+        })
+        .await;
+        let w = agent.get(&uid).unwrap();
+        assert!(w.is_deleting(), "round {round}: a status patch erased the deletion");
+    }
+}
+
+#[tokio::test]
+async fn the_deleted_acknowledgement_is_retried_until_published() {
+    let broker = FakeBroker::new();
+    let (source, agent) = start(&broker, vec![]);
+    source.wait_until_connected().await;
+    agent.wait_until_connected().await;
+    let created = source.create("cluster1", work("w", true)).await.unwrap();
+    let uid = created.uid().to_owned();
+    eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
+    agent_applies(&agent, &uid, "Created").await;
+    eventually("the source to see the status", || {
+        source.get("cluster1", "w").is_ok_and(|w| !w.finalizers().is_empty())
+    })
+    .await;
+    source.delete("cluster1", "w").await.unwrap();
+    eventually("the agent to see the deletion", || {
+        agent.get(&uid).is_ok_and(|w| w.is_deleting())
+    })
+    .await;
+
+    broker.set_down(true);
+    broker.disconnect_all();
+    eventually("the agent to notice", || !agent.is_connected()).await;
+    agent
+        .patch(&uid, PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#)
+        .await
+        .unwrap();
+    assert_eq!(agent.pending_deletion_acks(), 1);
+    assert!(agent.get(&uid).is_ok(), "kept until the acknowledgement is out");
+    broker.set_down(false);
+    eventually("the source to remove the work", || source.get("cluster1", "w").is_err()).await;
+    assert_eq!(agent.pending_deletion_acks(), 0);
+    assert!(agent.get(&uid).is_err());
+}
+
+#[tokio::test]
+async fn several_watchers_see_the_same_changes_and_none_blocks_the_client() {
+    let broker = FakeBroker::new();
+    let source = SourceWorkClient::start(broker.source("source1"), "source1", vec![], options());
+    source.wait_until_connected().await;
+    let (mut a, _never_read) = (source.watch(), source.watch());
+    for i in 0..20 {
+        source.create("cluster1", work(&format!("w{i}"), true)).await.unwrap();
+    }
+    for i in 0..20 {
+        match a.next().await {
+            Some(WatchEvent::Added(w)) => assert_eq!(w.name(), format!("w{i}")),
+            other => panic!("{other:?}"),
+        }
+    }
+    let _ = Arc::strong_count(&source.get("cluster1", "w0").unwrap());
+}
