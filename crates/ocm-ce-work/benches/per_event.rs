@@ -1,0 +1,83 @@
+//! Per-event cost on an agent holding N works (N = 100, 10 000, 100 000): the time to receive,
+//! decode, look up and apply one spec update must not grow with N (the Go SDK lists every work
+//! of the source for each received event). Also reports the memory held per stored work.
+//!
+//! `cargo bench -p ocm-ce-work --bench per_event` (release build; plain `main`, no harness).
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::time::{Duration, Instant};
+
+use ocm_ce_client::testing::FakeBroker;
+use ocm_ce_client::{ClientOptions, PublishTarget, Role};
+use ocm_ce_core::{Codec, EventType};
+use ocm_ce_work::client::{AgentCodecs, AgentWorkClient, WorkClientOptions};
+use ocm_ce_work::{Manifest, ManifestWork, SourceManifestBundleCodec, work_uid};
+
+const UPDATES: usize = 5_000;
+
+fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+fn work(i: usize, rv: i64) -> ManifestWork {
+    let name = format!("work-{i}");
+    let manifest = Manifest::from_raw(format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"cm-{i}","namespace":"default"}},"data":{{"key":"{}"}}}}"#,
+        "x".repeat(200)
+    ))
+    .unwrap();
+    let mut w = ManifestWork::new("cluster1", &name, vec![manifest]);
+    w.metadata.uid = Some(work_uid("source1", "cluster1", &name));
+    w.metadata.resource_version = Some(rv.to_string());
+    w
+}
+
+async fn wait_applied(agent: &AgentWorkClient<ocm_ce_client::testing::FakeTransport>, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while agent.metrics().specs_applied() < n {
+        assert!(Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn run(n: usize) -> (f64, f64) {
+    let broker = FakeBroker::new();
+    let options = WorkClientOptions::default().client(ClientOptions::default().rate_limit(None)).without_resync();
+    let agent = AgentWorkClient::start(broker.agent("cluster1", "agent"), "cluster1", "agent", AgentCodecs::bundles(), options);
+    agent.wait_until_connected().await;
+    let codec = SourceManifestBundleCodec::new();
+    let create: EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.spec.create_request".parse().unwrap();
+    let update: EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.spec.update_request".parse().unwrap();
+    let from = Role::Source { source_id: "source1".into() };
+    let to = PublishTarget::Cluster("cluster1".into());
+
+    let rss_before = rss_bytes();
+    for i in 0..n {
+        broker.inject(&from, &to, codec.encode("source1", &create, &work(i, 1)).unwrap());
+    }
+    wait_applied(&agent, n as u64).await;
+    let per_work = (rss_bytes().saturating_sub(rss_before)) as f64 / n as f64;
+
+    // Pre-encode the updates so only the agent's handling is timed.
+    let events: Vec<_> =
+        (0..UPDATES).map(|k| codec.encode("source1", &update, &work((k * 7919) % n, 2 + k as i64)).unwrap()).collect();
+    let start = Instant::now();
+    for e in events {
+        broker.inject(&from, &to, e);
+    }
+    wait_applied(&agent, (n + UPDATES) as u64).await;
+    let per_event_us = start.elapsed().as_secs_f64() * 1e6 / UPDATES as f64;
+    (per_event_us, per_work)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    println!("{:>10} {:>22} {:>22}", "works", "per spec event (us)", "memory per work (B)");
+    for n in [100, 10_000, 100_000] {
+        let (us, bytes) = rt.block_on(run(n));
+        println!("{n:>10} {us:>22.1} {bytes:>22.0}");
+    }
+}
