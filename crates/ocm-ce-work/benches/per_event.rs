@@ -18,7 +18,11 @@ const UPDATES: usize = 5_000;
 
 fn rss_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -45,13 +49,27 @@ async fn wait_applied(agent: &AgentWorkClient<ocm_ce_client::testing::FakeTransp
 
 async fn run(n: usize) -> (f64, f64) {
     let broker = FakeBroker::new();
-    let options = WorkClientOptions::default().client(ClientOptions::default().rate_limit(None)).without_resync();
-    let agent = AgentWorkClient::start(broker.agent("cluster1", "agent"), "cluster1", "agent", AgentCodecs::bundles(), options);
+    let options = WorkClientOptions::default()
+        .client(ClientOptions::default().rate_limit(None))
+        .without_resync();
+    let agent = AgentWorkClient::start(
+        broker.agent("cluster1", "agent"),
+        "cluster1",
+        "agent",
+        AgentCodecs::bundles(),
+        options,
+    );
     agent.wait_until_connected().await;
     let codec = SourceManifestBundleCodec::new();
-    let create: EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.spec.create_request".parse().unwrap();
-    let update: EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.spec.update_request".parse().unwrap();
-    let from = Role::Source { source_id: "source1".into() };
+    let create: EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.spec.create_request"
+        .parse()
+        .unwrap();
+    let update: EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.spec.update_request"
+        .parse()
+        .unwrap();
+    let from = Role::Source {
+        source_id: "source1".into(),
+    };
     let to = PublishTarget::Cluster("cluster1".into());
 
     let rss_before = rss_bytes();
@@ -62,8 +80,13 @@ async fn run(n: usize) -> (f64, f64) {
     let per_work = (rss_bytes().saturating_sub(rss_before)) as f64 / n as f64;
 
     // Pre-encode the updates so only the agent's handling is timed.
-    let events: Vec<_> =
-        (0..UPDATES).map(|k| codec.encode("source1", &update, &work((k * 7919) % n, 2 + k as i64)).unwrap()).collect();
+    let events: Vec<_> = (0..UPDATES)
+        .map(|k| {
+            codec
+                .encode("source1", &update, &work((k * 7919) % n, 2 + k as i64))
+                .unwrap()
+        })
+        .collect();
     let start = Instant::now();
     for e in events {
         broker.inject(&from, &to, e);
@@ -74,8 +97,15 @@ async fn run(n: usize) -> (f64, f64) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    println!("{:>10} {:>22} {:>22}", "works", "per spec event (us)", "memory per work (B)");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "{:>10} {:>22} {:>22}",
+        "works", "per spec event (us)", "memory per work (B)"
+    );
     for n in [100, 10_000, 100_000] {
         let (us, bytes) = rt.block_on(run(n));
         println!("{n:>10} {us:>22.1} {bytes:>22.0}");

@@ -95,3 +95,27 @@ impl Connected {
 }
 
 type Guard = Arc<TaskGuard>;
+
+/// The last error the driver saw, with its causes, for diagnostics (e.g. why a broker cannot
+/// be reached).
+#[derive(Debug, Default)]
+struct LastError(std::sync::Mutex<Option<String>>);
+
+impl LastError {
+    fn set(&self, e: &(dyn std::error::Error + 'static)) {
+        let mut text = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(text);
+        }
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|s| s.clone())
+    }
+}

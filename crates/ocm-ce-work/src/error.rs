@@ -87,6 +87,19 @@ pub enum Error {
         /// Name of the work.
         name: String,
     },
+    /// The garbage collector could not look up an owner through the Kubernetes API.
+    #[cfg(feature = "gc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "gc")))]
+    #[error("failed to look up owner {kind} {name}")]
+    OwnerLookup {
+        /// Kind of the owner.
+        kind: String,
+        /// Name of the owner.
+        name: String,
+        /// Why.
+        #[source]
+        source: Box<kube::Error>,
+    },
 }
 
 impl Error {

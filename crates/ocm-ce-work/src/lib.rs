@@ -44,7 +44,8 @@
 //!
 //! # Feature flags
 //!
-//! None.
+//! - `gc`: the garbage collector (module `gc`), which deletes works whose owner resources are gone;
+//!   pulls kube's client and runtime (rustls with ring) to watch the owners.
 //!
 //! # See also
 //!
@@ -59,6 +60,9 @@ pub mod conditions;
 mod decoding;
 mod encoding;
 mod error;
+#[cfg(feature = "gc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gc")))]
+pub mod gc;
 pub mod lister;
 pub mod metrics;
 pub mod patch;

@@ -12,7 +12,7 @@ use ocm_ce_core::resource::parse_resource_version;
 use ocm_ce_core::{Codec, CodecError, CodecErrorKind, DataType, Event, EventType, ResourceAction, SubResource};
 use tokio::sync::watch;
 
-use super::{Connected, Guard, TaskGuard, WorkClientOptions};
+use super::{Connected, Guard, LastError, TaskGuard, WorkClientOptions};
 use crate::api::{DATA_TYPE_ANNOTATION, ManifestWork};
 use crate::codec::{AgentManifestBundleCodec, AgentManifestCodec};
 use crate::conditions::mark_manifests_deleted;
@@ -124,6 +124,7 @@ struct Inner<Tr: Transport> {
     store: Store,
     writer: Writer,
     connected: Connected,
+    last_error: LastError,
     metrics: WorkMetrics,
     /// UIDs of deleting works without finalizers whose `Deleted` status is not published yet.
     pending_acks: Mutex<HashSet<String>>,
@@ -159,6 +160,7 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
             store,
             writer,
             connected,
+            last_error: LastError::default(),
             metrics: WorkMetrics::default(),
             pending_acks: Mutex::default(),
         });
@@ -192,6 +194,11 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
     /// True while the subscription is confirmed.
     pub fn is_connected(&self) -> bool {
         self.inner.connected.is_connected()
+    }
+
+    /// The last connection or subscription error, with its causes.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.last_error.get()
     }
 
     /// Waits until the subscription is confirmed (and the initial resync was sent).
@@ -398,6 +405,7 @@ async fn drive<Tr: Transport>(inner: Arc<Inner<Tr>>, options: WorkClientOptions,
                 Some(Ok(ClientEvent::Connected | ClientEvent::Reconnected)) => { connected.send_replace(true); }
                 Some(Ok(ClientEvent::Resource { action, resource })) => inner.apply_spec(action, resource).await,
                 Some(Err(e)) => {
+                    inner.last_error.set(&e);
                     connected.send_replace(inner.client.is_connected());
                     tracing::debug!(error = %e, cluster = %inner.cluster_name, "agent subscription");
                 }

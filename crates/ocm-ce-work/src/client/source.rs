@@ -14,7 +14,7 @@ use ocm_ce_core::{EventType, ResourceAction, SubResource};
 use tokio::sync::watch;
 use tokio_util::time::DelayQueue;
 
-use super::{Connected, Guard, TaskGuard, WorkClientOptions};
+use super::{Connected, Guard, LastError, TaskGuard, WorkClientOptions};
 use crate::api::{ManifestWork, SEQUENCE_ID_ANNOTATION, SOURCE_FINALIZER, time_from_chrono};
 use crate::codec::SourceManifestBundleCodec;
 use crate::conditions::is_deleted;
@@ -61,6 +61,7 @@ struct Inner<Tr: Transport> {
     store: Store,
     writer: Writer,
     connected: Connected,
+    last_error: LastError,
     metrics: WorkMetrics,
 }
 
@@ -96,6 +97,7 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
             store,
             writer,
             connected,
+            last_error: LastError::default(),
             metrics: WorkMetrics::default(),
         });
         let task = tokio::spawn(drive(inner.clone(), options, connected_tx));
@@ -128,6 +130,11 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
     /// True while the subscription is confirmed.
     pub fn is_connected(&self) -> bool {
         self.inner.connected.is_connected()
+    }
+
+    /// The last connection or subscription error, with its causes.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.last_error.get()
     }
 
     /// Waits until the subscription is confirmed (and the initial resync was sent).
@@ -311,6 +318,7 @@ async fn drive<Tr: Transport>(inner: Arc<Inner<Tr>>, options: WorkClientOptions,
                     tracing::warn!(%action, "unsupported resource action on a source, ignore");
                 }
                 Some(Err(e)) => {
+                    inner.last_error.set(&e);
                     if e.is_retryable() || matches!(e, ocm_ce_client::Error::Transport(_)) {
                         connected.send_replace(inner.client.is_connected());
                     }
