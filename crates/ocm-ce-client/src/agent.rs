@@ -262,6 +262,11 @@ where
                 }
                 tracing::warn!(error = %e, "failed to resync resources status");
             }
+            if inner.base.should_answer_resync(event.source()) {
+                if let Err(e) = inner.resync(event.source()).await {
+                    tracing::warn!(error = %e, source = event.source(), "failed to request a spec resync");
+                }
+            }
             return None;
         }
         if event_type.sub_resource != SubResource::Spec {

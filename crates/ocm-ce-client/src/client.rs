@@ -40,6 +40,12 @@ pub struct ClientOptions {
     pub resync_retry: Duration,
     /// Largest data of one status resync request; bigger hash lists are split. Default 256 KiB.
     pub max_resync_payload_bytes: usize,
+    /// When a peer's resync request arrives within this window after our own subscription was
+    /// confirmed, we send our resync request to that peer once more (once per peer and
+    /// connection). After a broker restart the side that subscribed first sent its request
+    /// before the other side was listening; this recovers it at once instead of at the next
+    /// periodic resync. `None` turns it off. Default: 60 seconds.
+    pub answer_resync_window: Option<Duration>,
     /// Where metrics are recorded (clones share values).
     pub metrics: ClientMetrics,
 }
@@ -53,6 +59,7 @@ impl Default for ClientOptions {
             resync_interval: Some(Duration::from_secs(300)),
             resync_retry: Duration::from_secs(5),
             max_resync_payload_bytes: ocm_ce_core::payload::MAX_RESYNC_PAYLOAD_BYTES,
+            answer_resync_window: Some(Duration::from_secs(60)),
             metrics: ClientMetrics::default(),
         }
     }
@@ -79,6 +86,12 @@ impl ClientOptions {
         self.resync_interval = interval;
         self
     }
+    /// Sets the window in which a peer's resync request is answered with our own (`None` = off).
+    pub fn answer_resync_window(mut self, window: Option<Duration>) -> Self {
+        self.answer_resync_window = window;
+        self
+    }
+
     /// Sets the metrics sink.
     pub fn metrics(mut self, metrics: ClientMetrics) -> Self {
         self.metrics = metrics;
@@ -113,6 +126,15 @@ pub(crate) struct Base<T, Tr: Transport> {
     limiter: Option<Limiter>,
     connection: RwLock<Option<Arc<Tr::Connection>>>,
     subscribed: AtomicBool,
+    session: std::sync::Mutex<Session>,
+}
+
+/// The current subscription: when it was confirmed, and the peers we already answered a resync
+/// request with one of our own.
+#[derive(Debug)]
+struct Session {
+    since: Instant,
+    answered: std::collections::HashSet<String>,
 }
 
 impl<T, Tr: Transport> fmt::Debug for Base<T, Tr> {
@@ -140,7 +162,31 @@ impl<T, Tr: Transport> Base<T, Tr> {
             options,
             connection: RwLock::new(None),
             subscribed: AtomicBool::new(false),
+            session: std::sync::Mutex::new(Session {
+                since: Instant::now(),
+                answered: Default::default(),
+            }),
         }
+    }
+
+    fn new_session(&self) {
+        if let Ok(mut s) = self.session.lock() {
+            *s = Session {
+                since: Instant::now(),
+                answered: Default::default(),
+            };
+        }
+    }
+
+    /// True (once per peer and session) when a resync request from `peer` arrived soon enough
+    /// after our subscription that our own request may have been sent before the peer listened.
+    pub(crate) fn should_answer_resync(&self, peer: &str) -> bool {
+        let Some(window) = self.options.answer_resync_window else {
+            return false;
+        };
+        self.session
+            .lock()
+            .is_ok_and(|mut s| s.since.elapsed() <= window && s.answered.insert(peer.to_owned()))
     }
 
     pub(crate) fn is_connected(&self) -> bool {
@@ -263,6 +309,7 @@ impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
                         Ok((conn, events)) => {
                             let conn = Arc::new(conn);
                             self.side.base().set_current(Some(conn.clone()));
+                            self.side.base().new_session();
                             self.state = State::Connected { conn, events };
                             let marker = if self.connected_once {
                                 self.side.base().options.metrics.reconnected();

@@ -260,6 +260,13 @@ where
                 }
                 tracing::warn!(error = %e, "failed to resync resources spec");
             }
+            if let Ok(cluster) = event.cluster_name() {
+                if self.inner.base.should_answer_resync(&cluster) {
+                    if let Err(e) = self.inner.resync(&cluster).await {
+                        tracing::warn!(error = %e, cluster, "failed to request a status resync");
+                    }
+                }
+            }
             return None;
         }
         if event_type.sub_resource != SubResource::Status {

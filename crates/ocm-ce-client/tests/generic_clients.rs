@@ -23,10 +23,12 @@ use serde_json::Value;
 type Source = SourceClient<Mock, ocm_ce_client::testing::FakeTransport>;
 type Agent = AgentClient<Mock, ocm_ce_client::testing::FakeTransport>;
 
+/// Go's behaviour (no answering resync requests with our own), no rate limit, quick retries.
 fn options() -> ClientOptions {
     ClientOptions::default()
         .rate_limit(None)
         .backoff(BackoffConfig::constant(Duration::from_secs(2)))
+        .answer_resync_window(None)
 }
 
 fn source(broker: &FakeBroker, store: &Store, opts: ClientOptions) -> Source {
@@ -772,4 +774,48 @@ async fn events_for_one_resource_are_handled_in_order() {
             other => panic!("{rv}: {other:?}"),
         }
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_side_that_subscribed_first_gets_the_other_sides_data_without_waiting() {
+    let broker = FakeBroker::new();
+    let (src_store, agent_store) = (Store::source(), Store::agent());
+    src_store.put(Mock {
+        payload: "spec".into(),
+        ..Mock::new("w1", "1")
+    });
+    let opts = || {
+        options()
+            .resync_interval(None)
+            .answer_resync_window(Some(Duration::from_secs(60)))
+    };
+    // The agent comes first: its spec resync request reaches no source.
+    let agt = agent(&broker, &agent_store, opts());
+    let mut s2 = agt.subscribe();
+    expect_marker(&mut s2, &ClientEvent::Connected).await;
+    let src = source(&broker, &src_store, opts());
+    let mut s1 = src.subscribe();
+    expect_marker(&mut s1, &ClientEvent::Connected).await;
+    // The source's status resync request makes the agent repeat its spec resync request once.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut got = None;
+    while got.is_none() && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            Some(Ok(ClientEvent::Resource { action, resource })) = s2.next() => got = Some((action, resource)),
+            _ = s1.next() => {},
+            () = tokio::time::sleep_until(deadline) => {},
+        }
+    }
+    let (action, resource) = got.expect("the agent got the source's work without a periodic resync");
+    assert_eq!(action, ResourceAction::Added);
+    assert_eq!(resource.payload, "spec");
+    // ... and the exchange stops: within the window each side answers a peer only once.
+    idle(&mut s1).await;
+    idle(&mut s2).await;
+    let resyncs = broker
+        .published()
+        .iter()
+        .filter(|p| p.event.ty().ends_with("resync_request"))
+        .count();
+    assert!(resyncs <= 4, "{resyncs} resync requests");
 }
