@@ -262,10 +262,10 @@ where
                 }
                 tracing::warn!(error = %e, "failed to resync resources status");
             }
-            if inner.base.should_answer_resync(event.source()) {
-                if let Err(e) = inner.resync(event.source()).await {
-                    tracing::warn!(error = %e, source = event.source(), "failed to request a spec resync");
-                }
+            if inner.base.should_answer_resync(event.source())
+                && let Err(e) = inner.resync(event.source()).await
+            {
+                tracing::warn!(error = %e, source = event.source(), "failed to request a spec resync");
             }
             return None;
         }

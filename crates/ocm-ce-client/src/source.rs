@@ -260,12 +260,11 @@ where
                 }
                 tracing::warn!(error = %e, "failed to resync resources spec");
             }
-            if let Ok(cluster) = event.cluster_name() {
-                if self.inner.base.should_answer_resync(&cluster) {
-                    if let Err(e) = self.inner.resync(&cluster).await {
-                        tracing::warn!(error = %e, cluster, "failed to request a status resync");
-                    }
-                }
+            if let Ok(cluster) = event.cluster_name()
+                && self.inner.base.should_answer_resync(&cluster)
+                && let Err(e) = self.inner.resync(&cluster).await
+            {
+                tracing::warn!(error = %e, cluster, "failed to request a status resync");
             }
             return None;
         }
