@@ -44,9 +44,13 @@ if [ -z "${OCM_CE_SKIP_LINT:-}" ]; then
     cargo clippy --workspace --all-targets --no-default-features --locked -- -D warnings
 
     step "per-feature checks ($(elapsed))"
-    for f in "" testing; do
+    for f in "" testing mqtt grpc; do
         echo "ocm-ce-client features=[$f]"
         cargo check -p ocm-ce-client --no-default-features --features "$f" --locked
+    done
+    for f in "" mqtt grpc work broker gc; do
+        echo "ocm-ce features=[$f]"
+        cargo check -p ocm-ce --no-default-features --features "$f" --locked
     done
 
     if [ -f xtask/src/main.rs ] && grep -q codegen xtask/src/main.rs; then
@@ -61,6 +65,9 @@ if [ -z "${OCM_CE_SKIP_LINT:-}" ]; then
         exit 1
     fi
 fi
+
+step "the main job: quickstart ($(elapsed))"
+cargo run -q --release --locked -p ocm-ce-cli -- quickstart
 
 step "cargo test, all features ($(elapsed))"
 cargo test --workspace --all-features --locked 2>&1 | tee "$state/test.log"

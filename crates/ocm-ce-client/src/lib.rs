@@ -2,6 +2,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod agent;
+#[cfg(any(feature = "mqtt", feature = "grpc"))]
+mod any;
 pub mod backoff;
 mod client;
 mod error;
@@ -15,7 +17,14 @@ pub mod transport;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub mod tls;
+
 pub use agent::{AgentClient, VersionError};
+#[cfg(any(feature = "mqtt", feature = "grpc"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "mqtt", feature = "grpc"))))]
+pub use any::{AnyConnection, AnyTransport, TransportConfig, TransportKind};
 pub use backoff::BackoffConfig;
 pub use client::{ClientEvent, ClientOptions, ClientStream};
 pub use error::{BoxError, Error, Result, TransportError};

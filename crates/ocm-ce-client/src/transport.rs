@@ -18,6 +18,13 @@ use tokio::sync::mpsc;
 
 use crate::error::TransportError;
 
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+pub mod grpc;
+#[cfg(feature = "mqtt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mqtt")))]
+pub mod mqtt;
+
 /// Where an event goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PublishTarget {

@@ -268,7 +268,9 @@ fn apply_status(writer: &Writer, received: &ManifestWork) -> Outcome {
             return Err(Outcome::Dropped("unparsable_version"));
         };
         if last_rv != 0 && rv > last_rv {
-            return Err(Outcome::Dropped("future_version"));
+            // Go drops it. But a source stores a patched work only after publishing it, so an
+            // agent's status for the new version can arrive first: retry (bounded) instead.
+            return Err(Outcome::Retry);
         }
         let last_seq = last.annotation(SEQUENCE_ID_ANNOTATION).unwrap_or_default();
         let seq = received.annotation(SEQUENCE_ID_ANNOTATION).unwrap_or_default();
@@ -295,7 +297,7 @@ fn apply_status(writer: &Writer, received: &ManifestWork) -> Outcome {
     match result {
         Ok(Some(_)) => Outcome::Applied,
         Ok(None) if deleted => Outcome::Dropped("deleted_unknown"),
-        Ok(None) => Outcome::Retry,
+        Ok(None) | Err(Outcome::Retry) => Outcome::Retry,
         Err(Outcome::Removed) => {
             writer.remove_by_uid(received.uid());
             Outcome::Removed
@@ -426,12 +428,12 @@ mod tests {
     }
 
     #[test]
-    fn a_status_for_a_newer_agent_version_is_dropped_unless_unversioned() {
+    fn a_status_for_a_newer_agent_version_waits_for_the_source_unless_unversioned() {
         let (_, w) = store();
         w.insert(cached("1", None)).unwrap();
         assert_eq!(
             apply_status(&w, &status("2", "1841085652792250368", "a")),
-            Outcome::Dropped("future_version")
+            Outcome::Retry
         );
         let (_, w0) = store();
         w0.insert(cached("0", None)).unwrap();

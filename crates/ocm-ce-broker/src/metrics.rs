@@ -1,0 +1,305 @@
+//! Prometheus metrics of the broker, and the optional `/metrics` HTTP listener.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// The role of a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum SubscriberRole {
+    /// A source, subscribed by source id (receives statuses and spec resync requests).
+    Source,
+    /// An agent, subscribed by cluster name (receives specs and status resync requests).
+    Agent,
+}
+
+/// Why a delivery or a request was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// A subscriber's queue was full: the event was not queued and the subscriber was
+    /// disconnected (it resubscribes and resyncs).
+    QueueFull,
+    /// The subscriber went away between routing and queueing.
+    SubscriberGone,
+    /// A request that is not valid protobuf.
+    Malformed,
+    /// A request whose CloudEvent is invalid (missing attributes, unparsable type, missing
+    /// routing extension).
+    InvalidEvent,
+    /// A request over the maximum message size.
+    TooLarge,
+    /// A request without valid credentials.
+    Unauthenticated,
+}
+
+/// The operation a denial concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum Operation {
+    /// `Publish`.
+    Publish,
+    /// `Subscribe`.
+    Subscribe,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RoleLabel {
+    role: SubscriberRole,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: DropReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OperationLabel {
+    operation: Operation,
+}
+
+/// The broker's metrics (clones share values). Names start with `ocm_ce_broker_`:
+///
+/// | metric | type | labels |
+/// |---|---|---|
+/// | `subscribers` | gauge | `role` (`Source`, `Agent`) |
+/// | `events_published_total` | counter | accepted `Publish` calls |
+/// | `events_routed_total` | counter | deliveries queued to a subscriber |
+/// | `events_undelivered_total` | counter | accepted events no subscriber matched |
+/// | `events_dropped_total` | counter | `reason` (see [`DropReason`]) |
+/// | `requests_denied_total` | counter | `operation` (`Publish`, `Subscribe`) |
+/// | `slow_subscribers_disconnected_total` | counter | — |
+/// | `queue_depth` | gauge | events queued over all subscribers |
+/// | `tls_handshake_failures_total` | counter | — |
+#[derive(Clone)]
+pub struct BrokerMetrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    subscribers: Family<RoleLabel, Gauge>,
+    published: Counter,
+    routed: Counter,
+    undelivered: Counter,
+    dropped: Family<ReasonLabel, Counter>,
+    denied: Family<OperationLabel, Counter>,
+    slow_disconnects: Counter,
+    queue_depth: Gauge<i64, AtomicI64>,
+    handshake_failures: Counter,
+}
+
+impl fmt::Debug for BrokerMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerMetrics")
+            .field("routed", &self.routed())
+            .field("undelivered", &self.undelivered())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for BrokerMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BrokerMetrics {
+    /// Fresh metrics in their own registry.
+    pub fn new() -> Self {
+        let subscribers = Family::<RoleLabel, Gauge>::default();
+        let published = Counter::default();
+        let routed = Counter::default();
+        let undelivered = Counter::default();
+        let dropped = Family::<ReasonLabel, Counter>::default();
+        let denied = Family::<OperationLabel, Counter>::default();
+        let slow_disconnects = Counter::default();
+        let queue_depth = Gauge::<i64, AtomicI64>::default();
+        let handshake_failures = Counter::default();
+        let mut registry = Registry::with_prefix("ocm_ce_broker");
+        registry.register("subscribers", "Connected subscribers", subscribers.clone());
+        registry.register("events_published", "Accepted Publish calls", published.clone());
+        registry.register("events_routed", "Deliveries queued to a subscriber", routed.clone());
+        registry.register(
+            "events_undelivered",
+            "Accepted events that matched no subscriber",
+            undelivered.clone(),
+        );
+        registry.register(
+            "events_dropped",
+            "Deliveries and requests dropped, by reason",
+            dropped.clone(),
+        );
+        registry.register(
+            "requests_denied",
+            "Calls refused by the authorization policy",
+            denied.clone(),
+        );
+        registry.register(
+            "slow_subscribers_disconnected",
+            "Subscribers disconnected because their queue overflowed",
+            slow_disconnects.clone(),
+        );
+        registry.register("queue_depth", "Events queued for all subscribers", queue_depth.clone());
+        registry.register(
+            "tls_handshake_failures",
+            "Failed TLS handshakes",
+            handshake_failures.clone(),
+        );
+        for role in [SubscriberRole::Source, SubscriberRole::Agent] {
+            let _ = subscribers.get_or_create(&RoleLabel { role });
+        }
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                subscribers,
+                published,
+                routed,
+                undelivered,
+                dropped,
+                denied,
+                slow_disconnects,
+                queue_depth,
+                handshake_failures,
+            }),
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
+        out
+    }
+
+    /// Connected subscribers of `role`.
+    pub fn subscribers(&self, role: SubscriberRole) -> i64 {
+        self.inner.subscribers.get_or_create(&RoleLabel { role }).get()
+    }
+    /// Accepted `Publish` calls.
+    pub fn published(&self) -> u64 {
+        self.inner.published.get()
+    }
+    /// Deliveries queued to subscribers.
+    pub fn routed(&self) -> u64 {
+        self.inner.routed.get()
+    }
+    /// Accepted events that matched no subscriber.
+    pub fn undelivered(&self) -> u64 {
+        self.inner.undelivered.get()
+    }
+    /// Drops for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.inner.dropped.get_or_create(&ReasonLabel { reason }).get()
+    }
+    /// Denied calls of `operation`.
+    pub fn denied(&self, operation: Operation) -> u64 {
+        self.inner.denied.get_or_create(&OperationLabel { operation }).get()
+    }
+    /// Subscribers disconnected for overflowing their queue.
+    pub fn slow_subscribers_disconnected(&self) -> u64 {
+        self.inner.slow_disconnects.get()
+    }
+    /// Events currently queued over all subscribers.
+    pub fn queue_depth(&self) -> i64 {
+        self.inner.queue_depth.get()
+    }
+    /// Failed TLS handshakes.
+    pub fn tls_handshake_failures(&self) -> u64 {
+        self.inner.handshake_failures.get()
+    }
+
+    pub(crate) fn subscriber_added(&self, role: SubscriberRole) {
+        self.inner.subscribers.get_or_create(&RoleLabel { role }).inc();
+    }
+    pub(crate) fn subscriber_removed(&self, role: SubscriberRole) {
+        self.inner.subscribers.get_or_create(&RoleLabel { role }).dec();
+    }
+    pub(crate) fn inc_published(&self) {
+        self.inner.published.inc();
+    }
+    pub(crate) fn inc_routed(&self) {
+        self.inner.routed.inc();
+    }
+    pub(crate) fn inc_undelivered(&self) {
+        self.inner.undelivered.inc();
+    }
+    pub(crate) fn inc_dropped(&self, reason: DropReason) {
+        self.inner.dropped.get_or_create(&ReasonLabel { reason }).inc();
+    }
+    pub(crate) fn inc_denied(&self, operation: Operation) {
+        self.inner.denied.get_or_create(&OperationLabel { operation }).inc();
+    }
+    pub(crate) fn inc_slow_disconnects(&self) {
+        self.inner.slow_disconnects.inc();
+    }
+    pub(crate) fn queued(&self, n: i64) {
+        self.inner.queue_depth.inc_by(n);
+    }
+    pub(crate) fn dequeued(&self, n: i64) {
+        self.inner.queue_depth.dec_by(n);
+    }
+    pub(crate) fn inc_handshake_failures(&self) {
+        self.inner.handshake_failures.inc();
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` is cancelled. Connections are tasks
+/// of a local `JoinSet`, aborted at shutdown.
+pub(crate) async fn serve(listener: TcpListener, metrics: BrokerMetrics, shutdown: CancellationToken) {
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, _) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics listener: accept failed");
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let metrics = metrics.clone();
+                async move { Ok::<_, Infallible>(respond(&request, &metrics)) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!(error = %e, "metrics connection failed");
+            }
+        });
+    }
+    connections.shutdown().await;
+}
+
+fn respond<B>(request: &http::Request<B>, metrics: &BrokerMetrics) -> http::Response<String> {
+    let mut response = if request.method() == http::Method::GET && request.uri().path() == "/metrics" {
+        http::Response::new(metrics.encode())
+    } else {
+        let mut r = http::Response::new("not found\n".to_owned());
+        *r.status_mut() = http::StatusCode::NOT_FOUND;
+        r
+    };
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}

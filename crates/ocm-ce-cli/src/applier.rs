@@ -1,0 +1,278 @@
+//! What `ocm-ce agent` does with a work: write its manifests as YAML files under
+//! `DIR/<cluster>/<work-uid>/` (a real, inspectable effect), report `Applied` / `Available`
+//! with per-manifest status and status feedback, and on deletion remove the files and the
+//! finalizer so the agent client reports `Deleted`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use futures::StreamExt;
+use ocm_ce_client::Transport;
+use ocm_ce_work::api::{MANIFEST_WORK_FINALIZER, condition, condition_type};
+use ocm_ce_work::client::AgentWorkClient;
+use ocm_ce_work::conditions::set_status_condition;
+use ocm_ce_work::store::WatchEvent;
+use ocm_ce_work::{
+    FeedbackValue, FieldValue, ManifestCondition, ManifestResourceMeta, ManifestWork, ManifestWorkStatus, PatchType,
+    StatusFeedbackResult, ValueType,
+};
+use serde_json::Value;
+
+/// Applies works to a directory.
+#[derive(Debug)]
+pub(crate) struct Applier {
+    root: PathBuf,
+    /// Resource version last written per work UID, so our own status patches do not rewrite.
+    written: HashMap<String, String>,
+}
+
+fn file_name(ordinal: usize, manifest: &Value) -> String {
+    let kind = manifest["kind"].as_str().unwrap_or("object").to_lowercase();
+    let name = manifest["metadata"]["name"].as_str().unwrap_or("unnamed");
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{ordinal:02}-{kind}-{safe}.yaml")
+}
+
+/// The status an agent reports for a work whose manifests were written.
+pub(crate) fn applied_status(work: &ManifestWork, manifests: &[Value]) -> ManifestWorkStatus {
+    let now = Utc::now();
+    let mut status = work.status.clone();
+    // Agent-side works carry no generation (Go v0.15.0), so the applied resource version is
+    // reported as the observed generation: it tells the source which spec was applied.
+    let generation = work.resource_version().parse::<i64>().ok().filter(|g| *g > 0);
+    for (ty, reason, message) in [
+        (
+            condition_type::APPLIED,
+            "AppliedManifestWorkComplete",
+            "Apply manifest work complete",
+        ),
+        (
+            condition_type::AVAILABLE,
+            "ResourcesAvailable",
+            "All resources are available",
+        ),
+    ] {
+        set_status_condition(
+            &mut status.conditions,
+            condition(ty, "True", reason, message, None),
+            now,
+        );
+        if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == ty) {
+            c.observed_generation = generation;
+        }
+    }
+    let previous = std::mem::take(&mut status.resource_status.manifests);
+    status.resource_status.manifests = manifests
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let (group, version) = match m["apiVersion"].as_str().unwrap_or("v1").split_once('/') {
+                Some((g, v)) => (g.to_owned(), v.to_owned()),
+                None => (String::new(), m["apiVersion"].as_str().unwrap_or("v1").to_owned()),
+            };
+            let kind = m["kind"].as_str().unwrap_or_default().to_owned();
+            let meta = ManifestResourceMeta {
+                ordinal: i32::try_from(i).unwrap_or(i32::MAX),
+                group,
+                version,
+                resource: format!("{}s", kind.to_lowercase()),
+                kind: kind.clone(),
+                name: m["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+                namespace: m["metadata"]["namespace"].as_str().unwrap_or_default().to_owned(),
+            };
+            let mut conditions = previous
+                .iter()
+                .find(|p| p.resource_meta == meta)
+                .and_then(|p| p.conditions.clone())
+                .unwrap_or_default();
+            set_status_condition(
+                &mut conditions,
+                condition(
+                    condition_type::APPLIED,
+                    "True",
+                    "AppliedManifestComplete",
+                    "Apply manifest complete",
+                    None,
+                ),
+                now,
+            );
+            set_status_condition(
+                &mut conditions,
+                condition(
+                    condition_type::AVAILABLE,
+                    "True",
+                    "ResourceAvailable",
+                    "Resource is available",
+                    None,
+                ),
+                now,
+            );
+            let values = if kind == "Deployment" {
+                let replicas = m["spec"]["replicas"].as_i64().unwrap_or(1);
+                ["Replicas", "ReadyReplicas", "AvailableReplicas"]
+                    .iter()
+                    .map(|name| FeedbackValue {
+                        name: (*name).to_owned(),
+                        field_value: FieldValue {
+                            type_: ValueType::Integer,
+                            integer: Some(replicas),
+                            ..FieldValue::default()
+                        },
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            ManifestCondition {
+                resource_meta: meta,
+                status_feedback: StatusFeedbackResult { values },
+                conditions: Some(conditions),
+            }
+        })
+        .collect();
+    status
+}
+
+impl Applier {
+    /// An applier writing under `root/<cluster>/`.
+    pub(crate) fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            written: HashMap::new(),
+        }
+    }
+
+    /// The directory of one work.
+    pub(crate) fn work_dir(&self, work: &ManifestWork) -> PathBuf {
+        self.root.join(work.namespace()).join(work.uid())
+    }
+
+    fn remove_dir(&mut self, work: &ManifestWork) -> Result<()> {
+        self.written.remove(work.uid());
+        let dir = self.work_dir(work);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {}", dir.display())),
+        }
+    }
+
+    fn write_manifests(&mut self, work: &ManifestWork, manifests: &[Value]) -> Result<()> {
+        let dir = self.work_dir(work);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let wanted: Vec<String> = manifests.iter().enumerate().map(|(i, m)| file_name(i, m)).collect();
+        for (name, manifest) in wanted.iter().zip(manifests) {
+            let yaml = serde_saphyr::to_string(manifest).context("rendering a manifest as YAML")?;
+            write_atomic(&dir.join(name), yaml.as_bytes())?;
+        }
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let entry = entry?;
+            if !wanted.iter().any(|w| entry.file_name() == w.as_str()) {
+                std::fs::remove_file(entry.path()).ok();
+            }
+        }
+        self.written
+            .insert(work.uid().to_owned(), work.resource_version().to_owned());
+        Ok(())
+    }
+
+    /// Brings one work to its desired state.
+    pub(crate) async fn reconcile<Tr: Transport>(
+        &mut self,
+        agent: &AgentWorkClient<Tr>,
+        work: &ManifestWork,
+    ) -> Result<()> {
+        let uid = work.name().to_owned();
+        if work.is_deleting() {
+            self.remove_dir(work)?;
+            if !work.finalizers().is_empty() {
+                agent
+                    .patch(&uid, PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#)
+                    .await?;
+            }
+            return Ok(());
+        }
+        if !work.finalizers().iter().any(|f| f == MANIFEST_WORK_FINALIZER) {
+            let mut finalizers = work.finalizers().to_vec();
+            finalizers.push(MANIFEST_WORK_FINALIZER.to_owned());
+            let patch = serde_json::json!({ "metadata": { "finalizers": finalizers } });
+            agent
+                .patch(&uid, PatchType::Merge, patch.to_string().as_bytes())
+                .await?;
+            return Ok(());
+        }
+        let manifests: Vec<Value> = work
+            .spec
+            .workload
+            .manifests
+            .iter()
+            .map(|m| m.to_value())
+            .collect::<Result<_, _>>()
+            .context("a manifest is not JSON")?;
+        if self.written.get(work.uid()).map(String::as_str) != Some(work.resource_version())
+            || !self.work_dir(work).exists()
+        {
+            self.write_manifests(work, &manifests)?;
+        }
+        let desired = applied_status(work, &manifests);
+        if desired != work.status {
+            let patch = serde_json::json!({ "status": desired });
+            agent
+                .patch_status(&uid, PatchType::Merge, patch.to_string().as_bytes())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Applies every work the agent holds and every change, until `shutdown` resolves.
+    pub(crate) async fn run<Tr: Transport>(
+        &mut self,
+        agent: &AgentWorkClient<Tr>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        let mut watch = agent.watch();
+        for w in agent.list(&Default::default()) {
+            self.report(agent, &w).await;
+        }
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                ev = watch.next() => match ev {
+                    Some(WatchEvent::Added(w) | WatchEvent::Modified(w)) => self.report(agent, &w).await,
+                    Some(WatchEvent::Deleted(w)) => { self.remove_dir(&w)?; }
+                    Some(WatchEvent::Relisted(all)) => {
+                        for w in &all {
+                            self.report(agent, w).await;
+                        }
+                    }
+                    None => return Ok(()),
+                },
+                () = &mut shutdown => return Ok(()),
+            }
+        }
+    }
+
+    async fn report<Tr: Transport>(&mut self, agent: &AgentWorkClient<Tr>, work: &ManifestWork) {
+        if let Err(e) = self.reconcile(agent, work).await {
+            tracing::warn!(work = work.uid(), error = %format!("{e:#}"), "failed to apply a work; will retry on its next change or resync");
+        }
+    }
+}
+
+/// Writes `data` to `path` through a temporary file and a rename.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))
+}

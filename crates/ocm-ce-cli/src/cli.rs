@@ -1,0 +1,355 @@
+//! Command-line interface (clap).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Open Cluster Management's CloudEvents transport for ManifestWork, in Rust.
+#[derive(Debug, Parser)]
+#[command(name = "ocm-ce", version, about, long_about = None, after_help = "Example:\n  ocm-ce quickstart --clusters 3 --works 10")]
+pub(crate) struct Cli {
+    /// More logs (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a broker, a source and N agents in one process through a full work lifecycle.
+    #[command(after_help = "Example:\n  ocm-ce quickstart --clusters 3 --works 10 --json")]
+    Quickstart(QuickstartArgs),
+    /// Run the ocm-ce gRPC broker.
+    #[command(
+        after_help = "Examples:\n  ocm-ce broker --listen 127.0.0.1:8090 --insecure\n  ocm-ce broker --listen 0.0.0.0:8090 --tls-cert server.pem --tls-key server-key.pem --client-ca ca.pem --authz policy.yaml"
+    )]
+    Broker(BrokerArgs),
+    /// Run an agent that applies works into a directory and reports their status.
+    #[command(
+        after_help = "Example:\n  ocm-ce agent --transport grpc --config grpc.yaml --cluster cluster1 --apply-dir ./applied"
+    )]
+    Agent(AgentArgs),
+    /// Act as a source: apply, get, list, delete and watch ManifestWorks.
+    #[command(
+        after_help = "Examples:\n  ocm-ce source --transport grpc --config grpc.yaml --source source1 apply -f work.yaml --wait\n  ocm-ce source --transport grpc --config grpc.yaml --source source1 list"
+    )]
+    Source(SourceArgs),
+    /// Measure source → agent → status round trips.
+    #[command(after_help = "Example:\n  ocm-ce bench --transport grpc --clusters 5 --works 200 --json")]
+    Bench(BenchArgs),
+    /// Configuration files.
+    Config {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+impl Command {
+    /// Long-running commands log warnings by default; one-shot commands only errors, so their
+    /// output stays one line on failure.
+    pub(crate) fn default_log_level(&self) -> &'static str {
+        match self {
+            Self::Source(_) | Self::Config { .. } => "error",
+            _ => "warn",
+        }
+    }
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Validate a transport config file (prints Go's error texts).
+    #[command(after_help = "Example:\n  ocm-ce config check --transport mqtt mqtt.yaml")]
+    Check {
+        /// Which transport the file is for.
+        #[arg(long, value_enum)]
+        transport: TransportArg,
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+/// A transport name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TransportArg {
+    /// gRPC (the ocm-ce broker or any Go-compatible one).
+    Grpc,
+    /// MQTT 5.
+    Mqtt,
+    /// Kafka (needs the `kafka` build feature).
+    Kafka,
+}
+
+impl TransportArg {
+    /// The kind for the client crate.
+    pub(crate) fn kind(self) -> ocm_ce_client::TransportKind {
+        match self {
+            Self::Grpc => ocm_ce_client::TransportKind::Grpc,
+            Self::Mqtt => ocm_ce_client::TransportKind::Mqtt,
+            Self::Kafka => ocm_ce_client::TransportKind::Kafka,
+        }
+    }
+}
+
+/// `quickstart` options.
+#[derive(Debug, Args)]
+pub(crate) struct QuickstartArgs {
+    /// Managed clusters (one agent each).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) clusters: usize,
+    /// Works per cluster.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) works: usize,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Where agents write the applied manifests (default: a temporary directory).
+    #[arg(long)]
+    pub(crate) apply_dir: Option<PathBuf>,
+    /// Give up after this long.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub(crate) timeout: Duration,
+}
+
+/// `broker` options.
+#[derive(Debug, Args)]
+pub(crate) struct BrokerArgs {
+    /// Address to listen on.
+    #[arg(long)]
+    pub(crate) listen: SocketAddr,
+    /// Server certificate (PEM); enables TLS 1.3.
+    #[arg(long, requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// Server key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// CA of client certificates (PEM); enables mTLS authentication.
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) client_ca: Option<PathBuf>,
+    /// Bearer tokens file (YAML).
+    #[arg(long)]
+    pub(crate) tokens: Option<PathBuf>,
+    /// Authorization policy file (YAML).
+    #[arg(long)]
+    pub(crate) authz: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long)]
+    pub(crate) metrics_listen: Option<SocketAddr>,
+    /// Send heartbeat events every SECS seconds (off by default).
+    #[arg(long)]
+    pub(crate) heartbeat: Option<u64>,
+    /// Queue capacity per subscriber.
+    #[arg(long, default_value_t = ocm_ce_broker::DEFAULT_QUEUE_CAPACITY)]
+    pub(crate) queue: usize,
+    /// Run without authentication (plaintext) even on a non-loopback address.
+    #[arg(long)]
+    pub(crate) insecure: bool,
+}
+
+/// Transport selection shared by `agent`, `source` and `bench`.
+#[derive(Debug, Args)]
+pub(crate) struct TransportArgs {
+    /// Transport.
+    #[arg(long, value_enum)]
+    pub(crate) transport: TransportArg,
+    /// The Go SDK transport config file (YAML or JSON).
+    #[arg(long)]
+    pub(crate) config: PathBuf,
+}
+
+/// `agent` options.
+#[derive(Debug, Args)]
+pub(crate) struct AgentArgs {
+    /// Transport and config.
+    #[command(flatten)]
+    pub(crate) transport: TransportArgs,
+    /// The managed cluster this agent serves.
+    #[arg(long)]
+    pub(crate) cluster: String,
+    /// Agent id (default `<cluster>-work-agent`).
+    #[arg(long)]
+    pub(crate) agent_id: Option<String>,
+    /// Where to write applied manifests (default: a directory under the user's state dir).
+    #[arg(long)]
+    pub(crate) apply_dir: Option<PathBuf>,
+}
+
+/// `source` options.
+#[derive(Debug, Args)]
+pub(crate) struct SourceArgs {
+    /// Transport and config.
+    #[command(flatten)]
+    pub(crate) transport: TransportArgs,
+    /// Source id.
+    #[arg(long = "source")]
+    pub(crate) source_id: String,
+    /// MQTT client id (default `<source>-client`).
+    #[arg(long)]
+    pub(crate) client_id: Option<String>,
+    /// Where the source keeps its works between runs (default: under the user's state dir).
+    #[arg(long)]
+    pub(crate) state_dir: Option<PathBuf>,
+    /// How long to wait for the broker and for the status resync on start.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) connect_timeout: Duration,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: SourceCommand,
+}
+
+/// Output format of `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+/// `source` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SourceCommand {
+    /// Create or update the works in FILE (multi-document YAML or JSON; `-` = stdin).
+    Apply {
+        /// The file.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Wait until the agent reports the work applied, and print its status.
+        #[arg(long)]
+        wait: bool,
+        /// How long to wait.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Print one work.
+    Get {
+        /// Work name.
+        name: String,
+        /// Cluster (namespace).
+        #[arg(short = 'n', long = "namespace")]
+        namespace: String,
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "yaml")]
+        output: Output,
+    },
+    /// List works as a table.
+    List {
+        /// Cluster (namespace); all when absent.
+        #[arg(short = 'n', long = "namespace")]
+        namespace: Option<String>,
+        /// Label selector.
+        #[arg(short = 'l', long = "selector", default_value = "")]
+        selector: String,
+    },
+    /// Delete a work.
+    Delete {
+        /// Work name.
+        name: String,
+        /// Cluster (namespace).
+        #[arg(short = 'n', long = "namespace")]
+        namespace: String,
+        /// Wait until the agent acknowledged the deletion.
+        #[arg(long)]
+        wait: bool,
+        /// How long to wait.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Stream changes of the works until interrupted.
+    Watch {
+        /// Cluster (namespace); all when absent.
+        #[arg(short = 'n', long = "namespace")]
+        namespace: Option<String>,
+    },
+}
+
+/// `bench` options.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Transport.
+    #[arg(long, value_enum, default_value = "grpc")]
+    pub(crate) transport: TransportArg,
+    /// Transport config file; for grpc without one, an embedded broker is started.
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    /// Clusters (one agent each).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) clusters: usize,
+    /// Works per cluster.
+    #[arg(long, default_value_t = 250)]
+    pub(crate) works: usize,
+    /// Bytes of ConfigMap data per work.
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) manifest_bytes: usize,
+    /// Works created per second (0 = unlimited).
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) rate: f64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Give up after this long.
+    #[arg(long, default_value = "600s", value_parser = parse_duration)]
+    pub(crate) timeout: Duration,
+}
+
+/// Parses `30s`, `10m`, `1h`, `500ms` or a number of seconds.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (examples: 30s, 10m, 500ms)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// Logs to stderr: `RUST_LOG` if set, else `quiet_default` / info / debug / trace by `-v` count.
+pub(crate) fn init_logging(verbose: u8, quiet_default: &str) {
+    let default = match verbose {
+        0 => quiet_default,
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_go_strings() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert!(parse_duration("5x").is_err());
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,803 @@
+//! The commands.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use ocm_ce_broker::Broker;
+use ocm_ce_client::transport::grpc::{GrpcConfig, GrpcTransport};
+use ocm_ce_client::{AnyTransport, ClientOptions, Role, Transport, TransportConfig};
+use ocm_ce_work::api::{RESOURCE_VERSION_ANNOTATION, condition_type};
+use ocm_ce_work::client::{AgentCodecs, AgentWorkClient, SourceWorkClient, WorkClientOptions};
+use ocm_ce_work::conditions::find_status_condition;
+use ocm_ce_work::selector::ListParams;
+use ocm_ce_work::store::WatchEvent;
+use ocm_ce_work::{ManifestWork, PatchType};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::applier::Applier;
+use crate::cli::{
+    AgentArgs, BenchArgs, BrokerArgs, Cli, Command, ConfigCommand, Output, QuickstartArgs, SourceArgs, SourceCommand,
+};
+use crate::lifecycle::{self, Plan, Summary};
+use crate::state::StateDb;
+
+/// Runs one command.
+pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Quickstart(args) => quickstart(args).await,
+        Command::Broker(args) => broker(args).await,
+        Command::Agent(args) => agent(args).await,
+        Command::Source(args) => source(args).await,
+        Command::Bench(args) => bench(args).await,
+        Command::Config {
+            command: ConfigCommand::Check { transport, file },
+        } => {
+            TransportConfig::load(transport.kind(), &file).map_err(anyhow::Error::msg)?;
+            println!("{}: valid {} config", file.display(), transport.kind());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The user's state directory for ocm-ce (`$XDG_STATE_HOME/ocm-ce` or `~/.local/state/ocm-ce`).
+fn state_home() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("ocm-ce");
+    }
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from(".ocm-ce"),
+        |h| PathBuf::from(h).join(".local/state/ocm-ce"),
+    )
+}
+
+fn load_config(kind: ocm_ce_client::TransportKind, path: &Path) -> Result<TransportConfig> {
+    if !path.exists() {
+        bail!(
+            "config file {} does not exist (pass a Go SDK {kind} config with --config)",
+            path.display()
+        );
+    }
+    TransportConfig::load(kind, path).map_err(|e| anyhow::anyhow!("invalid {kind} config: {e}"))
+}
+
+/// Client options for the command-line processes: Go's defaults, but a snappy first retry.
+fn client_options() -> WorkClientOptions {
+    let mut client = ClientOptions::default();
+    client.backoff.initial = Duration::from_secs(1);
+    WorkClientOptions::default().client(client)
+}
+
+fn in_process_options() -> WorkClientOptions {
+    WorkClientOptions::default().client(ClientOptions::default().rate_limit(None))
+}
+
+async fn wait_connected<F>(
+    what: &str,
+    timeout: Duration,
+    connected: F,
+    last_error: impl Fn() -> Option<String>,
+) -> Result<()>
+where
+    F: std::future::Future<Output = ()>,
+{
+    if tokio::time::timeout(timeout, connected).await.is_err() {
+        let why = last_error().map(|e| format!(": {e}")).unwrap_or_default();
+        bail!(
+            "could not reach the broker for {what} within {}s{why} (is it running? check the config file)",
+            timeout.as_secs()
+        );
+    }
+    Ok(())
+}
+
+// ---- broker ----------------------------------------------------------------------------------
+
+async fn broker(args: BrokerArgs) -> Result<ExitCode> {
+    let authenticated = args.client_ca.is_some() || args.tokens.is_some();
+    if !args.listen.ip().is_loopback() && !authenticated && !args.insecure {
+        bail!(
+            "refusing to serve {} without authentication: pass --client-ca and/or --tokens (with --tls-cert/--tls-key), or --insecure",
+            args.listen
+        );
+    }
+    let mut builder = Broker::builder()
+        .queue_capacity(args.queue)
+        .heartbeat_interval(args.heartbeat.map(Duration::from_secs));
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        builder = builder.tls(cert, key, args.client_ca.as_deref());
+    }
+    if let Some(tokens) = &args.tokens {
+        builder = builder.tokens_file(tokens);
+    }
+    if let Some(authz) = &args.authz {
+        builder = builder.authorization_file(authz);
+    }
+    if let Some(addr) = args.metrics_listen {
+        builder = builder.metrics_addr(addr);
+    }
+    builder = builder.insecure(!authenticated);
+    let broker = builder.build().context("invalid broker configuration")?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "ocm-ce broker listening on {addr}{}",
+        if args.tls_cert.is_some() {
+            " (TLS 1.3)"
+        } else {
+            " (plaintext)"
+        }
+    );
+    if let Some(m) = broker.metrics_local_addr() {
+        eprintln!("metrics on http://{m}/metrics");
+    }
+    broker
+        .serve_with_shutdown(listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("shutting down");
+        })
+        .await
+        .context("the broker failed")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---- agent -----------------------------------------------------------------------------------
+
+async fn agent(args: AgentArgs) -> Result<ExitCode> {
+    let config = load_config(args.transport.transport.kind(), &args.transport.config)?;
+    let agent_id = args
+        .agent_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-work-agent", args.cluster));
+    let transport = AnyTransport::agent(&config, &args.cluster, &agent_id).map_err(anyhow::Error::msg)?;
+    let dir = args.apply_dir.clone().unwrap_or_else(|| state_home().join("apply"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the apply directory {}", dir.display()))?;
+    let client = AgentWorkClient::start(
+        transport,
+        &args.cluster,
+        &agent_id,
+        AgentCodecs::bundles(),
+        client_options(),
+    );
+    eprintln!(
+        "agent {agent_id} for cluster {} applying into {}",
+        args.cluster,
+        dir.display()
+    );
+    let mut applier = Applier::new(&dir);
+    applier
+        .run(&client, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    // Flush: give pending Deleted acknowledgements a moment to go out.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while client.pending_deletion_acks() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("agent stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---- source ----------------------------------------------------------------------------------
+
+async fn source(args: SourceArgs) -> Result<ExitCode> {
+    let config = load_config(args.transport.transport.kind(), &args.transport.config)?;
+    let client_id = args
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-client", args.source_id));
+    let transport = AnyTransport::source(&config, &args.source_id, &client_id).map_err(anyhow::Error::msg)?;
+    let state_dir = args.state_dir.clone().unwrap_or_else(|| state_home().join("sources"));
+    let mut db = StateDb::open(&state_dir, &args.source_id)?;
+    let works = db.load()?;
+    let client = SourceWorkClient::start(transport, &args.source_id, works, client_options());
+    wait_connected(
+        &format!("source {}", args.source_id),
+        args.connect_timeout,
+        client.wait_until_connected(),
+        || client.last_error(),
+    )
+    .await?;
+    // Statuses that changed while no source ran arrive as answers to the resync request.
+    let mut watch = client.watch();
+    settle(&mut watch, &mut db).await?;
+    let code = match args.command {
+        SourceCommand::Apply { file, wait, timeout } => {
+            apply(&client, &mut db, &mut watch, &file, wait, timeout).await?
+        }
+        SourceCommand::Get {
+            name,
+            namespace,
+            output,
+        } => {
+            let work = client
+                .get(&namespace, &name)
+                .map_err(|_| anyhow::anyhow!("work {namespace}/{name} not found"))?;
+            print_work(&work, output)?;
+            ExitCode::SUCCESS
+        }
+        SourceCommand::List { namespace, selector } => {
+            let params = ListParams::parse(&selector, "")?;
+            print_table(&client.list(namespace.as_deref().unwrap_or(""), &params));
+            ExitCode::SUCCESS
+        }
+        SourceCommand::Delete {
+            name,
+            namespace,
+            wait,
+            timeout,
+        } => {
+            if client.get(&namespace, &name).is_err() {
+                bail!("work {namespace}/{name} not found");
+            }
+            client
+                .delete(&namespace, &name)
+                .await
+                .context("failed to publish the deletion")?;
+            persist_pending(&mut watch, &mut db)?;
+            if wait {
+                let deadline = Instant::now() + timeout;
+                while client.get(&namespace, &name).is_ok() {
+                    let ev = next_until(&mut watch, deadline).await.with_context(|| {
+                        format!(
+                            "the agent did not acknowledge the deletion of {namespace}/{name} within {}s",
+                            timeout.as_secs()
+                        )
+                    })?;
+                    db.apply(&ev)?;
+                }
+            }
+            println!("work {namespace}/{name} deleted");
+            ExitCode::SUCCESS
+        }
+        SourceCommand::Watch { namespace } => {
+            let ns = namespace.unwrap_or_default();
+            loop {
+                tokio::select! {
+                    ev = watch.next() => match ev {
+                        Some(ev) => { db.apply(&ev)?; print_event(&ev, &ns); }
+                        None => break,
+                    },
+                    _ = tokio::signal::ctrl_c() => break,
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    };
+    persist_pending(&mut watch, &mut db)?;
+    Ok(code)
+}
+
+async fn settle(watch: &mut ocm_ce_work::store::WatchStream, db: &mut StateDb) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let quiet = (Instant::now() + Duration::from_millis(400)).min(deadline);
+        match tokio::time::timeout_at(quiet.into(), watch.next()).await {
+            Ok(Some(ev)) => db.apply(&ev)?,
+            _ => return Ok(()),
+        }
+    }
+}
+
+fn persist_pending(watch: &mut ocm_ce_work::store::WatchStream, db: &mut StateDb) -> Result<()> {
+    while let Some(Some(ev)) = futures::FutureExt::now_or_never(watch.next()) {
+        db.apply(&ev)?;
+    }
+    Ok(())
+}
+
+async fn next_until(watch: &mut ocm_ce_work::store::WatchStream, deadline: Instant) -> Result<WatchEvent> {
+    match tokio::time::timeout_at(deadline.into(), watch.next()).await {
+        Ok(Some(ev)) => Ok(ev),
+        Ok(None) => bail!("the store closed"),
+        Err(_) => bail!("timed out"),
+    }
+}
+
+fn read_works(file: &Path) -> Result<Vec<ManifestWork>> {
+    let text = if file == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading works from stdin")?;
+        s
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&text).with_context(|| format!("{} is not valid YAML", file.display()))?;
+    let mut works = Vec::new();
+    for (i, doc) in docs.into_iter().filter(|d| !d.is_null()).enumerate() {
+        if let Some(kind) = doc.get("kind").and_then(|k| k.as_str())
+            && kind != "ManifestWork"
+        {
+            bail!(
+                "document {} of {} is a {kind}, not a ManifestWork",
+                i + 1,
+                file.display()
+            );
+        }
+        let work: ManifestWork = serde_json::from_value(doc)
+            .with_context(|| format!("document {} of {} is not a valid ManifestWork", i + 1, file.display()))?;
+        if work.namespace().is_empty() {
+            bail!(
+                "work {} in {} has no metadata.namespace (the target cluster)",
+                work.name(),
+                file.display()
+            );
+        }
+        works.push(work);
+    }
+    if works.is_empty() {
+        bail!("{} holds no ManifestWork", file.display());
+    }
+    Ok(works)
+}
+
+fn version_of(work: &ManifestWork) -> u64 {
+    work.annotation(RESOURCE_VERSION_ANNOTATION)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn applied_version(work: &ManifestWork) -> Option<i64> {
+    let c = find_status_condition(&work.status.conditions, condition_type::APPLIED)?;
+    (c.status == "True").then(|| c.observed_generation.unwrap_or(0))
+}
+
+async fn apply<Tr: Transport>(
+    client: &SourceWorkClient<Tr>,
+    db: &mut StateDb,
+    watch: &mut ocm_ce_work::store::WatchStream,
+    file: &Path,
+    wait: bool,
+    timeout: Duration,
+) -> Result<ExitCode> {
+    let mut targets = Vec::new();
+    for mut work in read_works(file)? {
+        let (ns, name) = (work.namespace().to_owned(), work.name().to_owned());
+        let explicit = work.annotation(RESOURCE_VERSION_ANNOTATION).is_some();
+        if let Ok(existing) = client.get(&ns, &name) {
+            let version = if explicit {
+                version_of(&work)
+            } else {
+                version_of(&existing) + 1
+            };
+            let mut annotations = work.metadata.annotations.clone().unwrap_or_default();
+            annotations.insert(RESOURCE_VERSION_ANNOTATION.to_owned(), version.to_string());
+            let patch = serde_json::json!({
+                "metadata": {"labels": work.metadata.labels, "annotations": annotations},
+                "spec": {
+                    "workload": {"manifests": work.spec.workload.manifests},
+                    "deleteOption": work.spec.delete_option,
+                    "manifestConfigs": if work.spec.manifest_configs.is_empty() { serde_json::Value::Null } else { serde_json::to_value(&work.spec.manifest_configs)? },
+                },
+            });
+            client
+                .patch(&ns, &name, PatchType::Merge, patch.to_string().as_bytes())
+                .await
+                .with_context(|| format!("updating {ns}/{name}"))?;
+            println!("work {ns}/{name} updated (version {version})");
+            targets.push((ns, name, version));
+        } else {
+            if !explicit {
+                work.metadata
+                    .annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(RESOURCE_VERSION_ANNOTATION.to_owned(), "1".to_owned());
+            }
+            let version = version_of(&work);
+            client
+                .create(&ns, work)
+                .await
+                .with_context(|| format!("creating {ns}/{name}"))?;
+            println!("work {ns}/{name} created (version {version})");
+            targets.push((ns, name, version));
+        }
+        persist_pending(watch, db)?;
+    }
+    if !wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let deadline = Instant::now() + timeout;
+    for (ns, name, version) in targets {
+        loop {
+            let work = client.get(&ns, &name)?;
+            if applied_version(&work).is_some_and(|v| v >= i64::try_from(version).unwrap_or(i64::MAX)) {
+                println!("---");
+                print_work(&work, Output::Yaml)?;
+                break;
+            }
+            let ev = next_until(watch, deadline).await.with_context(|| {
+                format!(
+                    "the agent did not report {ns}/{name} applied within {}s",
+                    timeout.as_secs()
+                )
+            })?;
+            db.apply(&ev)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_work(work: &ManifestWork, output: Output) -> Result<()> {
+    let value = serde_json::to_value(work)?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
+        Output::Yaml => print!("{}", serde_saphyr::to_string(&value)?),
+    }
+    Ok(())
+}
+
+fn condition_cell(work: &ManifestWork, ty: &str) -> String {
+    find_status_condition(&work.status.conditions, ty).map_or_else(|| "-".to_owned(), |c| c.status.clone())
+}
+
+fn print_table(works: &[Arc<ManifestWork>]) {
+    println!(
+        "{:<20} {:<32} {:>7} {:>8} {:>9} {:>9}",
+        "NAMESPACE", "NAME", "VERSION", "APPLIED", "AVAILABLE", "DELETING"
+    );
+    for w in works {
+        println!(
+            "{:<20} {:<32} {:>7} {:>8} {:>9} {:>9}",
+            w.namespace(),
+            w.name(),
+            w.source_resource_version(),
+            condition_cell(w, condition_type::APPLIED),
+            condition_cell(w, condition_type::AVAILABLE),
+            if w.is_deleting() { "yes" } else { "no" },
+        );
+    }
+}
+
+fn print_event(ev: &WatchEvent, namespace: &str) {
+    let line = |kind: &str, w: &ManifestWork| {
+        if namespace.is_empty() || w.namespace() == namespace {
+            println!(
+                "{kind:<9} {}/{} version={} applied={} available={}",
+                w.namespace(),
+                w.name(),
+                w.source_resource_version(),
+                condition_cell(w, condition_type::APPLIED),
+                condition_cell(w, condition_type::AVAILABLE)
+            );
+        }
+    };
+    match ev {
+        WatchEvent::Added(w) => line("ADDED", w),
+        WatchEvent::Modified(w) => line("MODIFIED", w),
+        WatchEvent::Deleted(w) => line("DELETED", w),
+        WatchEvent::Relisted(all) => all.iter().for_each(|w| line("SYNCED", w)),
+    }
+}
+
+// ---- quickstart and bench ---------------------------------------------------------------------
+
+/// A broker on a free loopback port, stopped when dropped.
+struct EmbeddedBroker {
+    addr: std::net::SocketAddr,
+    handle: ocm_ce_broker::BrokerHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EmbeddedBroker {
+    async fn start() -> Result<Self> {
+        let broker = Broker::builder()
+            .insecure(true)
+            .build()
+            .context("building the embedded broker")?;
+        let handle = broker.handle();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding a loopback port for the broker")?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = broker.serve(listener).await {
+                tracing::error!(error = %e, "the embedded broker failed");
+            }
+        });
+        Ok(Self { addr, handle, task })
+    }
+
+    fn config(&self) -> GrpcConfig {
+        GrpcConfig::new(self.addr.to_string())
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        self.task.abort();
+    }
+}
+
+/// Starts one agent per cluster, each applying into `dir/<cluster>/`.
+fn start_agents<Tr: Transport + Clone>(
+    clusters: &[String],
+    dir: &Path,
+    make: impl Fn(&str) -> Result<Tr>,
+    options: &WorkClientOptions,
+    tasks: &mut JoinSet<()>,
+) -> Result<Vec<AgentWorkClient<Tr>>> {
+    let mut agents = Vec::new();
+    for cluster in clusters {
+        let transport = make(cluster)?;
+        let agent = AgentWorkClient::start(
+            transport,
+            cluster,
+            format!("{cluster}-work-agent"),
+            AgentCodecs::bundles(),
+            options.clone(),
+        );
+        let mut applier = Applier::new(dir);
+        let a = agent.clone();
+        tasks.spawn(async move {
+            if let Err(e) = applier.run(&a, std::future::pending()).await {
+                tracing::error!(error = %format!("{e:#}"), "an agent stopped");
+            }
+        });
+        agents.push(agent);
+    }
+    Ok(agents)
+}
+
+fn progress_bar(enabled: bool) -> Option<ProgressBar> {
+    if !enabled || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:>10} [{bar:40}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+async fn run_plan<Tr: Transport + Clone>(
+    plan: &Plan,
+    dir: &Path,
+    source_id: &str,
+    source_transport: Tr,
+    agent_transport: impl Fn(&str) -> Result<Tr>,
+    show_progress: bool,
+) -> Result<Summary> {
+    let options = in_process_options();
+    let mut tasks = JoinSet::new();
+    let agents = start_agents(&plan.clusters, dir, agent_transport, &options, &mut tasks)?;
+    let source = SourceWorkClient::start(source_transport, source_id, Vec::new(), options);
+    let connect = async {
+        source.wait_until_connected().await;
+        for a in &agents {
+            a.wait_until_connected().await;
+        }
+    };
+    wait_connected("the quickstart clients", Duration::from_secs(30), connect, || {
+        source.last_error()
+    })
+    .await?;
+    let bar = progress_bar(show_progress);
+    let report = |phase: &str, done: usize, total: usize| {
+        if let Some(b) = &bar {
+            b.set_message(phase.to_owned());
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+        }
+    };
+    let result = lifecycle::run(&source, plan, &report).await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    tasks.shutdown().await;
+    result
+}
+
+fn clusters(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("cluster{i}")).collect()
+}
+
+fn print_summary(s: &Summary, json: bool, extra: &[(&str, String)]) -> Result<()> {
+    if json {
+        let mut v = serde_json::to_value(s)?;
+        for (k, val) in extra {
+            v[*k] = val
+                .parse::<f64>()
+                .map_or_else(|_| serde_json::Value::String(val.clone()), serde_json::Value::from);
+        }
+        println!("{v}");
+        return Ok(());
+    }
+    let mut rows: Vec<(&str, String)> = vec![
+        ("works created", s.works_created.to_string()),
+        ("works updated", s.works_updated.to_string()),
+        ("works deleted", s.works_deleted.to_string()),
+        ("statuses received", s.statuses_received.to_string()),
+        ("create → Applied p50", format!("{:.1} ms", s.p50_ms)),
+        ("create → Applied p99", format!("{:.1} ms", s.p99_ms)),
+        ("create → Applied max", format!("{:.1} ms", s.max_ms)),
+        (
+            "throughput",
+            format!("{:.1} works/s (whole lifecycles)", s.works_per_sec),
+        ),
+        ("elapsed", format!("{:.2} s", s.elapsed_s)),
+    ];
+    rows.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
+    println!("{:-<56}", "");
+    for (k, v) in &rows {
+        println!("{k:<24} {v}");
+    }
+    println!("{:-<56}", "");
+    Ok(())
+}
+
+async fn quickstart(args: QuickstartArgs) -> Result<ExitCode> {
+    if args.clusters == 0 || args.works == 0 {
+        bail!("--clusters and --works must be at least 1");
+    }
+    let broker = EmbeddedBroker::start().await?;
+    let temp;
+    let dir = match &args.apply_dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = TempDir::new()?;
+            temp.0.clone()
+        }
+    };
+    if !args.json {
+        eprintln!(
+            "ocm-ce quickstart: gRPC broker on {}, 1 source, {} agents, {} works each (applied into {})",
+            broker.addr,
+            args.clusters,
+            args.works,
+            dir.display()
+        );
+    }
+    let config = broker.config();
+    let source = GrpcTransport::new(
+        config.clone(),
+        Role::Source {
+            source_id: "ocm-ce-quickstart".into(),
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
+    let plan = Plan {
+        clusters: clusters(args.clusters),
+        works_per_cluster: args.works,
+        manifest_bytes: 256,
+        rate: 0.0,
+        update_every: 2,
+        timeout: args.timeout,
+    };
+    let make_agent = |cluster: &str| {
+        GrpcTransport::new(
+            config.clone(),
+            Role::Agent {
+                cluster_name: cluster.to_owned(),
+                agent_id: format!("{cluster}-work-agent"),
+            },
+        )
+        .map_err(anyhow::Error::msg)
+    };
+    let summary = run_plan(&plan, &dir, "ocm-ce-quickstart", source, make_agent, !args.json).await?;
+    print_summary(&summary, args.json, &[])?;
+    Ok(if summary.complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<Self> {
+        let base = std::env::temp_dir().join(format!("ocm-ce-quickstart-{}", std::process::id()));
+        std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+        Ok(Self(base))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn process_stats() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm_kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    (hwm_kb / 1024.0, ticks / 100.0)
+}
+
+async fn bench(args: BenchArgs) -> Result<ExitCode> {
+    let plan = Plan {
+        clusters: clusters(args.clusters.max(1)),
+        works_per_cluster: args.works.max(1),
+        manifest_bytes: args.manifest_bytes,
+        rate: args.rate,
+        update_every: 2,
+        timeout: args.timeout,
+    };
+    let dir = TempDir::new()?;
+    let (_, cpu_before) = process_stats();
+    let summary = match (&args.config, args.transport.kind()) {
+        (None, ocm_ce_client::TransportKind::Grpc) => {
+            let broker = EmbeddedBroker::start().await?;
+            let config = broker.config();
+            let source = GrpcTransport::new(
+                config.clone(),
+                Role::Source {
+                    source_id: "ocm-ce-quickstart".into(),
+                },
+            )
+            .map_err(anyhow::Error::msg)?;
+            let make = |c: &str| {
+                GrpcTransport::new(
+                    config.clone(),
+                    Role::Agent {
+                        cluster_name: c.to_owned(),
+                        agent_id: format!("{c}-work-agent"),
+                    },
+                )
+                .map_err(anyhow::Error::msg)
+            };
+            run_plan(&plan, &dir.0, "ocm-ce-quickstart", source, make, !args.json).await?
+        }
+        (None, kind) => {
+            bail!("--config is required for the {kind} transport (an agent and a source config are derived from it)")
+        }
+        (Some(path), kind) => {
+            let config = load_config(kind, path)?;
+            let source_id = bench_source_id(&config);
+            let source =
+                AnyTransport::source(&config, &source_id, &format!("{source_id}-bench")).map_err(anyhow::Error::msg)?;
+            let make =
+                |c: &str| AnyTransport::agent(&config, c, &format!("{c}-work-agent")).map_err(anyhow::Error::msg);
+            run_plan(&plan, &dir.0, &source_id, source, make, !args.json).await?
+        }
+    };
+    let (rss_mb, cpu_after) = process_stats();
+    let cpu_per_1000 = (cpu_after - cpu_before) / summary.works_created as f64 * 1000.0;
+    let extra = [
+        ("peak_rss_mb", format!("{rss_mb:.1}")),
+        ("cpu_s_per_1000_works", format!("{cpu_per_1000:.2}")),
+        ("transport", args.transport.kind().to_string()),
+    ];
+    print_summary(&summary, args.json, &extra)?;
+    Ok(if summary.complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The source id a benchmark runs as: for MQTT the one named in the config's topics (a source
+/// may only subscribe to its own agent events topic), otherwise `ocm-ce-bench`.
+fn bench_source_id(config: &TransportConfig) -> String {
+    match config {
+        TransportConfig::Mqtt(c) => ocm_ce_core::topics::source_of_events_topic(&c.topics_or_default().agent_events)
+            .ok()
+            .filter(|s| s != "+")
+            .unwrap_or_else(|| "ocm-ce-bench".to_owned()),
+        _ => "ocm-ce-bench".to_owned(),
+    }
+}

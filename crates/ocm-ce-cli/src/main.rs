@@ -1,0 +1,32 @@
+//! `ocm-ce`: run the whole system in one command (`quickstart`), or each part for real:
+//! the gRPC `broker`, a long-running `agent`, a `source` that applies, lists and deletes
+//! ManifestWorks, and `bench`. Transport configs are the Go SDK's YAML files, unchanged.
+
+mod applier;
+mod cli;
+mod commands;
+mod lifecycle;
+mod state;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    cli::init_logging(cli.verbose, cli.command.default_log_level());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

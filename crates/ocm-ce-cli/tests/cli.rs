@@ -1,0 +1,319 @@
+//! The `ocm-ce` binary end to end: quickstart, and broker + agent + source as separate
+//! processes over gRPC (our broker) and MQTT (a real Mosquitto from `scripts/test-env.sh`).
+
+// These tests drive separate processes from plain threads: blocking sleeps are what they need.
+#![allow(clippy::unwrap_used, clippy::print_stderr, clippy::disallowed_methods)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ocm-ce");
+
+fn ocm(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env("RUST_LOG", "warn").output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts `ocm-ce broker` on a free loopback port and returns it with its address.
+fn broker() -> (Proc, String) {
+    let mut child = Command::new(BIN)
+        .args(["broker", "--listen", "127.0.0.1:0", "--insecure"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    let addr = line
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .unwrap()
+        .to_owned();
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    (Proc(child), addr)
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+const WORK: &str = r#"
+apiVersion: work.open-cluster-management.io/v1
+kind: ManifestWork
+metadata:
+  name: work1
+  namespace: cluster1
+spec:
+  workload:
+    manifests:
+      - apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: cm1
+          namespace: default
+        data:
+          greeting: hello
+      - apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: web
+          namespace: default
+        spec:
+          replicas: 2
+"#;
+
+fn work_dirs(apply: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(apply.join("cluster1"))
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
+/// apply --wait, get from a restarted source, list, the apply dir, delete --wait.
+fn lifecycle(transport: &str, source_config: &Path, agent_config: &Path, source_id: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let apply_dir = tmp.path().join("applied");
+    let state = tmp.path().join("state");
+    let _agent = Proc(
+        Command::new(BIN)
+            .args(["agent", "--transport", transport, "--config"])
+            .arg(agent_config)
+            .args(["--cluster", "cluster1", "--apply-dir"])
+            .arg(&apply_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let work = write(tmp.path(), "work.yaml", WORK);
+    let source = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["source", "--transport", transport, "--config"])
+            .arg(source_config)
+            .args(["--source", source_id, "--state-dir"])
+            .arg(&state)
+            .args(args);
+        cmd.output().unwrap()
+    };
+
+    let out = source(&["apply", "-f", work.to_str().unwrap(), "--wait", "--timeout", "60s"]);
+    assert!(out.status.success(), "apply failed: {}", stderr(&out));
+    assert!(stdout(&out).contains("work cluster1/work1 created"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("type: Applied"), "{}", stdout(&out));
+
+    // The agent wrote the manifests: one directory per work, one file per manifest.
+    let dirs = work_dirs(&apply_dir);
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let mut files: Vec<String> = std::fs::read_dir(&dirs[0])
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["00-configmap-cm1.yaml", "01-deployment-web.yaml"]);
+    assert!(
+        std::fs::read_to_string(dirs[0].join("00-configmap-cm1.yaml"))
+            .unwrap()
+            .contains("hello")
+    );
+
+    // A new source process (a restart) sees the work and its status.
+    let out = source(&["get", "work1", "-n", "cluster1", "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let conditions = got["status"]["conditions"].as_array().unwrap();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c["type"] == "Applied" && c["status"] == "True"),
+        "{got}"
+    );
+    let feedback = &got["status"]["resourceStatus"]["manifests"][1]["statusFeedback"]["values"];
+    assert_eq!(feedback[0]["fieldValue"]["integer"], 2, "{got}");
+
+    let out = source(&["list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("cluster1") && l.contains("work1") && l.contains("True")),
+        "{}",
+        stdout(&out)
+    );
+
+    // An update is applied, and a restarted source sees the new status.
+    let updated = WORK.replace("greeting: hello", "greeting: bonjour");
+    let work2 = write(tmp.path(), "work2.yaml", &updated);
+    let out = source(&["apply", "-f", work2.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    until("the agent to write the update", Duration::from_secs(30), || {
+        std::fs::read_to_string(dirs[0].join("00-configmap-cm1.yaml")).is_ok_and(|s| s.contains("bonjour"))
+    });
+    until(
+        "a restarted source to see the update applied",
+        Duration::from_secs(30),
+        || {
+            let out = source(&["get", "work1", "-n", "cluster1", "-o", "json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            v["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Applied" && c["observedGeneration"] == 2)
+            })
+        },
+    );
+
+    let out = source(&["delete", "work1", "-n", "cluster1", "--wait", "--timeout", "60s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(work_dirs(&apply_dir).is_empty(), "the applied files are removed");
+    let out = source(&["get", "work1", "-n", "cluster1"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+}
+
+#[test]
+fn quickstart_runs_the_whole_lifecycle_and_prints_every_key() {
+    let out = ocm(&["quickstart", "--clusters", "2", "--works", "4", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["works_created"], 8);
+    assert_eq!(v["works_deleted"], 8);
+    assert_eq!(v["works_updated"], 4);
+    assert_eq!(v["complete"], true);
+    assert!(v["statuses_received"].as_u64().unwrap() >= 8 * 3, "{v}");
+    let (p50, p99) = (v["p50_ms"].as_f64().unwrap(), v["p99_ms"].as_f64().unwrap());
+    assert!(p50 > 0.0 && p50 <= p99, "{v}");
+    assert!(v["works_per_sec"].as_f64().unwrap() > 0.0, "{v}");
+}
+
+#[test]
+fn separate_processes_complete_a_lifecycle_over_grpc() {
+    let (_broker, addr) = broker();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write(tmp.path(), "grpc.yaml", &format!("url: {addr}\n"));
+    lifecycle("grpc", &config, &config, "source1");
+}
+
+#[test]
+fn separate_processes_complete_a_lifecycle_over_mosquitto() {
+    let Ok(host) = std::env::var("OCM_CE_TEST_MQTT") else {
+        assert!(std::env::var_os("CI").is_none(), "OCM_CE_TEST_MQTT must be set in CI");
+        eprintln!("skipped: OCM_CE_TEST_MQTT not set (run scripts/test-env.sh)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    // A source id of its own, so parallel runs on one broker do not meet.
+    let source_id = format!("cli{}", std::process::id());
+    let source = write(
+        tmp.path(),
+        "source.yaml",
+        &format!(
+            "brokerHost: {host}\ntopics:\n  sourceEvents: sources/{source_id}/clusters/+/sourceevents\n  agentEvents: sources/{source_id}/clusters/+/agentevents\n  sourceBroadcast: sources/+/sourcebroadcast\n"
+        ),
+    );
+    let agent = write(
+        tmp.path(),
+        "agent.yaml",
+        &format!(
+            "brokerHost: {host}\ntopics:\n  sourceEvents: sources/{source_id}/clusters/cluster1/sourceevents\n  agentEvents: sources/{source_id}/clusters/cluster1/agentevents\n  sourceBroadcast: sources/+/sourcebroadcast\n"
+        ),
+    );
+    lifecycle("mqtt", &source, &agent, &source_id);
+}
+
+#[test]
+fn bad_config_and_unreachable_broker_give_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = write(tmp.path(), "bad.yaml", "brokerHost: \"\"\n");
+    let out = ocm(&["config", "check", "--transport", "mqtt", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("brokerHost is required"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let missing = ocm(&[
+        "source",
+        "--transport",
+        "grpc",
+        "--config",
+        "/nonexistent/grpc.yaml",
+        "--source",
+        "s",
+        "list",
+    ]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("does not exist"), "{}", stderr(&missing));
+    assert_eq!(stderr(&missing).trim().lines().count(), 1);
+
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = write(tmp.path(), "dead.yaml", &format!("url: 127.0.0.1:{port}\n"));
+    let state = tmp.path().join("state");
+    let out = Command::new(BIN)
+        .args([
+            "source",
+            "--transport",
+            "grpc",
+            "--config",
+            dead.to_str().unwrap(),
+            "--source",
+            "s",
+            "--connect-timeout",
+            "2s",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .arg("list")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("could not reach the broker"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let good = write(tmp.path(), "good.yaml", "url: 127.0.0.1:8090\n");
+    let ok = ocm(&["config", "check", "--transport", "grpc", good.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+
+    let usage = ocm(&["quickstart", "--clusters", "zero"]);
+    assert!(!usage.status.success());
+    assert!(!stderr(&usage).contains("panicked"));
+}
+
+#[test]
+fn the_broker_refuses_a_public_address_without_authentication() {
+    let out = ocm(&["broker", "--listen", "0.0.0.0:0"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("refusing to serve"), "{}", stderr(&out));
+}

@@ -1,0 +1,458 @@
+//! The MQTT config file (Go `MQTTConfig`, `generic/options/mqtt/options.go`): YAML or JSON,
+//! Go's keys and defaults, unknown keys ignored, validated with Go's messages and order.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use ocm_ce_core::{TopicError, Topics};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// Default `keepAlive`: 60 seconds.
+pub const DEFAULT_KEEP_ALIVE: u16 = 60;
+/// Default `dialTimeout`: 60 seconds.
+pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `maxPacketSize`: 256 KiB.
+pub const DEFAULT_MAX_PACKET_SIZE: u32 = 256 * 1024;
+/// Default `certCheckInterval`: 60 seconds.
+pub const DEFAULT_CERT_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The MQTT transport configuration, YAML- and JSON-compatible with Go's `MQTTConfig`.
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `brokerHost` | — (required) | `host:port` of the broker |
+/// | `username`, `password` | `""` | CONNECT user name / password, each sent only when non-empty |
+/// | `caFile` | — | PEM roots added to the system store; alone it enables server-verified TLS (Go: plain TCP) |
+/// | `clientCertFile`, `clientKeyFile` | — | both or none; both enable mutual TLS (re-read on every handshake) |
+/// | `keepAlive` | `60` | seconds; values below 5 are raised to 5 (rumqttc's minimum) |
+/// | `dialTimeout` | `60s` | Go duration (`30s`, `10m`, `1h30m`) or integer nanoseconds |
+/// | `pubQoS`, `subQoS` | `1`, `1` | QoS of publishes and subscriptions (0, 1 or 2) |
+/// | `topics` | — (required) | `sourceEvents`, `agentEvents`, optional `sourceBroadcast`, `agentBroadcast` |
+/// | `maxPacketSize` | `262144` | **ours**: largest MQTT packet sent or accepted, in bytes |
+/// | `certCheckInterval` | `60s` | **ours**: how often the client certificate files are checked for rotation |
+///
+/// See `docs/config-mqtt.md` for the full description and the differences from Go.
+#[doc(alias = "MQTTConfig")]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
+pub struct MqttConfig {
+    /// `host:port` of the broker.
+    pub broker_host: String,
+    /// CONNECT user name (sent only when non-empty).
+    pub username: String,
+    /// CONNECT password (sent only when non-empty).
+    pub password: String,
+    /// Extra PEM root certificates.
+    #[serde(deserialize_with = "path_or_none")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain (mutual TLS).
+    #[serde(deserialize_with = "path_or_none")]
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM client private key (mutual TLS).
+    #[serde(deserialize_with = "path_or_none")]
+    pub client_key_file: Option<PathBuf>,
+    /// Keep-alive in seconds.
+    pub keep_alive: u16,
+    /// Timeout of the TCP connect and TLS handshake (`0` = none).
+    #[serde(deserialize_with = "go_duration")]
+    pub dial_timeout: Duration,
+    /// QoS of published events.
+    #[serde(rename = "pubQoS")]
+    pub pub_qos: u8,
+    /// QoS of the subscriptions.
+    #[serde(rename = "subQoS")]
+    pub sub_qos: u8,
+    /// The four topics; required.
+    pub topics: Option<Topics>,
+    /// Largest MQTT packet this client sends (checked before publishing) or accepts (announced
+    /// in CONNECT), in bytes.
+    pub max_packet_size: u32,
+    /// How often the client certificate files are compared with the ones the connection was
+    /// made with; a change forces a reconnect (Go: every 5 minutes).
+    #[serde(deserialize_with = "go_duration")]
+    pub cert_check_interval: Duration,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            broker_host: String::new(),
+            username: String::new(),
+            password: String::new(),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            dial_timeout: DEFAULT_DIAL_TIMEOUT,
+            pub_qos: 1,
+            sub_qos: 1,
+            topics: None,
+            max_packet_size: DEFAULT_MAX_PACKET_SIZE,
+            cert_check_interval: DEFAULT_CERT_CHECK_INTERVAL,
+        }
+    }
+}
+
+impl fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("broker_host", &self.broker_host)
+            .field("username", &self.username)
+            .field("password", &if self.password.is_empty() { "" } else { "<redacted>" })
+            .field("ca_file", &self.ca_file)
+            .field("client_cert_file", &self.client_cert_file)
+            .field("client_key_file", &self.client_key_file)
+            .field("keep_alive", &self.keep_alive)
+            .field("dial_timeout", &self.dial_timeout)
+            .field("pub_qos", &self.pub_qos)
+            .field("sub_qos", &self.sub_qos)
+            .field("topics", &self.topics)
+            .field("max_packet_size", &self.max_packet_size)
+            .field("cert_check_interval", &self.cert_check_interval)
+            .finish()
+    }
+}
+
+impl MqttConfig {
+    /// A config for `broker_host` with `topics` and Go's defaults otherwise.
+    pub fn new(broker_host: impl Into<String>, topics: Topics) -> Self {
+        Self {
+            broker_host: broker_host.into(),
+            topics: Some(topics),
+            ..Self::default()
+        }
+    }
+
+    /// Sets user name and password.
+    #[must_use]
+    pub fn credentials(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.username = username.into();
+        self.password = password.into();
+        self
+    }
+    /// Sets the CA file.
+    #[must_use]
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+    /// Sets the client certificate and key files (mutual TLS).
+    #[must_use]
+    pub fn client_cert(mut self, cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+        self.client_cert_file = Some(cert_file.into());
+        self.client_key_file = Some(key_file.into());
+        self
+    }
+    /// Sets the keep-alive in seconds.
+    #[must_use]
+    pub fn keep_alive(mut self, seconds: u16) -> Self {
+        self.keep_alive = seconds;
+        self
+    }
+    /// Sets the dial timeout.
+    #[must_use]
+    pub fn dial_timeout(mut self, timeout: Duration) -> Self {
+        self.dial_timeout = timeout;
+        self
+    }
+    /// Sets the publish and subscribe QoS.
+    #[must_use]
+    pub fn qos(mut self, pub_qos: u8, sub_qos: u8) -> Self {
+        self.pub_qos = pub_qos;
+        self.sub_qos = sub_qos;
+        self
+    }
+    /// Sets the maximum packet size.
+    #[must_use]
+    pub fn max_packet_size(mut self, bytes: u32) -> Self {
+        self.max_packet_size = bytes;
+        self
+    }
+    /// Sets the certificate check interval.
+    #[must_use]
+    pub fn cert_check_interval(mut self, interval: Duration) -> Self {
+        self.cert_check_interval = interval;
+        self
+    }
+
+    /// Reads, parses and validates a YAML or JSON config file (Go
+    /// `BuildMQTTOptionsFromFlags`).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        text.parse()
+    }
+
+    /// Parses YAML or JSON without validating.
+    pub fn parse_unvalidated(text: &str) -> Result<Self, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse { reason: e.to_string() })
+    }
+
+    /// Checks the config in Go's order: `brokerHost`, the certificate/key pair, the topics;
+    /// then (ours) the QoS values. The form of `brokerHost` is checked when a transport is
+    /// built ([`broker_address`](Self::broker_address)), as Go only finds out when dialing.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.broker_host.is_empty() {
+            return Err(ConfigError::BrokerHostRequired);
+        }
+        if self.client_cert_file.is_some() != self.client_key_file.is_some() {
+            return Err(ConfigError::CertKeyPair);
+        }
+        let topics = self.topics.as_ref().ok_or(ConfigError::Topics(TopicError::Missing))?;
+        topics.validate().map_err(ConfigError::Topics)?;
+        for (key, qos) in [("pubQoS", self.pub_qos), ("subQoS", self.sub_qos)] {
+            if qos > 2 {
+                return Err(ConfigError::Qos { key, value: qos });
+            }
+        }
+        Ok(())
+    }
+
+    /// The topics (an empty set when absent; [`validate`](Self::validate) refuses that).
+    pub fn topics_or_default(&self) -> Topics {
+        self.topics.clone().unwrap_or_default()
+    }
+
+    /// `brokerHost` split into host and port (`[::1]:1883` for IPv6).
+    pub fn broker_address(&self) -> Result<(String, u16), ConfigError> {
+        let invalid = |reason: &'static str| ConfigError::BrokerHost {
+            host: self.broker_host.clone(),
+            reason,
+        };
+        let (host, port) = self
+            .broker_host
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("missing port"))?;
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        if host.is_empty() {
+            return Err(invalid("missing host"));
+        }
+        let port: u16 = port.parse().map_err(|_| invalid("invalid port"))?;
+        Ok((host.to_owned(), port))
+    }
+
+    /// True when the connection uses TLS: a client certificate (Go's rule) or, unlike Go, a
+    /// CA file alone.
+    pub fn uses_tls(&self) -> bool {
+        self.ca_file.is_some() || (self.client_cert_file.is_some() && self.client_key_file.is_some())
+    }
+}
+
+impl FromStr for MqttConfig {
+    type Err = ConfigError;
+
+    /// Parses YAML or JSON and validates.
+    fn from_str(text: &str) -> Result<Self, ConfigError> {
+        let config = Self::parse_unvalidated(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// An invalid MQTT configuration. The first three texts are Go's.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("failed to read the MQTT config file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not a YAML/JSON MQTT config.
+    #[error("failed to parse the MQTT config: {reason}")]
+    Parse {
+        /// What the parser said.
+        reason: String,
+    },
+    /// `brokerHost` is empty.
+    #[error("brokerHost is required")]
+    BrokerHostRequired,
+    /// Only one of `clientCertFile` and `clientKeyFile` is set.
+    #[error("either both or none of clientCertFile and clientKeyFile must be set")]
+    CertKeyPair,
+    /// The topics are missing or invalid (Go's texts).
+    #[error(transparent)]
+    Topics(TopicError),
+    /// A QoS outside 0..=2.
+    #[error("{key} must be 0, 1 or 2, not {value}")]
+    Qos {
+        /// `pubQoS` or `subQoS`.
+        key: &'static str,
+        /// The value.
+        value: u8,
+    },
+    /// `brokerHost` is not `host:port`.
+    #[error("invalid brokerHost {host:?}: {reason}")]
+    BrokerHost {
+        /// The value.
+        host: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+fn path_or_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    Ok(s.filter(|s| !s.is_empty()).map(PathBuf::from))
+}
+
+fn go_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Duration;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a Go duration string such as \"60s\" or integer nanoseconds")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+            parse_go_duration(v).map_err(E::custom)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+            Ok(Duration::from_nanos(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+            u64::try_from(v)
+                .map(Duration::from_nanos)
+                .map_err(|_| E::custom(format!("negative duration {v}")))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Parses a Go duration string (`time.ParseDuration`): an optional sign, then one or more
+/// decimal numbers with a unit (`ns`, `us`, `µs`, `μs`, `ms`, `s`, `m`, `h`), e.g. `1h30m`,
+/// `1.5s`, `300ms`; `0` alone is zero. Negative durations are refused.
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("time: invalid duration {text:?}");
+    let (negative, mut rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (int, after) = rest.split_at(int_len);
+        let (frac, after) = match after.strip_prefix('.') {
+            Some(a) => {
+                let n = a.bytes().take_while(u8::is_ascii_digit).count();
+                a.split_at(n)
+            }
+            None => ("", after),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return Err(invalid());
+        }
+        let unit_len = after
+            .char_indices()
+            .find(|(_, c)| c.is_ascii_digit() || *c == '.')
+            .map_or(after.len(), |(i, _)| i);
+        let (unit, next) = after.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => return Err(format!("time: missing unit in duration {text:?}")),
+            other => return Err(format!("time: unknown unit {other:?} in duration {text:?}")),
+        };
+        let int: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| invalid())?
+        };
+        let mut nanos = int.checked_mul(scale).ok_or_else(invalid)?;
+        let mut place = scale;
+        for digit in frac.bytes() {
+            place /= 10;
+            if place == 0 {
+                break;
+            }
+            nanos += u128::from(digit - b'0') * place;
+        }
+        total = total.checked_add(nanos).ok_or_else(invalid)?;
+        rest = next;
+    }
+    if total > u128::from(i64::MAX.unsigned_abs()) {
+        return Err(invalid());
+    }
+    if negative && total != 0 {
+        return Err(format!("negative duration {text:?}"));
+    }
+    // Bounded by i64::MAX above.
+    Ok(Duration::from_nanos(u64::try_from(total).unwrap_or(u64::MAX)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse_like_time_parse_duration() {
+        let ok = |s: &str| parse_go_duration(s).unwrap();
+        assert_eq!(ok("60s"), Duration::from_secs(60));
+        assert_eq!(ok("10m"), Duration::from_secs(600));
+        assert_eq!(ok("1h30m"), Duration::from_secs(5400));
+        assert_eq!(ok("1.5s"), Duration::from_millis(1500));
+        assert_eq!(ok("300ms"), Duration::from_millis(300));
+        assert_eq!(ok("2us"), Duration::from_micros(2));
+        assert_eq!(ok("2µs"), Duration::from_micros(2));
+        assert_eq!(ok(".5h"), Duration::from_secs(1800));
+        assert_eq!(ok("0"), Duration::ZERO);
+        assert_eq!(ok("+5s"), Duration::from_secs(5));
+        assert_eq!(
+            parse_go_duration("60").unwrap_err(),
+            "time: missing unit in duration \"60\""
+        );
+        assert_eq!(
+            parse_go_duration("1x").unwrap_err(),
+            "time: unknown unit \"x\" in duration \"1x\""
+        );
+        for bad in ["", "s", ".s", "1..2s"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+        assert!(parse_go_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn broker_addresses_need_a_port() {
+        let c = |h: &str| MqttConfig {
+            broker_host: h.into(),
+            ..MqttConfig::default()
+        };
+        assert_eq!(
+            c("127.0.0.1:1883").broker_address().unwrap(),
+            ("127.0.0.1".into(), 1883)
+        );
+        assert_eq!(c("[::1]:8883").broker_address().unwrap(), ("::1".into(), 8883));
+        assert!(c("localhost").broker_address().is_err());
+        assert!(c("localhost:x").broker_address().is_err());
+    }
+
+    #[test]
+    fn the_password_is_not_printed() {
+        let c = MqttConfig::default().credentials("u", "secret");
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+}
