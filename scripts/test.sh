@@ -44,7 +44,7 @@ if [ -z "${OCM_CE_SKIP_LINT:-}" ]; then
     cargo clippy --workspace --all-targets --no-default-features --locked -- -D warnings
 
     step "per-feature checks ($(elapsed))"
-    for f in "" testing mqtt grpc; do
+    for f in "" testing mqtt grpc kafka; do
         echo "ocm-ce-client features=[$f]"
         cargo check -p ocm-ce-client --no-default-features --features "$f" --locked
     done

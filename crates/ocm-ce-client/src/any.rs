@@ -12,6 +12,8 @@ use cloudevents::Event;
 use crate::error::TransportError;
 #[cfg(feature = "grpc")]
 use crate::transport::grpc::{GrpcConfig, GrpcConnection, GrpcTransport};
+#[cfg(feature = "kafka")]
+use crate::transport::kafka::{KafkaConfig, KafkaConnection, KafkaTransport};
 #[cfg(feature = "mqtt")]
 use crate::transport::mqtt::{MqttConfig, MqttConnection, MqttTransport};
 use crate::transport::{Connection, PublishTarget, Role, Subscription, Transport};
@@ -60,6 +62,9 @@ pub enum TransportConfig {
     /// A gRPC config (`url`, `caFile`, ...).
     #[cfg(feature = "grpc")]
     Grpc(GrpcConfig),
+    /// A Kafka config (`bootstrapServer`, librdkafka keys, ...).
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaConfig),
 }
 
 fn not_built(kind: TransportKind) -> TransportError {
@@ -81,6 +86,10 @@ impl TransportConfig {
             TransportKind::Grpc => GrpcConfig::from_file(path)
                 .map(Self::Grpc)
                 .map_err(|e| TransportError::config(format!("{}: {e}", path.display()))),
+            #[cfg(feature = "kafka")]
+            TransportKind::Kafka => KafkaConfig::from_file(path)
+                .map(Self::Kafka)
+                .map_err(|e| TransportError::config(format!("{}: {e}", path.display()))),
             #[allow(unreachable_patterns)]
             other => Err(not_built(other)),
         }
@@ -93,6 +102,8 @@ impl TransportConfig {
             Self::Mqtt(_) => TransportKind::Mqtt,
             #[cfg(feature = "grpc")]
             Self::Grpc(_) => TransportKind::Grpc,
+            #[cfg(feature = "kafka")]
+            Self::Kafka(_) => TransportKind::Kafka,
         }
     }
 }
@@ -109,6 +120,9 @@ pub enum AnyTransport {
     /// gRPC.
     #[cfg(feature = "grpc")]
     Grpc(GrpcTransport),
+    /// Kafka.
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaTransport),
 }
 
 impl AnyTransport {
@@ -136,6 +150,8 @@ impl AnyTransport {
             TransportConfig::Mqtt(c) => MqttTransport::new(c.clone(), role, client_id).map(Self::Mqtt),
             #[cfg(feature = "grpc")]
             TransportConfig::Grpc(c) => GrpcTransport::new(c.clone(), role).map(Self::Grpc),
+            #[cfg(feature = "kafka")]
+            TransportConfig::Kafka(c) => KafkaTransport::new(c.clone(), role).map(Self::Kafka),
         }
     }
 }
@@ -152,6 +168,9 @@ pub enum AnyConnection {
     /// gRPC.
     #[cfg(feature = "grpc")]
     Grpc(GrpcConnection),
+    /// Kafka.
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaConnection),
 }
 
 impl Transport for AnyTransport {
@@ -163,6 +182,8 @@ impl Transport for AnyTransport {
             Self::Mqtt(t) => t.connect().await.map(AnyConnection::Mqtt),
             #[cfg(feature = "grpc")]
             Self::Grpc(t) => t.connect().await.map(AnyConnection::Grpc),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(t) => t.connect().await.map(AnyConnection::Kafka),
         }
     }
 }
@@ -174,6 +195,8 @@ impl Connection for AnyConnection {
             Self::Mqtt(c) => c.publish(target, event).await,
             #[cfg(feature = "grpc")]
             Self::Grpc(c) => c.publish(target, event).await,
+            #[cfg(feature = "kafka")]
+            Self::Kafka(c) => c.publish(target, event).await,
         }
     }
 
@@ -183,6 +206,8 @@ impl Connection for AnyConnection {
             Self::Mqtt(c) => c.subscribe().await,
             #[cfg(feature = "grpc")]
             Self::Grpc(c) => c.subscribe().await,
+            #[cfg(feature = "kafka")]
+            Self::Kafka(c) => c.subscribe().await,
         }
     }
 
@@ -192,6 +217,8 @@ impl Connection for AnyConnection {
             Self::Mqtt(c) => c.close().await,
             #[cfg(feature = "grpc")]
             Self::Grpc(c) => c.close().await,
+            #[cfg(feature = "kafka")]
+            Self::Kafka(c) => c.close().await,
         }
     }
 }

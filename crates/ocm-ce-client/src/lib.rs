@@ -2,7 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod agent;
-#[cfg(any(feature = "mqtt", feature = "grpc"))]
+#[cfg(any(feature = "mqtt", feature = "grpc", feature = "kafka"))]
 mod any;
 pub mod backoff;
 mod client;
@@ -22,8 +22,8 @@ pub mod testing;
 pub mod tls;
 
 pub use agent::{AgentClient, VersionError};
-#[cfg(any(feature = "mqtt", feature = "grpc"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "mqtt", feature = "grpc"))))]
+#[cfg(any(feature = "mqtt", feature = "grpc", feature = "kafka"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "mqtt", feature = "grpc", feature = "kafka"))))]
 pub use any::{AnyConnection, AnyTransport, TransportConfig, TransportKind};
 pub use backoff::BackoffConfig;
 pub use client::{ClientEvent, ClientOptions, ClientStream};

@@ -28,6 +28,7 @@
 //!
 //! - `mqtt` (default): the MQTT 5 transport.
 //! - `grpc` (default): the gRPC transport.
+//! - `kafka`: the Kafka transport (librdkafka, a C build; opt-in).
 //! - `work` (default): the ManifestWork layer.
 //! - `broker`: the gRPC broker library.
 //! - `gc`: the ManifestWork garbage collector (kube client and runtime).

@@ -1,0 +1,125 @@
+//! The real Kafka broker stopped and restarted under a running source and agent: both sides
+//! notice, reconnect, resubscribe and resync, and converge with nothing lost. A test binary of
+//! its own, because stopping the broker would disturb other tests running at the same time
+//! (cargo runs test binaries one after another). Needs `OCM_CE_TEST_KAFKA`,
+//! `OCM_CE_TEST_ENV_SCRIPT` and `OCM_CE_TEST_STATE_DIR`.
+
+#![cfg(feature = "kafka")]
+#![allow(clippy::unwrap_used)]
+
+mod kafka_support;
+mod mock;
+
+use std::time::Duration;
+
+use kafka_support::{
+    Driven, agent, broker, config, create_topics, drive_agent, drive_source, pair_topics, send_spec, send_status,
+    source, unique, with_status, work,
+};
+use mock::{Mock, Store};
+use ocm_ce_client::ClientEvent;
+use ocm_ce_core::ResourceAction;
+use ocm_ce_core::event_type::action;
+
+const T: Duration = Duration::from_secs(90);
+
+/// Runs `test-env.sh <command> <state dir>`.
+async fn test_env(command: &'static str) {
+    let script = std::env::var("OCM_CE_TEST_ENV_SCRIPT").expect("OCM_CE_TEST_ENV_SCRIPT");
+    let state = std::env::var("OCM_CE_TEST_STATE_DIR").expect("OCM_CE_TEST_STATE_DIR");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .arg(script)
+            .arg(command)
+            .arg(state)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "test-env.sh {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn lost(d: &mut Driven, who: &str) {
+    d.wait_for(&format!("{who} loses its connection"), T, Result::is_err)
+        .await
+        .unwrap_err();
+}
+
+async fn reconnected(d: &mut Driven, who: &str) {
+    let _ = d
+        .wait_for(&format!("{who} reconnects"), T, |e| {
+            matches!(e, Ok(ClientEvent::Reconnected))
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sides_reconverge_with_nothing_lost_after_the_broker_restarts() {
+    let Some(b) = broker() else { return };
+    let (src, cluster) = (unique("src"), unique("cluster"));
+    create_topics(&b, &pair_topics(&src, &cluster)).await;
+    let (src_store, agt_store) = (Store::source(), Store::agent());
+    let source_client = source(config(&b), &src, &src_store);
+    let agent_client = agent(config(&b), &cluster, &agt_store);
+    let mut s = drive_source(&source_client, &src_store);
+    let mut a = drive_agent(&agent_client, &agt_store);
+    s.connected(T).await;
+    a.connected(T).await;
+
+    // mid-stream: one work applied and reported
+    let w1 = work("w1", "1", &src, &cluster, "v1");
+    src_store.put(w1.clone());
+    send_spec(&source_client, action::CREATE_REQUEST, &w1).await;
+    let got = a.resource("w1", ResourceAction::Added, T).await;
+    send_status(&agent_client, action::UPDATE_REQUEST, &with_status(&got, "Created")).await;
+    s.resource_where("w1", ResourceAction::StatusModified, T, |m| m.status == "Created")
+        .await;
+
+    test_env("kafka-stop").await;
+    lost(&mut s, "the source").await;
+    lost(&mut a, "the agent").await;
+
+    // While the broker is down both sides change state; nothing can be sent.
+    let w1v2 = Mock {
+        status: "Created".into(),
+        ..work("w1", "2", &src, &cluster, "v2")
+    };
+    src_store.put(w1v2.clone());
+    let w2 = work("w2", "1", &src, &cluster, "new");
+    src_store.put(w2.clone());
+    let create = kafka_support::ty(ocm_ce_core::SubResource::Spec, action::CREATE_REQUEST);
+    let err = source_client.publish(&create, &w2).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let mut applied = agt_store.get_mock("w1").unwrap();
+    applied.status = "Applied".into();
+    agt_store.put(applied);
+
+    test_env("kafka-start").await;
+    reconnected(&mut s, "the source").await;
+    reconnected(&mut a, "the agent").await;
+
+    // The resyncs after the reconnect bring both sides together.
+    let got = a
+        .resource_where("w1", ResourceAction::Modified, T, |m| m.rv == "2")
+        .await;
+    assert_eq!(got.payload, "v2");
+    a.resource("w2", ResourceAction::Added, T).await;
+    s.resource_where("w1", ResourceAction::StatusModified, T, |m| m.status == "Applied")
+        .await;
+    assert_eq!(src_store.get_mock("w1").unwrap().status, "Applied");
+    assert_eq!(agt_store.get_mock("w1").unwrap().payload, "v2");
+    assert!(agt_store.get_mock("w2").is_some());
+
+    // and the connections carry new events again
+    let w3 = work("w3", "1", &src, &cluster, "after");
+    src_store.put(w3.clone());
+    send_spec(&source_client, action::CREATE_REQUEST, &w3).await;
+    a.resource("w3", ResourceAction::Added, T).await;
+    s.stop().await;
+    a.stop().await;
+}

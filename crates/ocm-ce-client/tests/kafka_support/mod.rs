@@ -1,0 +1,388 @@
+//! Shared helpers of the Kafka tests: the broker address, test configs, topic creation, and
+//! generic clients driven in the background like an informer would drive them.
+
+#![allow(clippy::unwrap_used)]
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use ocm_ce_client::transport::kafka::{KafkaConfig, KafkaTransport};
+use ocm_ce_client::{AgentClient, BackoffConfig, ClientEvent, ClientOptions, SourceClient};
+use ocm_ce_core::{EventType, ResourceAction, SubResource};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::mock::{Mock, MockCodec, Side, Store, bundles, status_hash};
+
+/// The real broker of `scripts/test-env.sh` (`OCM_CE_TEST_KAFKA`). `None` (skip) when unset
+/// locally; a failure when `CI` is set.
+pub fn broker() -> Option<String> {
+    match std::env::var("OCM_CE_TEST_KAFKA") {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v.is_empty()),
+                "OCM_CE_TEST_KAFKA is not set but CI is: start the brokers with scripts/test-env.sh"
+            );
+            eprintln!("skipping: OCM_CE_TEST_KAFKA is not set (bash scripts/test-env.sh start DIR; source DIR/env)");
+            None
+        }
+    }
+}
+
+/// A name unique to this test run, so reruns against a long-lived broker start clean.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{:x}", std::process::id(), nanos & 0xff_ffff_ffff)
+}
+
+/// Logs to the test output, filtered by `RUST_LOG` (e.g. `RUST_LOG=librdkafka=debug,ocm_ce_client=debug`).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// A config for tests: quick group membership timeouts and topic discovery.
+pub fn config(bootstrap: &str) -> KafkaConfig {
+    init_tracing();
+    let config = KafkaConfig::new(bootstrap)
+        .property("session.timeout.ms", "6000")
+        .property("heartbeat.interval.ms", "500")
+        .property("topic.metadata.refresh.interval.ms", "1000")
+        .property("auto.commit.interval.ms", "1000")
+        .subscribe_timeout(Duration::from_secs(45))
+        .connect_timeout(Duration::from_secs(10));
+    // librdkafka debug contexts, e.g. `cgrp,topic` (shown with RUST_LOG=librdkafka=debug)
+    match std::env::var("OCM_CE_TEST_KAFKA_DEBUG") {
+        Ok(contexts) if !contexts.is_empty() => config.property("debug", contexts),
+        _ => config,
+    }
+}
+
+/// Creates topics with one partition each; existing ones are fine.
+pub async fn create_topics(bootstrap: &str, names: &[String]) {
+    create_topics_with(bootstrap, names, 1).await;
+}
+
+/// Creates topics with `partitions` partitions each; existing ones are fine.
+pub async fn create_topics_with(bootstrap: &str, names: &[String], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let results = admin
+        .create_topics(
+            &topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        )
+        .await
+        .unwrap();
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => panic!("creating topic {name}: {code:?}"),
+        }
+    }
+}
+
+/// The four per-cluster topics of one source/cluster pair.
+pub fn pair_topics(source: &str, cluster: &str) -> Vec<String> {
+    vec![
+        format!("sourceevents.{source}.{cluster}"),
+        format!("agentevents.{source}.{cluster}"),
+        format!("sourcebroadcast.{source}"),
+        format!("agentbroadcast.{cluster}"),
+    ]
+}
+
+pub fn options() -> ClientOptions {
+    ClientOptions::default()
+        .rate_limit(None)
+        .backoff(BackoffConfig::constant(Duration::from_secs(1)))
+}
+
+pub fn ty(sub: SubResource, action: &str) -> EventType {
+    EventType::new(bundles(), sub, action)
+}
+
+pub type Source = SourceClient<Mock, KafkaTransport>;
+pub type Agent = AgentClient<Mock, KafkaTransport>;
+
+pub fn source(config: KafkaConfig, source_id: &str, store: &Store) -> Source {
+    SourceClient::new(
+        KafkaTransport::source(config, source_id).unwrap(),
+        source_id,
+        MockCodec::new(Side::Source),
+        store.clone(),
+        status_hash,
+        options(),
+    )
+}
+
+pub fn agent(config: KafkaConfig, cluster: &str, store: &Store) -> Agent {
+    agent_with(config, cluster, store, options())
+}
+
+pub fn agent_with(config: KafkaConfig, cluster: &str, store: &Store, options: ClientOptions) -> Agent {
+    let agent_id = format!("{cluster}-agent");
+    AgentClient::new(
+        KafkaTransport::agent(config, cluster, &agent_id).unwrap(),
+        cluster,
+        agent_id,
+        MockCodec::new(Side::Agent),
+        store.clone(),
+        status_hash,
+        options,
+    )
+}
+
+/// What a driven client saw.
+pub type Seen = Result<ClientEvent<Mock>, String>;
+
+/// A client whose subscription stream is polled in the background; what it yields is applied
+/// to its store (as an informer would) and forwarded to `events`.
+pub struct Driven {
+    pub events: mpsc::UnboundedReceiver<Seen>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Driven {
+    /// Stops polling; the connection closes.
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        let _ = task.await;
+    }
+
+    /// Waits for a yielded item matching `want`, skipping others.
+    pub async fn wait_for(&mut self, what: &str, timeout: Duration, mut want: impl FnMut(&Seen) -> bool) -> Seen {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(item)) if want(&item) => return item,
+                Ok(Some(item)) => seen.push(item),
+                Ok(None) => panic!("{what}: the client stopped; saw {seen:#?}"),
+                Err(_) => panic!("{what}: nothing within {timeout:?}; saw {seen:#?}"),
+            }
+        }
+    }
+
+    /// Waits until the subscription is confirmed (`Connected` or `Reconnected`).
+    pub async fn connected(&mut self, timeout: Duration) {
+        let _ = self
+            .wait_for("connected", timeout, |s| {
+                matches!(s, Ok(ClientEvent::Connected | ClientEvent::Reconnected))
+            })
+            .await;
+    }
+
+    /// Waits for a resource event of `uid` with `action`, returning the resource.
+    pub async fn resource(&mut self, uid: &str, action: ResourceAction, timeout: Duration) -> Mock {
+        self.resource_where(uid, action, timeout, |_| true).await
+    }
+
+    /// Waits for a resource event of `uid` with `action` whose resource passes `check`.
+    pub async fn resource_where(
+        &mut self,
+        uid: &str,
+        action: ResourceAction,
+        timeout: Duration,
+        check: impl Fn(&Mock) -> bool,
+    ) -> Mock {
+        let got = self
+            .wait_for(&format!("{action:?} {uid}"), timeout, |s| {
+                matches!(s, Ok(ClientEvent::Resource { action: a, resource })
+                    if *a == action && resource.uid == uid && check(resource))
+            })
+            .await;
+        match got {
+            Ok(ClientEvent::Resource { resource, .. }) => resource,
+            _ => unreachable!(),
+        }
+    }
+
+    /// Whatever arrived so far, without waiting.
+    pub fn drain(&mut self) -> Vec<Seen> {
+        let mut out = Vec::new();
+        while let Ok(item) = self.events.try_recv() {
+            out.push(item);
+        }
+        out
+    }
+}
+
+/// Drives a source: statuses update the status of the resource in `store`.
+pub fn drive_source(client: &Source, store: &Store) -> Driven {
+    let (tx, events) = mpsc::unbounded_channel();
+    let mut stream = client.subscribe();
+    let store = store.clone();
+    let task = tokio::spawn(async move {
+        while let Some(item) = stream.next().await {
+            if let Ok(ClientEvent::Resource { resource, .. }) = &item
+                && let Some(mut local) = store.get_mock(&resource.uid)
+            {
+                local.status.clone_from(&resource.status);
+                store.put(local);
+            }
+            if tx.send(item.map_err(|e| e.to_string())).is_err() {
+                return;
+            }
+        }
+    });
+    Driven { events, task }
+}
+
+/// Drives an agent: added and modified specs are stored, deleted ones removed.
+pub fn drive_agent(client: &Agent, store: &Store) -> Driven {
+    let (tx, events) = mpsc::unbounded_channel();
+    let mut stream = client.subscribe();
+    let store = store.clone();
+    let task = tokio::spawn(async move {
+        while let Some(item) = stream.next().await {
+            if let Ok(ClientEvent::Resource { action, resource }) = &item {
+                match action {
+                    ResourceAction::Deleted => store.remove(&resource.uid),
+                    _ => store.put(resource.clone()),
+                }
+            }
+            if tx.send(item.map_err(|e| e.to_string())).is_err() {
+                return;
+            }
+        }
+    });
+    Driven { events, task }
+}
+
+/// A work for `cluster` from `source`.
+pub fn work(uid: &str, rv: &str, source: &str, cluster: &str, payload: &str) -> Mock {
+    Mock {
+        namespace: cluster.into(),
+        source_label: source.into(),
+        payload: payload.into(),
+        ..Mock::new(uid, rv)
+    }
+}
+
+/// The agent's view of `spec` with a status set (what it publishes).
+pub fn with_status(spec: &Mock, status: &str) -> Mock {
+    Mock {
+        status: status.into(),
+        ..spec.clone()
+    }
+}
+
+/// `spec` marked as deleting now.
+pub fn deleting(spec: &Mock) -> Mock {
+    Mock {
+        deleting: Some(Utc::now()),
+        ..spec.clone()
+    }
+}
+
+/// Publishes with retries while the client (re)connects.
+pub async fn retry<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ocm_ce_client::Result<()>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match f().await {
+            Ok(()) => return,
+            Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("{what}: {e} ({:?})", std::error::Error::source(&e)),
+        }
+    }
+}
+
+/// Publishes a spec, retrying while the source (re)connects.
+pub async fn send_spec(src: &Source, action: &str, m: &Mock) {
+    let t = ty(SubResource::Spec, action);
+    retry(action, Duration::from_secs(60), || src.publish(&t, m)).await;
+}
+
+/// Publishes a status, retrying while the agent (re)connects.
+pub async fn send_status(agt: &Agent, action: &str, m: &Mock) {
+    let t = ty(SubResource::Status, action);
+    retry(action, Duration::from_secs(60), || agt.publish(&t, m)).await;
+}
+
+/// The generic source + agent lifecycle over Kafka: create, status, update, delete, `Deleted`
+/// (spec §12.15, with the mock resource). The topics must exist.
+pub async fn lifecycle(config: KafkaConfig, source_id: &str, cluster: &str) {
+    use ocm_ce_core::event_type::action;
+    let t = Duration::from_secs(60);
+    let (src_store, agt_store) = (Store::source(), Store::agent());
+    let src = source(config.clone(), source_id, &src_store);
+    let agt = agent(config, cluster, &agt_store);
+    let mut s = drive_source(&src, &src_store);
+    let mut a = drive_agent(&agt, &agt_store);
+    s.connected(t).await;
+    a.connected(t).await;
+
+    // create
+    let w = work("w1", "1", source_id, cluster, "v1");
+    src_store.put(w.clone());
+    send_spec(&src, action::CREATE_REQUEST, &w).await;
+    let got = a.resource("w1", ResourceAction::Added, t).await;
+    assert_eq!((got.payload.as_str(), got.namespace.as_str()), ("v1", cluster));
+    assert_eq!(got.source_label, source_id);
+
+    // status
+    let status = with_status(&got, "Created");
+    send_status(&agt, action::UPDATE_REQUEST, &status).await;
+    // (the agent's answer to the source's initial status resync may come first, with no status)
+    s.resource_where("w1", ResourceAction::StatusModified, t, |m| m.status == "Created")
+        .await;
+    assert_eq!(src_store.get_mock("w1").unwrap().status, "Created");
+
+    // update
+    let w2 = Mock {
+        status: "Created".into(),
+        ..work("w1", "2", source_id, cluster, "v2")
+    };
+    src_store.put(w2.clone());
+    send_spec(&src, action::UPDATE_REQUEST, &w2).await;
+    let got = a.resource("w1", ResourceAction::Modified, t).await;
+    assert_eq!((got.payload.as_str(), got.rv.as_str()), ("v2", "2"));
+    assert_eq!(agt_store.get_mock("w1").unwrap().payload, "v2");
+
+    // delete: the agent sees Deleted, finishes and reports the `Deleted` status
+    let d = deleting(&w2);
+    src_store.put(d.clone());
+    send_spec(&src, action::DELETE_REQUEST, &d).await;
+    let got = a.resource("w1", ResourceAction::Deleted, t).await;
+    assert!(got.deleting.is_some());
+    assert!(agt_store.get_mock("w1").is_none());
+    let gone = with_status(&got, "Deleted");
+    send_status(&agt, action::DELETE_REQUEST, &gone).await;
+    s.resource_where("w1", ResourceAction::StatusModified, t, |m| m.status == "Deleted")
+        .await;
+    assert_eq!(src_store.get_mock("w1").unwrap().status, "Deleted");
+    s.stop().await;
+    a.stop().await;
+}
