@@ -27,9 +27,10 @@ pub struct WorkClientOptions {
     /// Turning `resync_on_connect` off and `resync_interval` to `None` disables resync.
     pub client: ClientOptions,
     /// A status for a work the source does not know (yet) is retried this many times before it
-    /// is dropped and counted. Default 10.
+    /// is dropped and counted. Default 12 (about 80 s in all).
     pub status_retry_attempts: u32,
-    /// First retry delay of such a status, doubled per attempt (capped at 30 s). Default 200 ms.
+    /// First retry delay of such a status, doubled per attempt (capped at 30 s). Default 20 ms:
+    /// a status can overtake the store write of the spec it answers.
     pub status_retry_delay: Duration,
     /// At most this many statuses wait for a retry; more are dropped and counted. Default 10 000.
     pub status_retry_capacity: usize,
@@ -41,8 +42,8 @@ impl Default for WorkClientOptions {
     fn default() -> Self {
         Self {
             client: ClientOptions::default(),
-            status_retry_attempts: 10,
-            status_retry_delay: Duration::from_millis(200),
+            status_retry_attempts: 12,
+            status_retry_delay: Duration::from_millis(20),
             status_retry_capacity: 10_000,
             deletion_ack_interval: Duration::from_secs(2),
         }
