@@ -24,7 +24,8 @@ use serde_json::Value;
 #[derive(Debug)]
 pub(crate) struct Applier {
     root: PathBuf,
-    /// Resource version last written per work UID, so our own status patches do not rewrite.
+    /// What was last written per work UID (the manifests' JSON), so our own status patches do
+    /// not rewrite the files while a changed spec always does, versioned or not (`"0"`).
     written: HashMap<String, String>,
 }
 
@@ -220,9 +221,7 @@ impl Applier {
             .map(|m| m.to_value())
             .collect::<Result<_, _>>()
             .context("a manifest is not JSON")?;
-        if self.written.get(work.uid()).map(String::as_str) != Some(work.resource_version())
-            || !self.work_dir(work).exists()
-        {
+        if self.written.get(work.uid()) != Some(&written_key(&manifests)) || !self.work_dir(work).exists() {
             self.write_manifests(work, &manifests)?;
         }
         let desired = applied_status(work, &manifests);
@@ -268,6 +267,10 @@ impl Applier {
             tracing::warn!(work = work.uid(), error = %format!("{e:#}"), "failed to apply a work; will retry on its next change or resync");
         }
     }
+}
+
+fn written_key(manifests: &[Value]) -> String {
+    serde_json::to_string(manifests).unwrap_or_default()
 }
 
 /// Writes `data` to `path` through a temporary file and a rename.

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ocm_ce_broker::Broker;
 use ocm_ce_client::transport::grpc::{GrpcConfig, GrpcTransport};
 use ocm_ce_client::{AnyTransport, ClientOptions, Role, Transport, TransportConfig};
-use ocm_ce_work::api::{RESOURCE_VERSION_ANNOTATION, condition_type};
+use ocm_ce_work::api::{RESOURCE_VERSION_ANNOTATION, SEQUENCE_ID_ANNOTATION, condition_type};
 use ocm_ce_work::client::{AgentCodecs, AgentWorkClient, SourceWorkClient, WorkClientOptions};
 use ocm_ce_work::conditions::find_status_condition;
 use ocm_ce_work::selector::ListParams;
@@ -349,9 +349,20 @@ fn version_of(work: &ManifestWork) -> u64 {
         .unwrap_or(0)
 }
 
-fn applied_version(work: &ManifestWork) -> Option<i64> {
-    let c = find_status_condition(&work.status.conditions, condition_type::APPLIED)?;
-    (c.status == "True").then(|| c.observed_generation.unwrap_or(0))
+/// True when the agent reported `version` of the work applied: `Applied=True` with an observed
+/// generation of at least `version`; agents that report no generation (the Go work agent on
+/// v0.15.0 works) count once a status newer than `seen_sequence` arrived.
+fn applied(work: &ManifestWork, version: u64, seen_sequence: Option<&str>) -> bool {
+    let Some(c) = find_status_condition(&work.status.conditions, condition_type::APPLIED) else {
+        return false;
+    };
+    if c.status != "True" {
+        return false;
+    }
+    match c.observed_generation.filter(|g| *g > 0) {
+        Some(g) => g >= i64::try_from(version).unwrap_or(i64::MAX),
+        None => work.annotation(SEQUENCE_ID_ANNOTATION) != seen_sequence,
+    }
 }
 
 async fn apply<Tr: Transport>(
@@ -366,6 +377,10 @@ async fn apply<Tr: Transport>(
     for mut work in read_works(file)? {
         let (ns, name) = (work.namespace().to_owned(), work.name().to_owned());
         let explicit = work.annotation(RESOURCE_VERSION_ANNOTATION).is_some();
+        let seen = client
+            .get(&ns, &name)
+            .ok()
+            .and_then(|w| w.annotation(SEQUENCE_ID_ANNOTATION).map(str::to_owned));
         if let Ok(existing) = client.get(&ns, &name) {
             let version = if explicit {
                 version_of(&work)
@@ -387,7 +402,7 @@ async fn apply<Tr: Transport>(
                 .await
                 .with_context(|| format!("updating {ns}/{name}"))?;
             println!("work {ns}/{name} updated (version {version})");
-            targets.push((ns, name, version));
+            targets.push((ns, name, version, seen));
         } else {
             if !explicit {
                 work.metadata
@@ -401,7 +416,7 @@ async fn apply<Tr: Transport>(
                 .await
                 .with_context(|| format!("creating {ns}/{name}"))?;
             println!("work {ns}/{name} created (version {version})");
-            targets.push((ns, name, version));
+            targets.push((ns, name, version, seen));
         }
         persist_pending(watch, db)?;
     }
@@ -409,10 +424,10 @@ async fn apply<Tr: Transport>(
         return Ok(ExitCode::SUCCESS);
     }
     let deadline = Instant::now() + timeout;
-    for (ns, name, version) in targets {
+    for (ns, name, version, seen) in targets {
         loop {
             let work = client.get(&ns, &name)?;
-            if applied_version(&work).is_some_and(|v| v >= i64::try_from(version).unwrap_or(i64::MAX)) {
+            if applied(&work, version, seen.as_deref()) {
                 println!("---");
                 print_work(&work, Output::Yaml)?;
                 break;
