@@ -1,7 +1,8 @@
 """Small driver for the interop programs' JSON-lines stdin/stdout protocol.
 
-Used by the self-test scripts (go/selftest-mqtt.sh, go-latest/selftest-grpc.sh).
-Every wait is bounded; any failure prints SELFTEST FAIL and exits 1.
+Used by the self-test scripts (go/selftest-mqtt.sh, go-latest/selftest-grpc.sh) and by the
+interop matrix (run.py). Every wait is bounded; any failure prints SELFTEST FAIL and exits 1,
+or raises Failure when RAISE is set (run.py, which runs many cells in one process).
 """
 import json
 import os
@@ -13,9 +14,17 @@ import time
 TIMEOUT = float(os.environ.get("SELFTEST_TIMEOUT", "30"))
 T0 = time.time()
 _procs = []
+TRACE = sys.stderr  # where the event trace goes; run.py points it at a per-cell file
+RAISE = False  # True: fail() raises Failure instead of killing everything and exiting
+
+
+class Failure(Exception):
+    """A failed check (raised by fail() when RAISE is set)."""
 
 
 def fail(msg):
+    if RAISE:
+        raise Failure(msg)
     print(f"SELFTEST FAIL: {msg}", file=sys.stderr)
     for p in _procs:
         p.kill()
@@ -58,7 +67,7 @@ class Proc:
                 ev = json.loads(line)
             except ValueError:
                 ev = {"event": "NOT_JSON", "line": line}
-            print(f"[{time.time()-T0:7.2f}] {self.name} < {line[:300]}", file=sys.stderr)
+            print(f"[{time.time()-T0:7.2f}] {self.name} < {line[:300]}", file=TRACE, flush=True)
             with self.cv:
                 self.events.append(ev)
                 self.cv.notify_all()
@@ -99,7 +108,7 @@ class Proc:
         self.next_id += 1
         msg = dict(id=cid, op=op, **kw)
         since = self.mark()
-        print(f"[{time.time()-T0:7.2f}] {self.name} > {json.dumps(msg)[:300]}", file=sys.stderr)
+        print(f"[{time.time()-T0:7.2f}] {self.name} > {json.dumps(msg)[:300]}", file=TRACE, flush=True)
         self.p.stdin.write(json.dumps(msg) + "\n")
         self.p.stdin.flush()
         res = self.wait(f"result of {op}", lambda e: e.get("event") == "result" and e.get("id") == cid, since)
@@ -116,7 +125,8 @@ class Proc:
             fail(f"{self.name}: did not exit after quit")
         if rc != 0:
             fail(f"{self.name}: exit code {rc}")
-        _procs.remove(self)
+        if self in _procs:
+            _procs.remove(self)
 
     def kill(self):
         if self.p.poll() is None:
