@@ -75,6 +75,11 @@ passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$state/test.log" | awk '{s+
 echo "total tests passed: $passed"
 [ "$passed" -gt 0 ] || { echo "no test ran" >&2; exit 1; }
 
+step "interoperability with the Go SDK: sdk-go v0.15.0 and v1.3.0 against ocm-ce ($(elapsed))"
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
+command -v go >/dev/null || { echo "the Go toolchain is required for the interop stage" >&2; exit 1; }
+OCM_CE_BIN="$CARGO_TARGET_DIR/release/ocm-ce" python3 interop/run.py
+
 if [ -z "${OCM_CE_SKIP_LINT:-}" ]; then
     step "cargo doc ($(elapsed))"
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
