@@ -76,7 +76,9 @@ async fn both_sides_reconverge_with_nothing_lost_after_the_broker_restarts() {
     src_store.put(w1.clone());
     send_spec(&source_client, action::CREATE_REQUEST, &w1).await;
     let got = a.resource("w1", ResourceAction::Added, T).await;
-    send_status(&agent_client, action::UPDATE_REQUEST, &with_status(&got, "Created")).await;
+    let reported = with_status(&got, "Created");
+    agt_store.put(reported.clone());
+    send_status(&agent_client, action::UPDATE_REQUEST, &reported).await;
     s.resource_where("w1", ResourceAction::StatusModified, T, |m| m.status == "Created")
         .await;
 

@@ -353,7 +353,10 @@ pub async fn lifecycle(config: KafkaConfig, source_id: &str, cluster: &str) {
     assert_eq!(got.source_label, source_id);
 
     // status
+    // the agent keeps what it reports: its answer to the source's status resync (which may
+    // arrive before or after this update) must not take the status back
     let status = with_status(&got, "Created");
+    agt_store.put(status.clone());
     send_status(&agt, action::UPDATE_REQUEST, &status).await;
     // (the agent's answer to the source's initial status resync may come first, with no status)
     s.resource_where("w1", ResourceAction::StatusModified, t, |m| m.status == "Created")
