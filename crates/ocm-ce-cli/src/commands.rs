@@ -183,6 +183,7 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
     while client.pending_deletion_acks() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    client.close().await;
     eprintln!("agent stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -199,6 +200,17 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
     let state_dir = args.state_dir.clone().unwrap_or_else(|| state_home().join("sources"));
     let mut db = StateDb::open(&state_dir, &args.source_id)?;
     let works = db.load()?;
+    // A deletion the agent acknowledges while the start-up resync settles removes the work
+    // before `delete` looks it up: that is a finished deletion, not an unknown work.
+    let known_at_start = |namespace: &str, name: &str| {
+        works
+            .iter()
+            .any(|w| w.metadata.namespace.as_deref() == Some(namespace) && w.metadata.name.as_deref() == Some(name))
+    };
+    let deleted_while_settling = match &args.command {
+        SourceCommand::Delete { name, namespace, .. } => known_at_start(namespace, name),
+        _ => false,
+    };
     let client = SourceWorkClient::start(transport, &args.source_id, works, client_options());
     wait_connected(
         &format!("source {}", args.source_id),
@@ -210,70 +222,66 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
     // Statuses that changed while no source ran arrive as answers to the resync request.
     let mut watch = client.watch();
     settle(&mut watch, &mut db).await?;
-    let code = match args.command {
-        SourceCommand::Apply { file, wait, timeout } => {
-            apply(&client, &mut db, &mut watch, &file, wait, timeout).await?
-        }
-        SourceCommand::Get {
-            name,
-            namespace,
-            output,
-        } => {
-            let work = client
-                .get(&namespace, &name)
-                .map_err(|_| anyhow::anyhow!("work {namespace}/{name} not found"))?;
-            print_work(&work, output)?;
-            ExitCode::SUCCESS
-        }
-        SourceCommand::List { namespace, selector } => {
-            let params = ListParams::parse(&selector, "")?;
-            print_table(&client.list(namespace.as_deref().unwrap_or(""), &params));
-            ExitCode::SUCCESS
-        }
-        SourceCommand::Delete {
-            name,
-            namespace,
-            wait,
-            timeout,
-        } => {
-            if client.get(&namespace, &name).is_err() {
-                bail!("work {namespace}/{name} not found");
+    // Whatever the command's outcome, the client is closed cleanly (Kafka: the next source
+    // process of this id must not wait for this one's group session to time out).
+    let outcome: Result<ExitCode> = async {
+        Ok(match args.command {
+            SourceCommand::Apply { file, wait, timeout } => {
+                apply(&client, &mut db, &mut watch, &file, wait, timeout).await?
             }
-            client
-                .delete(&namespace, &name)
-                .await
-                .context("failed to publish the deletion")?;
-            persist_pending(&mut watch, &mut db)?;
-            if wait {
-                let deadline = Instant::now() + timeout;
-                while client.get(&namespace, &name).is_ok() {
-                    let ev = next_until(&mut watch, deadline).await.with_context(|| {
-                        format!(
-                            "the agent did not acknowledge the deletion of {namespace}/{name} within {}s",
-                            timeout.as_secs()
-                        )
-                    })?;
-                    db.apply(&ev)?;
+            SourceCommand::Get {
+                name,
+                namespace,
+                output,
+            } => {
+                let work = client
+                    .get(&namespace, &name)
+                    .map_err(|_| anyhow::anyhow!("work {namespace}/{name} not found"))?;
+                print_work(&work, output)?;
+                ExitCode::SUCCESS
+            }
+            SourceCommand::List { namespace, selector } => {
+                let params = ListParams::parse(&selector, "")?;
+                print_table(&client.list(namespace.as_deref().unwrap_or(""), &params));
+                ExitCode::SUCCESS
+            }
+            SourceCommand::Delete {
+                name,
+                namespace,
+                wait,
+                timeout,
+            } => {
+                if client.get(&namespace, &name).is_err() {
+                    if !deleted_while_settling {
+                        bail!("work {namespace}/{name} not found");
+                    }
+                    println!("work {namespace}/{name} deleted");
+                    ExitCode::SUCCESS
+                } else {
+                    let key = (namespace.as_str(), name.as_str());
+                    delete(&client, &mut db, &mut watch, key, wait.then_some(timeout)).await?
                 }
             }
-            println!("work {namespace}/{name} deleted");
-            ExitCode::SUCCESS
-        }
-        SourceCommand::Watch { namespace } => {
-            let ns = namespace.unwrap_or_default();
-            loop {
-                tokio::select! {
-                    ev = watch.next() => match ev {
-                        Some(ev) => { db.apply(&ev)?; print_event(&ev, &ns); }
-                        None => break,
-                    },
-                    _ = tokio::signal::ctrl_c() => break,
+            SourceCommand::Watch { namespace } => {
+                let ns = namespace.unwrap_or_default();
+                loop {
+                    tokio::select! {
+                        ev = watch.next() => match ev {
+                            Some(ev) => { db.apply(&ev)?; print_event(&ev, &ns); }
+                            None => break,
+                        },
+                        _ = tokio::signal::ctrl_c() => break,
+                    }
                 }
+                ExitCode::SUCCESS
             }
-            ExitCode::SUCCESS
-        }
-    };
-    persist_pending(&mut watch, &mut db)?;
+        })
+    }
+    .await;
+    let persisted = persist_pending(&mut watch, &mut db);
+    client.close().await;
+    let code = outcome?;
+    persisted?;
     Ok(code)
 }
 
@@ -363,6 +371,35 @@ fn applied(work: &ManifestWork, version: u64, seen_sequence: Option<&str>) -> bo
         Some(g) => g >= i64::try_from(version).unwrap_or(i64::MAX),
         None => work.annotation(SEQUENCE_ID_ANNOTATION) != seen_sequence,
     }
+}
+
+/// Deletes `namespace/name`; with `wait`, until the agent acknowledged it (within the timeout).
+async fn delete<Tr: Transport>(
+    client: &SourceWorkClient<Tr>,
+    db: &mut StateDb,
+    watch: &mut ocm_ce_work::store::WatchStream,
+    (namespace, name): (&str, &str),
+    wait: Option<Duration>,
+) -> Result<ExitCode> {
+    client
+        .delete(namespace, name)
+        .await
+        .context("failed to publish the deletion")?;
+    persist_pending(watch, db)?;
+    if let Some(timeout) = wait {
+        let deadline = Instant::now() + timeout;
+        while client.get(namespace, name).is_ok() {
+            let ev = next_until(watch, deadline).await.with_context(|| {
+                format!(
+                    "the agent did not acknowledge the deletion of {namespace}/{name} within {}s",
+                    timeout.as_secs()
+                )
+            })?;
+            db.apply(&ev)?;
+        }
+    }
+    println!("work {namespace}/{name} deleted");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn apply<Tr: Transport>(
@@ -613,6 +650,8 @@ async fn run_plan<Tr: Transport + Clone>(
         b.finish_and_clear();
     }
     tasks.shutdown().await;
+    source.close().await;
+    futures::future::join_all(agents.iter().map(AgentWorkClient::close)).await;
     result
 }
 

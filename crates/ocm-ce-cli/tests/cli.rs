@@ -247,6 +247,31 @@ fn separate_processes_complete_a_lifecycle_over_mosquitto() {
     lifecycle("mqtt", &source, &agent, &source_id);
 }
 
+/// Every `ocm-ce source` command is a process of its own that joins the source's consumer
+/// group: it must leave the group when it exits, or the next one waits out the session timeout
+/// (set to 45 s here, longer than the commands' 30 s connect timeout) for its partitions.
+#[cfg(feature = "kafka")]
+#[test]
+fn separate_processes_complete_a_lifecycle_over_kafka() {
+    let Ok(bootstrap) = std::env::var("OCM_CE_TEST_KAFKA") else {
+        assert!(std::env::var_os("CI").is_none(), "OCM_CE_TEST_KAFKA must be set in CI");
+        eprintln!("skipped: OCM_CE_TEST_KAFKA not set (run scripts/test-env.sh)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let id = format!("cli{}", std::process::id());
+    let config = |group: &str| {
+        format!(
+            "bootstrapServer: {bootstrap}\ngroupID: {group}\nsession.timeout.ms: 45000\nheartbeat.interval.ms: 1000\ntopic.metadata.refresh.interval.ms: 1000\n"
+        )
+    };
+    let source = write(tmp.path(), "source.yaml", &config(&format!("{id}-source")));
+    let agent = write(tmp.path(), "agent.yaml", &config(&format!("{id}-agent")));
+    let started = Instant::now();
+    lifecycle("kafka", &source, &agent, &id);
+    eprintln!("kafka CLI lifecycle took {:?}", started.elapsed());
+}
+
 #[test]
 fn bad_config_and_unreachable_broker_give_one_line_errors() {
     let tmp = tempfile::tempdir().unwrap();

@@ -127,6 +127,8 @@ pub(crate) struct Base<T, Tr: Transport> {
     connection: RwLock<Option<Arc<Tr::Connection>>>,
     subscribed: AtomicBool,
     session: std::sync::Mutex<Session>,
+    /// Set once by [`Base::close`]; ends the subscription stream and keeps it from reconnecting.
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 /// The current subscription: when it was confirmed, and the peers we already answered a resync
@@ -166,7 +168,24 @@ impl<T, Tr: Transport> Base<T, Tr> {
                 since: Instant::now(),
                 answered: Default::default(),
             }),
+            closed: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Closes the client for good: the subscription stream ends (it neither reconnects nor
+    /// yields an error for the lost connection) and the current connection is closed
+    /// gracefully (the transport flushes what it sends and leaves its consumer group, so a
+    /// successor starts at once). Publishing afterwards fails with [`Error::NotConnected`].
+    pub(crate) async fn close(&self) {
+        self.closed.send_replace(true);
+        let conn = self.connection.write().ok().and_then(|mut slot| slot.take());
+        if let Some(conn) = conn {
+            conn.close().await;
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        *self.closed.borrow()
     }
 
     fn new_session(&self) {
@@ -198,6 +217,9 @@ impl<T, Tr: Transport> Base<T, Tr> {
     }
 
     fn set_current(&self, conn: Option<Arc<Tr::Connection>>) {
+        if conn.is_some() && self.is_closed() {
+            return;
+        }
         if let Ok(mut slot) = self.connection.write() {
             *slot = conn;
         }
@@ -397,6 +419,7 @@ impl<T: Send + 'static> ClientStream<T> {
             };
         }
         let backoff = Backoff::new(side.base().options.backoff.clone());
+        let closed = side.base().closed.subscribe();
         let driver = Driver {
             side,
             state: State::Disconnected { retry_at: None },
@@ -405,9 +428,17 @@ impl<T: Send + 'static> ClientStream<T> {
             next_resync: None,
             pending: VecDeque::new(),
         };
-        let stream = futures::stream::unfold(driver, |mut d| async move {
-            let item = d.step().await;
-            Some((item, d))
+        let stream = futures::stream::unfold(driver, move |mut d| {
+            let mut closed = closed.clone();
+            async move {
+                // A step cut short by `close` loses nothing: what it was handling was not
+                // acknowledged to the transport (Kafka redelivers it to the successor).
+                tokio::select! {
+                    biased;
+                    _ = closed.wait_for(|c| *c) => None,
+                    item = d.step() => Some((item, d)),
+                }
+            }
         });
         Self {
             inner: Box::pin(stream),

@@ -113,6 +113,16 @@ where
     pub fn subscribe(&self) -> ClientStream<T> {
         ClientStream::drive(self.clone())
     }
+
+    /// Shuts the client down gracefully: its subscription stream ends, and the connection is
+    /// closed the way the transport closes cleanly (MQTT DISCONNECT; Kafka: producer flushed,
+    /// consumer leaves its group with its handled offsets committed, so a successor in the same
+    /// group starts at once instead of after the session timeout). Call it before the process
+    /// exits; dropping the client instead closes the connection in the background, which an
+    /// exiting process may cut short. Publishing afterwards fails with [`Error::NotConnected`].
+    pub async fn close(&self) {
+        self.inner.base.close().await;
+    }
 }
 
 impl<T, Tr> Inner<T, Tr>

@@ -37,6 +37,7 @@ struct Hub {
     subscribers: Vec<Sub>,
     published: Vec<Published>,
     connects: usize,
+    closes: usize,
     publish_delay: std::time::Duration,
 }
 
@@ -160,6 +161,11 @@ impl FakeBroker {
         self.lock().connects
     }
 
+    /// Connections closed gracefully with [`Connection::close`] (not just dropped) so far.
+    pub fn close_count(&self) -> usize {
+        self.lock().closes
+    }
+
     /// Delivers `event` as if `from` had published it to `target`, without recording it.
     pub fn inject(&self, from: &Role, target: &PublishTarget, event: Event) {
         let hub = self.lock();
@@ -252,6 +258,7 @@ impl Connection for FakeConnection {
 
     async fn close(&self) {
         let mut hub = self.broker.lock();
+        hub.closes += 1;
         hub.live.retain(|id| *id != self.id);
         hub.subscribers.retain(|s| s.connection != self.id);
     }

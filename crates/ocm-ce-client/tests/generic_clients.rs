@@ -568,6 +568,32 @@ async fn dropping_the_stream_closes_the_connection_and_leaves_nothing_running() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn close_ends_the_stream_closes_the_connection_gracefully_and_never_reconnects() {
+    let broker = FakeBroker::new();
+    let client = agent(&broker, &Store::agent(), options());
+    let mut stream = client.subscribe();
+    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    assert!(client.is_connected());
+    client.close().await;
+    assert_eq!(broker.close_count(), 1, "the connection is closed, not just dropped");
+    assert!(!client.is_connected());
+    // the stream ends without an error for the lost connection
+    assert!(next_within(&mut stream, Duration::from_secs(1)).await.is_none());
+    drop(stream);
+    assert_eq!(broker.subscriber_count(), 0);
+    let status = ty(SubResource::Status, action::UPDATE_REQUEST);
+    let err = client.publish(&status, &Mock::new("w1", "1")).await.unwrap_err();
+    assert!(matches!(err, Error::NotConnected), "{err}");
+    // a closed client stays closed: no reconnect, and a new subscription ends at once
+    let mut again = client.subscribe();
+    assert!(next_within(&mut again, Duration::from_secs(600)).await.is_none());
+    assert_eq!(broker.connect_count(), 1);
+    // closing twice is harmless
+    client.close().await;
+    assert_eq!(broker.close_count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_second_subscription_on_one_client_is_refused() {
     let broker = FakeBroker::new();
     let client = agent(&broker, &Store::agent(), options());

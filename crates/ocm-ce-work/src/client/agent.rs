@@ -206,6 +206,14 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
         self.inner.connected.wait().await;
     }
 
+    /// Shuts the client down gracefully before the process exits: the store stops receiving,
+    /// and the connection is closed cleanly (see [`ocm_ce_client::AgentClient::close`]; for Kafka the
+    /// consumer leaves its group with its handled offsets committed). Operations that publish
+    /// fail afterwards; the store stays readable.
+    pub async fn close(&self) {
+        self.inner.client.close().await;
+    }
+
     /// The work `name` (agent-side works are named by their UID).
     pub fn get(&self, name: &str) -> Result<Arc<ManifestWork>> {
         let ns = &self.inner.cluster_name;

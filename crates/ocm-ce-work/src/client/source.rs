@@ -142,6 +142,14 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
         self.inner.connected.wait().await;
     }
 
+    /// Shuts the client down gracefully before the process exits: the store stops receiving,
+    /// and the connection is closed cleanly (see [`ocm_ce_client::SourceClient::close`]; for Kafka the
+    /// consumer leaves its group with its handled offsets committed). Operations that publish
+    /// fail afterwards; the store stays readable.
+    pub async fn close(&self) {
+        self.inner.client.close().await;
+    }
+
     /// Creates `work` in `namespace` (the cluster): sets its UID (UUIDv5 of source, namespace,
     /// name) and resource version (annotation, else the given one, else `"0"`), validates it,
     /// publishes `create_request` and stores it. Nothing is stored when publishing fails.
