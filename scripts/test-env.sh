@@ -512,7 +512,13 @@ EOF
 kafka_format_if_needed() {
     [[ -f "$STATE/kafka-data/meta.properties" ]] && return 0
     local cluster_id
-    cluster_id="$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    # (an id starting with "-" would be taken for an option by the storage tool: 1 run in 64)
+    cluster_id="$(python3 -c 'import base64,uuid
+while True:
+    i = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not i.startswith("-"):
+        print(i)
+        break')"
     mkdir -p "$STATE/kafka-data"
     if ! kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$STATE/kafka/server.properties" \
         >"$STATE/kafka/format.log" 2>&1; then

@@ -60,6 +60,16 @@ fn broker() -> (Proc, String) {
     (Proc(child), addr)
 }
 
+/// A broker address from `scripts/test-env.sh`; `None` (the test is skipped) only outside CI.
+fn test_env(var: &str) -> Option<String> {
+    let value = std::env::var(var).ok();
+    if value.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "{var} must be set in CI");
+        eprintln!("skipped: {var} not set (run scripts/test-env.sh)");
+    }
+    value
+}
+
 fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, content).unwrap();
@@ -222,9 +232,7 @@ fn separate_processes_complete_a_lifecycle_over_grpc() {
 
 #[test]
 fn separate_processes_complete_a_lifecycle_over_mosquitto() {
-    let Ok(host) = std::env::var("OCM_CE_TEST_MQTT") else {
-        assert!(std::env::var_os("CI").is_none(), "OCM_CE_TEST_MQTT must be set in CI");
-        eprintln!("skipped: OCM_CE_TEST_MQTT not set (run scripts/test-env.sh)");
+    let Some(host) = test_env("OCM_CE_TEST_MQTT") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -253,9 +261,7 @@ fn separate_processes_complete_a_lifecycle_over_mosquitto() {
 #[cfg(feature = "kafka")]
 #[test]
 fn separate_processes_complete_a_lifecycle_over_kafka() {
-    let Ok(bootstrap) = std::env::var("OCM_CE_TEST_KAFKA") else {
-        assert!(std::env::var_os("CI").is_none(), "OCM_CE_TEST_KAFKA must be set in CI");
-        eprintln!("skipped: OCM_CE_TEST_KAFKA not set (run scripts/test-env.sh)");
+    let Some(bootstrap) = test_env("OCM_CE_TEST_KAFKA") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
