@@ -101,14 +101,15 @@ spec:
           replicas: 2
 "#;
 
-fn work_dirs(apply: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(apply.join("cluster1"))
+fn work_dirs(apply: &Path, cluster: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(apply.join(cluster))
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default()
 }
 
-/// apply --wait, get from a restarted source, list, the apply dir, delete --wait.
-fn lifecycle(transport: &str, source_config: &Path, agent_config: &Path, source_id: &str) {
+/// apply --wait, get from a restarted source, list, the apply dir, delete --wait; `WORK` sent to
+/// `cluster`.
+fn lifecycle(transport: &str, source_config: &Path, agent_config: &Path, source_id: &str, cluster: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let apply_dir = tmp.path().join("applied");
     let state = tmp.path().join("state");
@@ -116,14 +117,15 @@ fn lifecycle(transport: &str, source_config: &Path, agent_config: &Path, source_
         Command::new(BIN)
             .args(["agent", "--transport", transport, "--config"])
             .arg(agent_config)
-            .args(["--cluster", "cluster1", "--apply-dir"])
+            .args(["--cluster", cluster, "--apply-dir"])
             .arg(&apply_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    let work = write(tmp.path(), "work.yaml", WORK);
+    let manifest = WORK.replace("namespace: cluster1", &format!("namespace: {cluster}"));
+    let work = write(tmp.path(), "work.yaml", &manifest);
     let source = |args: &[&str]| {
         let mut cmd = Command::new(BIN);
         cmd.args(["source", "--transport", transport, "--config"])
@@ -136,11 +138,15 @@ fn lifecycle(transport: &str, source_config: &Path, agent_config: &Path, source_
 
     let out = source(&["apply", "-f", work.to_str().unwrap(), "--wait", "--timeout", "60s"]);
     assert!(out.status.success(), "apply failed: {}", stderr(&out));
-    assert!(stdout(&out).contains("work cluster1/work1 created"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("work {cluster}/work1 created")),
+        "{}",
+        stdout(&out)
+    );
     assert!(stdout(&out).contains("type: Applied"), "{}", stdout(&out));
 
     // The agent wrote the manifests: one directory per work, one file per manifest.
-    let dirs = work_dirs(&apply_dir);
+    let dirs = work_dirs(&apply_dir, cluster);
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     let mut files: Vec<String> = std::fs::read_dir(&dirs[0])
         .unwrap()
@@ -155,7 +161,7 @@ fn lifecycle(transport: &str, source_config: &Path, agent_config: &Path, source_
     );
 
     // A new source process (a restart) sees the work and its status.
-    let out = source(&["get", "work1", "-n", "cluster1", "-o", "json"]);
+    let out = source(&["get", "work1", "-n", cluster, "-o", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let conditions = got["status"]["conditions"].as_array().unwrap();
@@ -173,13 +179,13 @@ fn lifecycle(transport: &str, source_config: &Path, agent_config: &Path, source_
     assert!(
         stdout(&out)
             .lines()
-            .any(|l| l.starts_with("cluster1") && l.contains("work1") && l.contains("True")),
+            .any(|l| l.starts_with(cluster) && l.contains("work1") && l.contains("True")),
         "{}",
         stdout(&out)
     );
 
     // An update is applied, and a restarted source sees the new status.
-    let updated = WORK.replace("greeting: hello", "greeting: bonjour");
+    let updated = manifest.replace("greeting: hello", "greeting: bonjour");
     let work2 = write(tmp.path(), "work2.yaml", &updated);
     let out = source(&["apply", "-f", work2.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -190,7 +196,7 @@ fn lifecycle(transport: &str, source_config: &Path, agent_config: &Path, source_
         "a restarted source to see the update applied",
         Duration::from_secs(30),
         || {
-            let out = source(&["get", "work1", "-n", "cluster1", "-o", "json"]);
+            let out = source(&["get", "work1", "-n", cluster, "-o", "json"]);
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
             v["status"]["conditions"].as_array().is_some_and(|cs| {
                 cs.iter()
@@ -199,10 +205,13 @@ fn lifecycle(transport: &str, source_config: &Path, agent_config: &Path, source_
         },
     );
 
-    let out = source(&["delete", "work1", "-n", "cluster1", "--wait", "--timeout", "60s"]);
+    let out = source(&["delete", "work1", "-n", cluster, "--wait", "--timeout", "60s"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(work_dirs(&apply_dir).is_empty(), "the applied files are removed");
-    let out = source(&["get", "work1", "-n", "cluster1"]);
+    assert!(
+        work_dirs(&apply_dir, cluster).is_empty(),
+        "the applied files are removed"
+    );
+    let out = source(&["get", "work1", "-n", cluster]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
 }
@@ -227,7 +236,7 @@ fn separate_processes_complete_a_lifecycle_over_grpc() {
     let (_broker, addr) = broker();
     let tmp = tempfile::tempdir().unwrap();
     let config = write(tmp.path(), "grpc.yaml", &format!("url: {addr}\n"));
-    lifecycle("grpc", &config, &config, "source1");
+    lifecycle("grpc", &config, &config, "source1", "cluster1");
 }
 
 #[test]
@@ -252,7 +261,7 @@ fn separate_processes_complete_a_lifecycle_over_mosquitto() {
             "brokerHost: {host}\ntopics:\n  sourceEvents: sources/{source_id}/clusters/cluster1/sourceevents\n  agentEvents: sources/{source_id}/clusters/cluster1/agentevents\n  sourceBroadcast: sources/+/sourcebroadcast\n"
         ),
     );
-    lifecycle("mqtt", &source, &agent, &source_id);
+    lifecycle("mqtt", &source, &agent, &source_id, "cluster1");
 }
 
 /// Every `ocm-ce source` command is a process of its own that joins the source's consumer
@@ -274,7 +283,8 @@ fn separate_processes_complete_a_lifecycle_over_kafka() {
     let source = write(tmp.path(), "source.yaml", &config(&format!("{id}-source")));
     let agent = write(tmp.path(), "agent.yaml", &config(&format!("{id}-agent")));
     let started = Instant::now();
-    lifecycle("kafka", &source, &agent, &id);
+    // a cluster of its own: a new agent group reads every source's history for its cluster
+    lifecycle("kafka", &source, &agent, &id, &format!("{id}-cluster"));
     eprintln!("kafka CLI lifecycle took {:?}", started.elapsed());
 }
 

@@ -177,8 +177,18 @@ impl<T, Tr: Transport> Base<T, Tr> {
     /// gracefully (the transport flushes what it sends and leaves its consumer group, so a
     /// successor starts at once). Publishing afterwards fails with [`Error::NotConnected`].
     pub(crate) async fn close(&self) {
-        self.closed.send_replace(true);
-        let conn = self.connection.write().ok().and_then(|mut slot| slot.take());
+        // Take the connection before the stream can see `closed`: the stream's driver, once it
+        // ends, clears the slot and drops its own handle (a drop, not a graceful close).
+        let conn = match self.connection.write() {
+            Ok(mut slot) => {
+                self.closed.send_replace(true);
+                slot.take()
+            }
+            Err(_) => {
+                self.closed.send_replace(true);
+                None
+            }
+        };
         if let Some(conn) = conn {
             conn.close().await;
         }
