@@ -86,10 +86,7 @@ use auth::Access;
 use router::{Router, StreamSettings};
 use service::{BrokerService, Core};
 
-/// The type of heartbeat events (Go v1.1+ `types.HeartbeatCloudEventsType`).
-pub const HEARTBEAT_EVENT_TYPE: &str = "io.open-cluster-management.cloudevents.heartbeat";
-/// The response header carrying the subscription id (Go v1.2+ `GRPCSubscriptionIDKey`).
-pub const SUBSCRIPTION_ID_HEADER: &str = "subscription-id";
+pub use ocm_ce_proto::{HEARTBEAT_EVENT_TYPE, SUBSCRIPTION_ID_HEADER};
 /// Default queue capacity per subscriber.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1000;
 /// Default maximum size of a received message (gRPC's default, 4 MiB).

@@ -65,6 +65,14 @@ mod generated {
 }
 
 pub use binding::{decode, encode, encode_publish_request, encode_structured, encoding};
+
+/// The type of the heartbeat events a broker sends on subscription streams (Go v1.1+
+/// `types.HeartbeatCloudEventsType`); clients consume them.
+pub const HEARTBEAT_EVENT_TYPE: &str = "io.open-cluster-management.cloudevents.heartbeat";
+
+/// The response header with which newer brokers acknowledge a subscription, carrying its id
+/// (Go v1.2+ `constants.GRPCSubscriptionIDKey`).
+pub const SUBSCRIPTION_ID_HEADER: &str = "subscription-id";
 pub use error::{Error, Result};
 
 /// The `io.cloudevents.v1` messages and `CloudEventService`, as generated from

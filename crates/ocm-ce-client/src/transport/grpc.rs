@@ -52,13 +52,7 @@ use crate::error::TransportError;
 use crate::tls::{self, ClientCertFiles, ClientTlsOptions, TlsVersion};
 use crate::transport::{Connection, PublishTarget, Role, Subscription, Transport};
 
-/// The type of the heartbeat events a broker sends on subscription streams (Go v1.1+
-/// `types.HeartbeatCloudEventsType`). The transport consumes them.
-pub const HEARTBEAT_EVENT_TYPE: &str = "io.open-cluster-management.cloudevents.heartbeat";
-
-/// The response header with which newer brokers acknowledge a subscription (Go v1.2+
-/// `constants.GRPCSubscriptionIDKey`).
-pub const SUBSCRIPTION_ID_HEADER: &str = "subscription-id";
+pub use ocm_ce_proto::{HEARTBEAT_EVENT_TYPE, SUBSCRIPTION_ID_HEADER};
 
 /// Default wait for the response headers of `Subscribe`; see
 /// [`GrpcTransport::subscribe_ack_timeout`].
