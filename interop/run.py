@@ -610,8 +610,10 @@ class GoAgent:
         self.reports_generation = latest
         self.p = None
         self.src = None  # the source of the cell, which must listen while the agent is healed
+        self.healed = []  # instances replaced by heals since the last start by the scenario
 
     def start(self):
+        self.healed = []
         self.p = self.cell.go("go-agent", self.binary, [
             "--transport", self.tr.kind, "--config", self.tr.agent_config(self.sid, self.cluster),
             "--cluster", self.cluster, "--agent-id", self.cluster + "-agent", *(["-v", "4"] if self.latest or os.environ.get("INTEROP_GO_VERBOSE") else [])])
@@ -628,6 +630,12 @@ class GoAgent:
         before "subscribing events"), so answers the source sends at once can be lost, and
         specs published right after the agent's `ready` too. Go heals this on the next
         reconnect; so do we."""
+        # An instance a heal replaced may have done it already (e.g. finished a deletion while
+        # the wait was for an earlier step): what it did is done.
+        for old in self.healed:
+            done = old.find(pred)
+            if done:
+                return done[0]
         try:
             return self.p.wait(what, pred, 0, RACE_GRACE)
         except Failure:
@@ -635,8 +643,10 @@ class GoAgent:
         self.cell.note(f"no '{what}' within {RACE_GRACE:.0f}s; restarted the Go agent (sdk-go publishes its spec "
                        "resync request before its subscription is active, so early answers can be lost)")
         with self.src.listening() if self.src else contextlib.nullcontext():
+            healed = [*self.healed, self.p]
             self.stop()
             self.start()
+            self.healed = healed
             return self.p.wait(f"{what} (after an agent restart)", pred, 0, TIMEOUT)
 
     def wait_content(self, uid, value):

@@ -227,10 +227,12 @@ impl<T, Tr: Transport> Base<T, Tr> {
     }
 
     fn set_current(&self, conn: Option<Arc<Tr::Connection>>) {
-        if conn.is_some() && self.is_closed() {
-            return;
-        }
         if let Ok(mut slot) = self.connection.write() {
+            // Checked under the lock `close` sets the flag under: a connection that comes up
+            // while the client closes is never installed (its driver drops it).
+            if conn.is_some() && self.is_closed() {
+                return;
+            }
             *slot = conn;
         }
     }
