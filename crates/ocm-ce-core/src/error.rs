@@ -170,6 +170,41 @@ fn format_list(errors: &[String]) -> String {
     }
 }
 
+/// Why a received event is refused (Go's `binding.ToEvent` and CloudEvents validation); see
+/// [`crate::received`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// A structured-mode payload that is not a JSON CloudEvent.
+    #[error("invalid structured event: {reason}")]
+    Structured {
+        /// What the JSON parser said.
+        reason: String,
+    },
+    /// An extension name CloudEvents does not allow.
+    #[error("invalid extension name {name:?}: {reason}")]
+    ExtensionName {
+        /// The offending name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// An extension value that cannot be represented (an integer outside int32).
+    #[error("extension {name}: {reason}")]
+    ExtensionValue {
+        /// The extension name.
+        name: String,
+        /// What is wrong with the value.
+        reason: String,
+    },
+    /// The event fails CloudEvents validation: `attribute: reason` lines, sorted.
+    #[error("invalid event: {reason}")]
+    Invalid {
+        /// The failures.
+        reason: String,
+    },
+}
+
 /// Any error of the protocol core.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -189,6 +224,9 @@ pub enum Error {
     /// See [`TopicError`].
     #[error(transparent)]
     Topic(#[from] TopicError),
+    /// See [`ReceiveError`].
+    #[error(transparent)]
+    Receive(#[from] ReceiveError),
 }
 
 /// Result with the core [`enum@Error`].

@@ -10,13 +10,16 @@ pub mod go_json;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod golden;
 pub mod payload;
+pub mod received;
 pub mod resource;
 pub mod resync;
 pub mod sequence;
 pub mod topics;
 
 pub use codec::{Codec, CodecError, CodecErrorKind};
-pub use error::{Error, EventTypeError, ExtensionError, PayloadError, Result, SequenceIdError, TopicError};
+pub use error::{
+    Error, EventTypeError, ExtensionError, PayloadError, ReceiveError, Result, SequenceIdError, TopicError,
+};
 pub use event_type::{DataType, EventType, SubResource};
 pub use extensions::{EventBuilder, EventExt};
 pub use payload::{ResourceStatusHash, ResourceStatusHashList, ResourceVersion, ResourceVersionList};

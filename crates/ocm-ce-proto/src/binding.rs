@@ -19,8 +19,6 @@
 //!
 //! [`TIMESTAMP_EXTENSIONS`]: ocm_ce_core::extensions::TIMESTAMP_EXTENSIONS
 
-mod go_url;
-mod media_type;
 mod time;
 
 #[cfg(test)]
@@ -33,10 +31,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use cloudevents::event::{ExtensionValue, SpecVersion};
 use cloudevents::message::Encoding;
-use cloudevents::{AttributesReader, AttributesWriter, Data, Event, EventBuilder};
-use cloudevents::{EventBuilderV03, EventBuilderV10};
+use cloudevents::{AttributesReader, Data, Event};
 use ocm_ce_core::extensions::TIMESTAMP_EXTENSIONS;
-use serde_json::{Map, Value};
+use ocm_ce_core::received::{self, Attributes, EventDraft, check_uri_reference, extension_name, is_go_zero_time};
 
 use crate::error::{Error, Result};
 use crate::pb;
@@ -57,46 +54,6 @@ const STRUCTURED_PREFIX: &str = "application/cloudevents";
 
 /// The JSON batch format: recognised as structured, but it cannot hold one event.
 const BATCH_JSON_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
-
-/// Context attribute names of CloudEvents 1.0; no extension may use them.
-const V10_ATTRIBUTES: &[&str] = &[
-    "id",
-    "source",
-    "type",
-    "datacontenttype",
-    "subject",
-    "time",
-    "specversion",
-    "dataschema",
-];
-
-/// Context attribute names of CloudEvents 0.3; no extension may use them.
-const V03_ATTRIBUTES: &[&str] = &[
-    "type",
-    "source",
-    "subject",
-    "id",
-    "time",
-    "schemaurl",
-    "datacontenttype",
-    "datacontentencoding",
-];
-
-/// Top-level keys of a JSON CloudEvent that are not extensions.
-const JSON_RESERVED_KEYS: &[&str] = &[
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "datacontenttype",
-    "dataschema",
-    "schemaurl",
-    "subject",
-    "time",
-    "data",
-    "data_base64",
-    "datacontentencoding",
-];
 
 /// The encoding Go's `NewMessage` sees in `msg`.
 ///
@@ -134,7 +91,7 @@ pub fn encode(event: &Event) -> Result<pb::CloudEvent> {
     if let Some(content_type) = event.datacontenttype().filter(|ct| !ct.is_empty()) {
         attributes.insert(CONTENT_TYPE_KEY.to_owned(), string_value(content_type));
     }
-    if let Some(time) = event.time().filter(|t| !time::is_go_zero(t)) {
+    if let Some(time) = event.time().filter(|t| !is_go_zero_time(t)) {
         attributes.insert(prefixed("time"), timestamp_value(time));
     }
     if let Some(subject) = event.subject().filter(|s| !s.is_empty()) {
@@ -288,11 +245,11 @@ impl AttrValue {
             Some(Attr::CeString(s)) => Self::Str(s),
             Some(Attr::CeBytes(b)) => Self::Bytes(b),
             Some(Attr::CeUri(uri)) => {
-                go_url::check(&uri).map_err(|e| invalid(format!("failed to parse URI value {uri}: {e}")))?;
+                check_uri_reference(&uri).map_err(|e| invalid(format!("failed to parse URI value {uri}: {e}")))?;
                 Self::Uri(uri)
             }
             Some(Attr::CeUriRef(uri)) => {
-                go_url::check(&uri).map_err(|e| invalid(format!("failed to parse URIRef value {uri}: {e}")))?;
+                check_uri_reference(&uri).map_err(|e| invalid(format!("failed to parse URIRef value {uri}: {e}")))?;
                 Self::Uri(uri)
             }
             Some(Attr::CeTimestamp(ts)) => Self::Time(time::from_timestamp(&ts).map_err(invalid)?),
@@ -376,169 +333,85 @@ impl Kind {
     }
 }
 
-/// The event under construction (Go's `messageToEventBuilder`).
-struct Draft {
-    version: SpecVersion,
-    id: String,
-    source: String,
-    ty: String,
-    datacontenttype: Option<String>,
-    dataschema: Option<String>,
-    subject: Option<String>,
-    time: Option<DateTime<Utc>>,
-    extensions: BTreeMap<String, ExtensionValue>,
-    data: Option<Vec<u8>>,
-}
-
-impl Draft {
-    fn set(&mut self, kind: Kind, value: AttrValue) -> Result<()> {
-        let name = kind.name();
-        let trimmed = |value: AttrValue| -> Result<Option<String>> {
-            let s = value.into_string(name)?;
-            let s = s.trim();
-            Ok((!s.is_empty()).then(|| s.to_owned()))
-        };
-        match kind {
-            Kind::Id => {
-                self.id = trimmed(value)?.ok_or_else(|| Error::InvalidAttribute {
-                    name: name.to_owned(),
-                    reason: "id is required to be a non-empty string".to_owned(),
-                })?;
-            }
-            Kind::Source => {
-                let source = value.into_string(name)?;
-                go_url::check(&source).map_err(|reason| Error::InvalidAttribute {
+/// Sets one context attribute of the event being read (Go's `messageToEventBuilder`).
+fn set_attribute(draft: &mut EventDraft, kind: Kind, value: AttrValue) -> Result<()> {
+    let name = kind.name();
+    let trimmed = |value: AttrValue| -> Result<Option<String>> {
+        let s = value.into_string(name)?;
+        let s = s.trim();
+        Ok((!s.is_empty()).then(|| s.to_owned()))
+    };
+    match kind {
+        Kind::Id => {
+            draft.id = trimmed(value)?.ok_or_else(|| Error::InvalidAttribute {
+                name: name.to_owned(),
+                reason: "id is required to be a non-empty string".to_owned(),
+            })?;
+        }
+        Kind::Source => {
+            let source = value.into_string(name)?;
+            check_uri_reference(&source).map_err(|reason| Error::InvalidAttribute {
+                name: name.to_owned(),
+                reason,
+            })?;
+            draft.source = source;
+        }
+        Kind::SpecVersion => {
+            let version = value.into_string(name)?;
+            draft.version = match version.as_str() {
+                "1.0" => SpecVersion::V10,
+                "0.3" => SpecVersion::V03,
+                _ => {
+                    return Err(Error::InvalidAttribute {
+                        name: name.to_owned(),
+                        reason: format!("unrecognized event version {version}"),
+                    });
+                }
+            };
+        }
+        Kind::Type => draft.ty = trimmed(value)?.unwrap_or_default(),
+        Kind::DataContentType => draft.datacontenttype = trimmed(value)?,
+        Kind::Subject => draft.subject = trimmed(value)?,
+        Kind::DataSchema => {
+            draft.dataschema = trimmed(value)?;
+            if let Some(schema) = &draft.dataschema {
+                check_uri_reference(schema).map_err(|reason| Error::InvalidAttribute {
                     name: name.to_owned(),
                     reason,
                 })?;
-                self.source = source;
             }
-            Kind::SpecVersion => {
-                let version = value.into_string(name)?;
-                self.version = match version.as_str() {
-                    "1.0" => SpecVersion::V10,
-                    "0.3" => SpecVersion::V03,
-                    _ => {
-                        return Err(Error::InvalidAttribute {
-                            name: name.to_owned(),
-                            reason: format!("unrecognized event version {version}"),
-                        });
-                    }
-                };
-            }
-            Kind::Type => self.ty = trimmed(value)?.unwrap_or_default(),
-            Kind::DataContentType => self.datacontenttype = trimmed(value)?,
-            Kind::Subject => self.subject = trimmed(value)?,
-            Kind::DataSchema => {
-                self.dataschema = trimmed(value)?;
-                if let Some(schema) = &self.dataschema {
-                    go_url::check(schema).map_err(|reason| Error::InvalidAttribute {
+        }
+        Kind::Time => {
+            let time = match value {
+                AttrValue::Time(t) => t,
+                AttrValue::Str(s) => time::parse_rfc3339(&s).ok_or_else(|| Error::InvalidAttribute {
+                    name: name.to_owned(),
+                    reason: format!("{s:?}"),
+                })?,
+                other => {
+                    return Err(Error::InvalidAttribute {
                         name: name.to_owned(),
-                        reason,
-                    })?;
+                        reason: other.go_repr(),
+                    });
                 }
-            }
-            Kind::Time => {
-                let time = match value {
-                    AttrValue::Time(t) => t,
-                    AttrValue::Str(s) => time::parse_rfc3339(&s).ok_or_else(|| Error::InvalidAttribute {
-                        name: name.to_owned(),
-                        reason: format!("{s:?}"),
-                    })?,
-                    other => {
-                        return Err(Error::InvalidAttribute {
-                            name: name.to_owned(),
-                            reason: other.go_repr(),
-                        });
-                    }
-                };
-                self.time = (!time::is_go_zero(&time)).then_some(time);
-            }
+            };
+            draft.time = (!is_go_zero_time(&time)).then_some(time);
         }
-        Ok(())
     }
-
-    fn set_extension(&mut self, raw_name: &str, value: AttrValue) -> Result<()> {
-        let name = extension_name(raw_name, &self.version)?;
-        self.extensions.insert(name, value.into_extension());
-        Ok(())
-    }
-
-    fn finish(self) -> Result<Event> {
-        validate(&Attributes {
-            id: &self.id,
-            source: &self.source,
-            ty: &self.ty,
-            datacontenttype: self.datacontenttype.as_deref(),
-            subject: self.subject.as_deref(),
-            dataschema: self.dataschema.as_deref(),
-        })?;
-        let dataschema = self
-            .dataschema
-            .as_deref()
-            .map(url::Url::parse)
-            .transpose()
-            .map_err(|_| Error::InvalidEvent {
-                reason: format!("dataschema: {ABSOLUTE_URI}"),
-            })?;
-
-        let built = match self.version {
-            SpecVersion::V10 => EventBuilderV10::new()
-                .id(self.id)
-                .source(self.source)
-                .ty(self.ty)
-                .build(),
-            SpecVersion::V03 => EventBuilderV03::new()
-                .id(self.id)
-                .source(self.source)
-                .ty(self.ty)
-                .build(),
-        };
-        let mut event = built.map_err(|e| Error::InvalidEvent { reason: e.to_string() })?;
-        if let Some(time) = self.time {
-            event.set_time(Some(time));
-        }
-        if let Some(subject) = self.subject {
-            event.set_subject(Some(subject));
-        }
-        if let Some(content_type) = self.datacontenttype {
-            event.set_datacontenttype(Some(content_type));
-        }
-        if let Some(schema) = dataschema {
-            event.set_dataschema(Some(schema));
-        }
-        for (name, value) in self.extensions {
-            event.set_extension(&name, value);
-        }
-        if let Some(data) = self.data {
-            event.set_data_unchecked(Data::Binary(data));
-        }
-        Ok(event)
-    }
+    Ok(())
 }
 
 /// Go's `Message.ReadBinary` into `binding.ToEvent`'s builder.
 fn decode_binary(msg: pb::CloudEvent, version: SpecVersion) -> Result<Event> {
-    let mut draft = Draft {
-        version: version.clone(),
-        id: String::new(),
-        source: String::new(),
-        ty: String::new(),
-        datacontenttype: None,
-        dataschema: None,
-        subject: None,
-        time: None,
-        extensions: BTreeMap::new(),
-        data: None,
-    };
+    let mut draft = EventDraft::new(version.clone());
     if !msg.id.is_empty() {
-        draft.set(Kind::Id, AttrValue::Str(msg.id))?;
+        set_attribute(&mut draft, Kind::Id, AttrValue::Str(msg.id))?;
     }
     if !msg.source.is_empty() {
-        draft.set(Kind::Source, AttrValue::Str(msg.source))?;
+        set_attribute(&mut draft, Kind::Source, AttrValue::Str(msg.source))?;
     }
     if !msg.r#type.is_empty() {
-        draft.set(Kind::Type, AttrValue::Str(msg.r#type))?;
+        set_attribute(&mut draft, Kind::Type, AttrValue::Str(msg.r#type))?;
     }
     // Go walks a hash map (random order); sorted keys make the rare conflicts (`ce-Foo` and
     // `ce-foo`, `contenttype` and `ce-datacontenttype`) deterministic.
@@ -548,18 +421,18 @@ fn decode_binary(msg: pb::CloudEvent, version: SpecVersion) -> Result<Event> {
         if let Some(name) = key.strip_prefix(ATTRIBUTE_PREFIX) {
             // The attribute table is the message's version, not the (convertible) context's.
             match Kind::of(&version, &name.to_ascii_lowercase()) {
-                Some(kind) => draft.set(kind, value)?,
-                None => draft.set_extension(name, value)?,
+                Some(kind) => set_attribute(&mut draft, kind, value)?,
+                None => draft.set_extension(name, value.into_extension())?,
             }
         } else if key == CONTENT_TYPE_KEY {
-            draft.set(Kind::DataContentType, value)?;
+            set_attribute(&mut draft, Kind::DataContentType, value)?;
         }
     }
     draft.data = match msg.data {
         Some(PbData::BinaryData(bytes)) if !bytes.is_empty() => Some(bytes),
         _ => None,
     };
-    draft.finish()
+    Ok(draft.finish()?)
 }
 
 /// Go's `Message.ReadStructured` with the JSON format into `binding.ToEvent`.
@@ -568,132 +441,14 @@ fn decode_structured(msg: pb::CloudEvent) -> Result<Event> {
         Some(PbData::BinaryData(bytes)) => bytes,
         _ => Vec::new(),
     };
-    let invalid = |e: serde_json::Error| Error::InvalidStructuredEvent { reason: e.to_string() };
-    let mut map: Map<String, Value> = serde_json::from_slice(&bytes).map_err(invalid)?;
-    let version = match map.get("specversion").and_then(Value::as_str) {
-        Some("0.3") => SpecVersion::V03,
-        _ => SpecVersion::V10,
-    };
-    // Go reads JSON numbers as float64 and stores an extension as int32 (truncated); a null
-    // extension is no extension. Names are checked and lower-cased as in binary mode.
-    let mut extensions = Map::new();
-    let keys: Vec<String> = map
-        .keys()
-        .filter(|k| !JSON_RESERVED_KEYS.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    for key in keys {
-        let Some(value) = map.remove(&key) else {
-            continue;
-        };
-        let name = extension_name(&key, &version)?;
-        let value = match value {
-            Value::Null => continue,
-            Value::Number(n) => {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                if !(f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&f) {
-                    return Err(Error::InvalidExtension {
-                        name,
-                        reason: format!("cannot convert {n} to int32: out of range"),
-                    });
-                }
-                // In range, so the truncating cast is exact.
-                Value::from(f.trunc() as i64)
-            }
-            other => other,
-        };
-        extensions.insert(name, value);
-    }
-    map.extend(extensions);
-    let event: Event = serde_json::from_value(Value::Object(map)).map_err(invalid)?;
-    validate_event(&event)?;
-    Ok(event)
+    Ok(received::decode_structured_json(&bytes)?)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Shared checks.
 
-const ABSOLUTE_URI: &str = "if present, MUST adhere to the format specified in RFC 3986, Section 4.3. Absolute URI";
-
-/// The attributes CloudEvents validation looks at.
-struct Attributes<'a> {
-    id: &'a str,
-    source: &'a str,
-    ty: &'a str,
-    datacontenttype: Option<&'a str>,
-    subject: Option<&'a str>,
-    dataschema: Option<&'a str>,
-}
-
-/// Go's `EventContextV1.Validate` (the 0.3 rules are the same for what can be represented).
-fn validate(attributes: &Attributes<'_>) -> Result<()> {
-    let mut failures = Vec::new();
-    if attributes.id.trim().is_empty() {
-        failures.push("id: MUST be a non-empty string".to_owned());
-    }
-    if attributes.source.trim().is_empty() {
-        failures.push("source: REQUIRED".to_owned());
-    }
-    if attributes.ty.trim().is_empty() {
-        failures.push("type: MUST be a non-empty string".to_owned());
-    }
-    if let Some(content_type) = attributes.datacontenttype {
-        let content_type = content_type.trim();
-        if content_type.is_empty() {
-            failures.push("datacontenttype: if present, MUST adhere to the format specified in RFC 2046".to_owned());
-        } else if let Err(e) = media_type::check(content_type) {
-            failures.push(format!("datacontenttype: failed to parse RFC 2046 media type {e}"));
-        }
-    }
-    if attributes.dataschema.is_some_and(|s| url::Url::parse(s).is_err()) {
-        failures.push(format!("dataschema: {ABSOLUTE_URI}"));
-    }
-    if attributes.subject.is_some_and(|s| s.trim().is_empty()) {
-        failures.push("subject: if present, MUST be a non-empty string".to_owned());
-    }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        failures.sort();
-        Err(Error::InvalidEvent {
-            reason: failures.join("; "),
-        })
-    }
-}
-
 fn validate_event(event: &Event) -> Result<()> {
-    validate(&Attributes {
-        id: event.id(),
-        source: event.source(),
-        ty: event.ty(),
-        datacontenttype: event.datacontenttype(),
-        subject: event.subject(),
-        dataschema: None,
-    })
-}
-
-/// A `ce-<name>` extension name as Go's `SetExtension` takes it: ASCII letters and digits,
-/// not a context attribute of `version`, lower-cased.
-fn extension_name(name: &str, version: &SpecVersion) -> Result<String> {
-    let invalid = |reason| Error::InvalidExtensionName {
-        name: name.to_owned(),
-        reason,
-    };
-    if name.is_empty() {
-        return Err(invalid("must not be empty"));
-    }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(invalid("must consist of ascii letters and digits"));
-    }
-    let lower = name.to_ascii_lowercase();
-    let reserved = match version {
-        SpecVersion::V10 => V10_ATTRIBUTES,
-        SpecVersion::V03 => V03_ATTRIBUTES,
-    };
-    if reserved.contains(&lower.as_str()) {
-        return Err(invalid("is a context attribute"));
-    }
-    Ok(lower)
+    Ok(received::validate(&Attributes::of(event))?)
 }
 
 /// The extensions of `event` with checked, lower-cased names, sorted by name.

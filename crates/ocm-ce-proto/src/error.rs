@@ -66,7 +66,8 @@ pub enum Error {
     /// on receipt.
     #[error("invalid event: {reason}")]
     InvalidEvent {
-        /// The validation failures, `attribute: reason`, sorted and joined with `; `.
+        /// The validation failures, `attribute: reason`, sorted, one per line (as Go prints
+        /// them).
         reason: String,
     },
     /// The event has no attribute besides `id`, `source`, `type` and `specversion` (no time,
@@ -80,4 +81,20 @@ pub enum Error {
         /// What the serializer said.
         reason: String,
     },
+}
+
+impl From<ocm_ce_core::ReceiveError> for Error {
+    fn from(e: ocm_ce_core::ReceiveError) -> Self {
+        use ocm_ce_core::ReceiveError as R;
+        match e {
+            R::Structured { reason } => Self::InvalidStructuredEvent { reason },
+            R::ExtensionName { name, reason } => Self::InvalidExtensionName { name, reason },
+            R::ExtensionValue { name, reason } => Self::InvalidExtension { name, reason },
+            R::Invalid { reason } => Self::InvalidEvent { reason },
+            // `ReceiveError` is non-exhaustive; a future kind is an invalid event.
+            other => Self::InvalidEvent {
+                reason: other.to_string(),
+            },
+        }
+    }
 }

@@ -629,7 +629,7 @@ fn blank_or_missing_required_attributes_fail() {
     msg.source = String::new();
     assert_eq!(
         decode(msg).unwrap_err().to_string(),
-        "invalid event: id: MUST be a non-empty string; source: REQUIRED"
+        "invalid event: id: MUST be a non-empty string\nsource: REQUIRED"
     );
 
     let mut msg = binary_message(&[]);

@@ -5,9 +5,6 @@ use prost_types::Timestamp;
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
 
-/// Go's zero `time.Time` (0001-01-01T00:00:00Z) as Unix seconds: it means "no time".
-const GO_ZERO_UNIX_SECONDS: i64 = -62_135_596_800;
-
 /// `timestamppb.New(t)`.
 pub(super) fn to_timestamp(time: &DateTime<Utc>) -> Timestamp {
     let mut seconds = time.timestamp();
@@ -33,11 +30,6 @@ pub(super) fn from_timestamp(ts: &Timestamp) -> Result<DateTime<Utc>, String> {
         .zip(nanos)
         .and_then(|(seconds, nanos)| DateTime::from_timestamp(seconds, nanos))
         .ok_or_else(|| format!("timestamp out of range: seconds {} nanos {}", ts.seconds, ts.nanos))
-}
-
-/// Whether Go would treat `time` as its zero time (an unset time attribute).
-pub(super) fn is_go_zero(time: &DateTime<Utc>) -> bool {
-    time.timestamp() == GO_ZERO_UNIX_SECONDS && time.timestamp_subsec_nanos() == 0
 }
 
 /// Go's `t.UTC().Format(time.RFC3339Nano)`: the CloudEvents canonical string form of a
@@ -194,11 +186,5 @@ mod tests {
             })
             .is_err()
         );
-    }
-
-    #[test]
-    fn go_zero_time_is_recognised() {
-        assert!(is_go_zero(&utc("0001-01-01T00:00:00Z")));
-        assert!(!is_go_zero(&utc("0001-01-01T00:00:00.000000001Z")));
     }
 }
