@@ -1,7 +1,7 @@
 //! The CloudEvents SDK rules shared by the MQTT and Kafka bindings: writing an event's
-//! attributes as `ce-*` name/value pairs, reading binary- or structured-mode messages, and the
-//! receiver's CloudEvents validation (Go's texts). Each binding maps [`MessageError`] to its own
-//! public `BindingError`.
+//! attributes as `ce-*` name/value pairs, reading binary- or structured-mode messages (with the
+//! receive rules of [`ocm_ce_core::received`]), and their one error type, [`BindingError`], which
+//! both bindings re-export.
 
 use cloudevents::event::{ExtensionValue, SpecVersion};
 use cloudevents::{AttributesReader, Data, Event};
@@ -15,27 +15,66 @@ pub(crate) const PREFIX: &str = "ce-";
 /// Content type of a structured-mode message.
 pub(crate) const STRUCTURED_JSON: &str = "application/cloudevents+json";
 
-/// Why an event could not be written or read; the variants of both bindings' `BindingError`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum MessageError {
-    /// Neither structured nor binary mode.
+/// Why an event could not be written to or read from an MQTT message or a Kafka record (both
+/// bindings read and write CloudEvents the same way).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindingError {
+    /// The message is neither structured nor binary mode (Go: `unknown Message encoding`).
+    #[error("unknown Message encoding")]
     UnknownEncoding,
     /// A structured-mode payload that is not a JSON CloudEvent.
-    Structured { reason: String },
-    /// An attribute with an unusable value.
-    InvalidAttribute { name: &'static str, value: String },
-    /// An extension name CloudEvents does not allow.
-    ExtensionName { name: String },
-    /// An integer extension outside the int32 range.
-    IntegerRange { name: String, value: i64 },
-    /// The event fails CloudEvents validation.
-    Invalid { reason: String },
+    #[error("invalid structured event: {reason}")]
+    Structured {
+        /// What the parser said.
+        reason: String,
+    },
+    /// An attribute property / header with an unusable value (Go: `invalid value for time:
+    /// "…"`).
+    #[error("invalid value for {name}: {value:?}")]
+    InvalidAttribute {
+        /// The attribute.
+        name: &'static str,
+        /// The value received.
+        value: String,
+    },
+    /// An extension name CloudEvents does not allow (ASCII letters and digits, not a context
+    /// attribute).
+    #[error("invalid extension name {name:?}: {reason}")]
+    ExtensionName {
+        /// The name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// An integer extension outside the int32 range (Go refuses to send it).
+    #[error("extension:{name}: cannot convert {value} to int32: out of range")]
+    IntegerRange {
+        /// The extension.
+        name: String,
+        /// The value.
+        value: i64,
+    },
+    /// The event fails CloudEvents validation (Go's texts, e.g. `id: MUST be a non-empty
+    /// string`); the SDK drops such events on receipt and refuses to send them.
+    #[error("{reason}")]
+    Invalid {
+        /// The failures, `attribute: reason`, one per line.
+        reason: String,
+    },
 }
 
-impl From<ReceiveError> for MessageError {
+impl BindingError {
+    /// True for failures of CloudEvents validation (after the message was read).
+    pub fn is_validation(&self) -> bool {
+        matches!(self, Self::Invalid { .. })
+    }
+}
+
+impl From<ReceiveError> for BindingError {
     fn from(e: ReceiveError) -> Self {
         match e {
-            ReceiveError::ExtensionName { name, .. } => Self::ExtensionName { name },
+            ReceiveError::ExtensionName { name, reason } => Self::ExtensionName { name, reason },
             ReceiveError::Invalid { reason } => Self::Invalid { reason },
             ReceiveError::Structured { reason } => Self::Structured { reason },
             // an out-of-range number in a structured payload
@@ -46,31 +85,11 @@ impl From<ReceiveError> for MessageError {
     }
 }
 
-/// `impl From<MessageError> for $binding_error`, variant by variant.
-macro_rules! impl_from_message_error {
-    ($error:ty) => {
-        impl From<$crate::transport::message::MessageError> for $error {
-            fn from(e: $crate::transport::message::MessageError) -> Self {
-                use $crate::transport::message::MessageError as M;
-                match e {
-                    M::UnknownEncoding => Self::UnknownEncoding,
-                    M::Structured { reason } => Self::Structured { reason },
-                    M::InvalidAttribute { name, value } => Self::InvalidAttribute { name, value },
-                    M::ExtensionName { name } => Self::ExtensionName { name },
-                    M::IntegerRange { name, value } => Self::IntegerRange { name, value },
-                    M::Invalid { reason } => Self::Invalid { reason },
-                }
-            }
-        }
-    };
-}
-pub(crate) use impl_from_message_error;
-
 /// Validates `event` and writes its attributes for binary mode, names without [`PREFIX`], in the
 /// order `id`, `source`, `specversion`, `type`, (`dataschema`/`schemaurl`, `subject` when set),
 /// `time`, then the extensions sorted by name, values in canonical string form (integers only
 /// in the int32 range, as Go).
-pub(crate) fn binary_attributes(event: &Event) -> Result<Vec<(String, String)>, MessageError> {
+pub(crate) fn binary_attributes(event: &Event) -> Result<Vec<(String, String)>, BindingError> {
     received::validate(&Attributes::of(event))?;
     let version = event.specversion();
     let mut attrs: Vec<(String, String)> = Vec::with_capacity(8 + event.iter_extensions().count());
@@ -102,7 +121,7 @@ pub(crate) fn binary_attributes(event: &Event) -> Result<Vec<(String, String)>, 
             ExtensionValue::Boolean(b) => b.to_string(),
             ExtensionValue::Integer(i) => {
                 if i32::try_from(*i).is_err() {
-                    return Err(MessageError::IntegerRange { name, value: *i });
+                    return Err(BindingError::IntegerRange { name, value: *i });
                 }
                 i.to_string()
             }
@@ -114,12 +133,12 @@ pub(crate) fn binary_attributes(event: &Event) -> Result<Vec<(String, String)>, 
 
 /// The event's data as bytes (`None`: no data). Go's encoder writes `<`, `>`, `&` escaped in
 /// JSON data; codecs needing exact bytes use Binary.
-pub(crate) fn data_bytes(event: &Event) -> Result<Option<Vec<u8>>, MessageError> {
+pub(crate) fn data_bytes(event: &Event) -> Result<Option<Vec<u8>>, BindingError> {
     Ok(match event.data() {
         None => None,
         Some(Data::Binary(b)) => Some(b.clone()),
         Some(Data::String(s)) => Some(s.clone().into_bytes()),
-        Some(Data::Json(v)) => Some(ocm_ce_core::go_json::to_vec(v).map_err(|e| MessageError::Invalid {
+        Some(Data::Json(v)) => Some(ocm_ce_core::go_json::to_vec(v).map_err(|e| BindingError::Invalid {
             reason: format!("data: {e}"),
         })?),
     })
@@ -135,7 +154,7 @@ pub(crate) fn decode(
     content_type: Option<&str>,
     props: &[(String, String)],
     data: Option<&[u8]>,
-) -> Result<Event, MessageError> {
+) -> Result<Event, BindingError> {
     let content_type = content_type.filter(|c| !c.is_empty());
     if let Some(ct) = content_type {
         let media_type = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
@@ -150,7 +169,7 @@ pub(crate) fn decode(
     let version = match version {
         Some("1.0") => SpecVersion::V10,
         Some("0.3") => SpecVersion::V03,
-        _ => return Err(MessageError::UnknownEncoding),
+        _ => return Err(BindingError::UnknownEncoding),
     };
     let mut draft = EventDraft::new(version);
     for (key, value) in props {
@@ -168,19 +187,19 @@ pub(crate) fn decode(
 
 /// Sets one `ce-<name>` property (name already lower-cased, prefix removed) as Go's binary
 /// reader does: known attributes by name, anything else as a string extension.
-fn set_attribute(draft: &mut EventDraft, name: &str, value: &str) -> Result<(), MessageError> {
+fn set_attribute(draft: &mut EventDraft, name: &str, value: &str) -> Result<(), BindingError> {
     let trimmed = || Some(value.trim().to_owned()).filter(|v| !v.is_empty());
     let v03 = draft.version == SpecVersion::V03;
     match name {
         "id" => {
-            draft.id = trimmed().ok_or_else(|| MessageError::InvalidAttribute {
+            draft.id = trimmed().ok_or_else(|| BindingError::InvalidAttribute {
                 name: "id",
                 value: value.to_owned(),
             })?;
         }
         "source" => {
             // Go's `SetSource` parses it as a URI reference.
-            check_uri_reference(value).map_err(|_| MessageError::InvalidAttribute {
+            check_uri_reference(value).map_err(|_| BindingError::InvalidAttribute {
                 name: "source",
                 value: value.to_owned(),
             })?;
@@ -193,7 +212,7 @@ fn set_attribute(draft: &mut EventDraft, name: &str, value: &str) -> Result<(), 
         "dataschema" if !v03 => draft.dataschema = trimmed(),
         "schemaurl" if v03 => draft.dataschema = trimmed(),
         "time" => {
-            let time = parse_time(value).map_err(|_| MessageError::InvalidAttribute {
+            let time = parse_time(value).map_err(|_| BindingError::InvalidAttribute {
                 name: "time",
                 value: value.to_owned(),
             })?;

@@ -19,7 +19,7 @@
 
 use cloudevents::{AttributesReader, Event};
 
-use crate::transport::message::{self, impl_from_message_error};
+use crate::transport::message;
 
 /// Prefix of the attribute headers.
 pub const PREFIX: &str = message::PREFIX;
@@ -59,50 +59,7 @@ pub struct RecordOrigin<'a> {
     pub key: Option<&'a [u8]>,
 }
 
-/// Why an event could not be written to or read from a Kafka record.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BindingError {
-    /// The record is neither structured nor binary mode (Go: `unknown Message encoding`).
-    #[error("unknown Message encoding")]
-    UnknownEncoding,
-    /// A structured-mode value that is not a JSON CloudEvent.
-    #[error("invalid structured event: {reason}")]
-    Structured {
-        /// What the parser said.
-        reason: String,
-    },
-    /// An attribute header with an unusable value.
-    #[error("invalid value for {name}: {value:?}")]
-    InvalidAttribute {
-        /// The attribute.
-        name: &'static str,
-        /// The value received.
-        value: String,
-    },
-    /// An extension name CloudEvents does not allow (ASCII letters and digits only).
-    #[error("invalid extension name {name:?}: must consist of ascii letters and digits")]
-    ExtensionName {
-        /// The name.
-        name: String,
-    },
-    /// An integer extension outside the int32 range (Go refuses to send it).
-    #[error("extension:{name}: cannot convert {value} to int32: out of range")]
-    IntegerRange {
-        /// The extension.
-        name: String,
-        /// The value.
-        value: i64,
-    },
-    /// The event fails CloudEvents validation (Go's texts, one failure per line).
-    #[error("{reason}")]
-    Invalid {
-        /// The failures.
-        reason: String,
-    },
-}
-
-impl_from_message_error!(BindingError);
+pub use crate::transport::message::BindingError;
 
 /// Writes `event` in binary mode.
 #[doc(alias = "WriteProducerMessage")]

@@ -18,7 +18,7 @@
 
 use cloudevents::{AttributesReader, Event};
 
-use crate::transport::message::{self, impl_from_message_error};
+use crate::transport::message;
 
 /// Prefix of the attribute user properties.
 pub const PREFIX: &str = message::PREFIX;
@@ -37,58 +37,7 @@ pub struct MqttMessage {
     pub payload: Vec<u8>,
 }
 
-/// Why an event could not be written to or read from an MQTT message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BindingError {
-    /// The message is neither structured nor binary mode (Go: `unknown Message encoding`).
-    #[error("unknown Message encoding")]
-    UnknownEncoding,
-    /// A structured-mode payload that is not a JSON CloudEvent.
-    #[error("invalid structured event: {reason}")]
-    Structured {
-        /// What the parser said.
-        reason: String,
-    },
-    /// An attribute user property with an unusable value (Go: `invalid value for time: "…"`).
-    #[error("invalid value for {name}: {value:?}")]
-    InvalidAttribute {
-        /// The attribute.
-        name: &'static str,
-        /// The value received.
-        value: String,
-    },
-    /// An extension name CloudEvents does not allow (ASCII letters and digits only).
-    #[error("invalid extension name {name:?}: must consist of ascii letters and digits")]
-    ExtensionName {
-        /// The name.
-        name: String,
-    },
-    /// An integer extension outside the int32 range (Go refuses to send it).
-    #[error("extension:{name}: cannot convert {value} to int32: out of range")]
-    IntegerRange {
-        /// The extension.
-        name: String,
-        /// The value.
-        value: i64,
-    },
-    /// The event fails CloudEvents validation (Go's texts, e.g. `id: MUST be a non-empty
-    /// string`); the SDK drops such events on receipt and refuses to send them.
-    #[error("{reason}")]
-    Invalid {
-        /// The failures, `attribute: reason`, one per line.
-        reason: String,
-    },
-}
-
-impl BindingError {
-    /// True for failures of CloudEvents validation (after the message was read).
-    pub fn is_validation(&self) -> bool {
-        matches!(self, Self::Invalid { .. })
-    }
-}
-
-impl_from_message_error!(BindingError);
+pub use crate::transport::message::BindingError;
 
 /// Writes `event` in binary mode.
 #[doc(alias = "WritePubMessage")]
@@ -111,7 +60,7 @@ pub fn decode(
     user_properties: &[(String, String)],
     payload: &[u8],
 ) -> Result<Event, BindingError> {
-    Ok(message::decode(content_type, user_properties, Some(payload))?)
+    message::decode(content_type, user_properties, Some(payload))
 }
 
 #[cfg(test)]
