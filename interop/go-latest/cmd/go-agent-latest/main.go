@@ -28,8 +28,8 @@ import (
 	workstore "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/store"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/builder"
 
-	"github.com/ocm-ce/interop/go-latest/internal/agent"
-	"github.com/ocm-ce/interop/go-latest/internal/wire"
+	"github.com/ocm-ce/interop/common/agent"
+	"github.com/ocm-ce/interop/common/wire"
 )
 
 func main() {

@@ -37,7 +37,7 @@ import (
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/server"
 	grpcbroker "open-cluster-management.io/sdk-go/pkg/cloudevents/server/grpc"
 
-	"github.com/ocm-ce/interop/go-latest/internal/wire"
+	"github.com/ocm-ce/interop/common/wire"
 )
 
 // workService is the broker's server.Service for ManifestWorks: an in-memory

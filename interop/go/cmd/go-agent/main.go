@@ -26,8 +26,8 @@ import (
 	agentcodec "open-cluster-management.io/sdk-go/pkg/cloudevents/work/agent/codec"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/work/store"
 
-	"github.com/ocm-ce/interop/go/internal/agent"
-	"github.com/ocm-ce/interop/go/internal/wire"
+	"github.com/ocm-ce/interop/common/agent"
+	"github.com/ocm-ce/interop/common/wire"
 )
 
 func main() {

@@ -33,7 +33,7 @@ import (
 	sourcelister "open-cluster-management.io/sdk-go/pkg/cloudevents/work/source/lister"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/work/store"
 
-	"github.com/ocm-ce/interop/go/internal/wire"
+	"github.com/ocm-ce/interop/common/wire"
 )
 
 // reportingCodec wraps the source ManifestBundleCodec and reports every status

@@ -23,7 +23,7 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
-	"github.com/ocm-ce/interop/go/internal/wire"
+	"github.com/ocm-ce/interop/common/wire"
 )
 
 func main() {

@@ -1,7 +1,7 @@
 // Package agent holds the behaviour of the interop work agent: a tiny
 // stand-in for the OCM work agent's controllers, written against the public
 // ManifestWork client/informer API only, so that the same source file builds
-// against different sdk-go releases (a copy of interop/go/internal/agent; keep the two in step).
+// against different sdk-go releases: the go (v0.15.0) and go-latest (v1.3.0) modules both use it.
 package agent
 
 import (
