@@ -298,23 +298,15 @@ pub(crate) struct BenchArgs {
     pub(crate) timeout: Duration,
 }
 
-/// Parses `30s`, `10m`, `1h`, `500ms` or a number of seconds.
+/// Parses a number of seconds (`5`, `1.5`) or a Go duration (`30s`, `10m`, `1h30m`, `500ms`).
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (examples: 30s, 10m, 500ms)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+    match s.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}")),
+        Err(_) => {
+            ocm_ce_core::go_duration::parse_go_duration(s).map_err(|e| format!("{e} (examples: 30s, 10m, 500ms)"))
+        }
+    }
 }
 
 /// Logs to stderr: `RUST_LOG` if set, else `quiet_default` / info / debug / trace by `-v` count.

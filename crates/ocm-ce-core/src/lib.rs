@@ -5,6 +5,7 @@ pub mod codec;
 pub mod error;
 pub mod event_type;
 pub mod extensions;
+pub mod go_duration;
 pub mod go_json;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

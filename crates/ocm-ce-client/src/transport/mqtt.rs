@@ -54,7 +54,7 @@ use ocm_ce_core::Topics;
 
 pub use config::{
     ConfigError, DEFAULT_CERT_CHECK_INTERVAL, DEFAULT_DIAL_TIMEOUT, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_PACKET_SIZE,
-    MqttConfig, parse_go_duration,
+    MqttConfig,
 };
 pub use connection::MqttConnection;
 

@@ -1,13 +1,12 @@
 //! The gRPC transport configuration: Go's `GRPCConfig` (YAML or JSON) plus the keep-alive and
 //! server-healthiness (heartbeat) settings of newer Go SDKs.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::Deserializer;
 
 use crate::error::TransportError;
 
@@ -59,7 +58,10 @@ pub struct GrpcConfig {
     /// End the subscription with an error when nothing (event or heartbeat) arrives within this
     /// time, so the client reconnects. Off by default; set it above the broker's heartbeat
     /// interval.
-    #[serde(alias = "heartbeatTimeout", deserialize_with = "optional_duration")]
+    #[serde(
+        alias = "heartbeatTimeout",
+        deserialize_with = "ocm_ce_core::go_duration::deserialize_option"
+    )]
     pub server_healthiness_timeout: Option<Duration>,
 }
 
@@ -71,11 +73,11 @@ pub struct KeepAliveConfig {
     /// Send keep-alive pings. The other settings are ignored when off.
     pub enable: bool,
     /// Interval between pings when the connection is quiet (default 30 s, at least 10 s).
-    #[serde(deserialize_with = "optional_duration")]
+    #[serde(deserialize_with = "ocm_ce_core::go_duration::deserialize_option")]
     pub time: Option<Duration>,
     /// How long to wait for a ping acknowledgement before closing the connection (default
     /// 10 s).
-    #[serde(deserialize_with = "optional_duration")]
+    #[serde(deserialize_with = "ocm_ce_core::go_duration::deserialize_option")]
     pub timeout: Option<Duration>,
     /// Ping even when no call is active. The transport always keeps its Subscribe call open, so
     /// this only matters between a loss and the next subscription.
@@ -223,113 +225,9 @@ fn optional_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::
     Ok(s.filter(|s| !s.is_empty()).map(PathBuf::from))
 }
 
-fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    struct GoDuration;
-
-    impl Visitor<'_> for GoDuration {
-        type Value = Option<Duration>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a Go duration such as \"30s\" or an integer number of nanoseconds")
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            parse_go_duration(v)
-                .map(Some)
-                .ok_or_else(|| E::custom(format!("time: invalid duration {v:?}")))
-        }
-
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(Duration::from_nanos(v)))
-        }
-
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            u64::try_from(v)
-                .map(|n| Some(Duration::from_nanos(n)))
-                .map_err(|_| E::custom("negative durations are not allowed"))
-        }
-
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-    }
-
-    d.deserialize_any(GoDuration)
-}
-
-/// Parses a Go duration string (`time.ParseDuration`) that is not negative: decimal numbers
-/// with optional fractions, each followed by a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`);
-/// `0` alone needs no unit.
-pub(crate) fn parse_go_duration(s: &str) -> Option<Duration> {
-    let s = s.strip_prefix('+').unwrap_or(s);
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    if s.is_empty() || s.starts_with('-') {
-        return None;
-    }
-    let mut rest = s;
-    let mut total_nanos: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
-            return None;
-        }
-        let value: f64 = num.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total_nanos += value * scale;
-        rest = tail;
-    }
-    if !total_nanos.is_finite() || total_nanos > u64::MAX as f64 {
-        return None;
-    }
-    // Go truncates fractions of a nanosecond.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Some(Duration::from_nanos(total_nanos as u64))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations_parse_like_time_parse_duration() {
-        let ok = [
-            ("0", Duration::ZERO),
-            ("30s", Duration::from_secs(30)),
-            ("1m30s", Duration::from_secs(90)),
-            ("500ms", Duration::from_millis(500)),
-            ("1.5h", Duration::from_secs(5400)),
-            ("2us", Duration::from_micros(2)),
-            ("7ns", Duration::from_nanos(7)),
-            ("+10s", Duration::from_secs(10)),
-        ];
-        for (s, want) in ok {
-            assert_eq!(parse_go_duration(s), Some(want), "{s}");
-        }
-        for bad in ["", "10", "-1s", "1d", "s", "1.2.3s", "."] {
-            assert_eq!(parse_go_duration(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn urls_split_into_host_and_port() {

@@ -357,38 +357,13 @@ fn scalar_string(key: &str, value: Value) -> Result<String, ConfigError> {
     }
 }
 
-/// A duration: Go syntax (`90s`, `1m30s`, `500ms`, `2h`) or plain seconds (`60`).
+/// A duration: plain seconds (`60`) or Go syntax (`90s`, `1m30s`, `500ms`, `2h`).
 fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    match s.parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => ocm_ce_core::go_duration::parse_go_duration(s).ok(),
     }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let (number, tail) = rest.split_at(digits);
-        let number: f64 = number.parse().ok()?;
-        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += Duration::try_from_secs_f64(number * scale).ok()?;
-        rest = tail;
-    }
-    Some(total)
 }
 
 /// An invalid Kafka configuration. The validation texts are Go's.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ocm_ce_core::{TopicError, Topics};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::Deserializer;
 
 /// Default `keepAlive`: 60 seconds.
 pub const DEFAULT_KEEP_ALIVE: u16 = 60;
@@ -58,7 +58,7 @@ pub struct MqttConfig {
     /// Keep-alive in seconds.
     pub keep_alive: u16,
     /// Timeout of the TCP connect and TLS handshake (`0` = none).
-    #[serde(deserialize_with = "go_duration")]
+    #[serde(deserialize_with = "ocm_ce_core::go_duration::deserialize")]
     pub dial_timeout: Duration,
     /// QoS of published events.
     #[serde(rename = "pubQoS")]
@@ -73,7 +73,7 @@ pub struct MqttConfig {
     pub max_packet_size: u32,
     /// How often the client certificate files are compared with the ones the connection was
     /// made with; a change forces a reconnect (Go: every 5 minutes).
-    #[serde(deserialize_with = "go_duration")]
+    #[serde(deserialize_with = "ocm_ce_core::go_duration::deserialize")]
     pub cert_check_interval: Duration,
 }
 
@@ -310,130 +310,9 @@ fn path_or_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::E
     Ok(s.filter(|s| !s.is_empty()).map(PathBuf::from))
 }
 
-fn go_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    struct V;
-    impl Visitor<'_> for V {
-        type Value = Duration;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a Go duration string such as \"60s\" or integer nanoseconds")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-            parse_go_duration(v).map_err(E::custom)
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-            Ok(Duration::from_nanos(v))
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-            u64::try_from(v)
-                .map(Duration::from_nanos)
-                .map_err(|_| E::custom(format!("negative duration {v}")))
-        }
-    }
-    d.deserialize_any(V)
-}
-
-/// Parses a Go duration string (`time.ParseDuration`): an optional sign, then one or more
-/// decimal numbers with a unit (`ns`, `us`, `µs`, `μs`, `ms`, `s`, `m`, `h`), e.g. `1h30m`,
-/// `1.5s`, `300ms`; `0` alone is zero. Negative durations are refused.
-pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("time: invalid duration {text:?}");
-    let (negative, mut rest) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    let mut total: u128 = 0;
-    while !rest.is_empty() {
-        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let (int, after) = rest.split_at(int_len);
-        let (frac, after) = match after.strip_prefix('.') {
-            Some(a) => {
-                let n = a.bytes().take_while(u8::is_ascii_digit).count();
-                a.split_at(n)
-            }
-            None => ("", after),
-        };
-        if int.is_empty() && frac.is_empty() {
-            return Err(invalid());
-        }
-        let unit_len = after
-            .char_indices()
-            .find(|(_, c)| c.is_ascii_digit() || *c == '.')
-            .map_or(after.len(), |(i, _)| i);
-        let (unit, next) = after.split_at(unit_len);
-        let scale: u128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "" => return Err(format!("time: missing unit in duration {text:?}")),
-            other => return Err(format!("time: unknown unit {other:?} in duration {text:?}")),
-        };
-        let int: u128 = if int.is_empty() {
-            0
-        } else {
-            int.parse().map_err(|_| invalid())?
-        };
-        let mut nanos = int.checked_mul(scale).ok_or_else(invalid)?;
-        let mut place = scale;
-        for digit in frac.bytes() {
-            place /= 10;
-            if place == 0 {
-                break;
-            }
-            nanos += u128::from(digit - b'0') * place;
-        }
-        total = total.checked_add(nanos).ok_or_else(invalid)?;
-        rest = next;
-    }
-    if total > u128::from(i64::MAX.unsigned_abs()) {
-        return Err(invalid());
-    }
-    if negative && total != 0 {
-        return Err(format!("negative duration {text:?}"));
-    }
-    // Bounded by i64::MAX above.
-    Ok(Duration::from_nanos(u64::try_from(total).unwrap_or(u64::MAX)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations_parse_like_time_parse_duration() {
-        let ok = |s: &str| parse_go_duration(s).unwrap();
-        assert_eq!(ok("60s"), Duration::from_secs(60));
-        assert_eq!(ok("10m"), Duration::from_secs(600));
-        assert_eq!(ok("1h30m"), Duration::from_secs(5400));
-        assert_eq!(ok("1.5s"), Duration::from_millis(1500));
-        assert_eq!(ok("300ms"), Duration::from_millis(300));
-        assert_eq!(ok("2us"), Duration::from_micros(2));
-        assert_eq!(ok("2µs"), Duration::from_micros(2));
-        assert_eq!(ok(".5h"), Duration::from_secs(1800));
-        assert_eq!(ok("0"), Duration::ZERO);
-        assert_eq!(ok("+5s"), Duration::from_secs(5));
-        assert_eq!(
-            parse_go_duration("60").unwrap_err(),
-            "time: missing unit in duration \"60\""
-        );
-        assert_eq!(
-            parse_go_duration("1x").unwrap_err(),
-            "time: unknown unit \"x\" in duration \"1x\""
-        );
-        for bad in ["", "s", ".s", "1..2s"] {
-            assert!(parse_go_duration(bad).is_err(), "{bad}");
-        }
-        assert!(parse_go_duration("-1s").is_err());
-    }
 
     #[test]
     fn broker_addresses_need_a_port() {
