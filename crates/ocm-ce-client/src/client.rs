@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cloudevents::Event;
 use futures::{Stream, StreamExt};
-use ocm_ce_core::{Codec, ResourceAction};
+use ocm_ce_core::{Codec, EventType, ResourceAction};
 use tokio::time::Instant;
 
 use crate::backoff::{Backoff, BackoffConfig};
@@ -192,6 +192,17 @@ impl<T, Tr: Transport> Base<T, Tr> {
         if let Some(conn) = conn {
             conn.close().await;
         }
+    }
+
+    /// Encodes `resource` as an event of `event_type` sent by `sender` (a source id or an
+    /// agent id), refusing data types the codec does not handle.
+    pub(crate) fn encode(&self, sender: &str, event_type: &EventType, resource: &T) -> Result<Event> {
+        if !self.codec.handles(&event_type.data_type) {
+            return Err(Error::NoCodec {
+                data_type: event_type.data_type.clone(),
+            });
+        }
+        Ok(self.codec.encode(sender, event_type, resource)?)
     }
 
     pub(crate) fn is_closed(&self) -> bool {

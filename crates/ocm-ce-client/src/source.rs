@@ -131,12 +131,7 @@ where
     Tr: Transport,
 {
     fn encode(&self, event_type: &EventType, resource: &T) -> Result<Event> {
-        if !self.base.codec.handles(&event_type.data_type) {
-            return Err(Error::NoCodec {
-                data_type: event_type.data_type.clone(),
-            });
-        }
-        Ok(self.base.codec.encode(&self.source_id, event_type, resource)?)
+        self.base.encode(&self.source_id, event_type, resource)
     }
 
     async fn send(&self, event: &Event) -> Result<()> {
