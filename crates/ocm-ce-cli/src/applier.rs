@@ -2,9 +2,15 @@
 //! `DIR/<cluster>/<work-uid>/` (a real, inspectable effect), report `Applied` / `Available`
 //! with per-manifest status and status feedback, and on deletion remove the files and the
 //! finalizer so the agent client reports `Deleted`.
+//!
+//! Next to the manifests, `.work.json` records the work as the agent holds it (spec, finalizers,
+//! the status it reported). A restarted agent starts from these records, so a deletion made
+//! while it was down completes at its first resync. A work that cannot be applied (a file
+//! system error) is retried with back-off until it can.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
@@ -19,6 +25,12 @@ use ocm_ce_work::{
     StatusFeedbackResult, ValueType,
 };
 use serde_json::Value;
+use tokio_util::time::{DelayQueue, delay_queue};
+
+/// The record of a work in its directory (a dot file, beside the manifests).
+const RECORD: &str = ".work.json";
+/// First retry delay of a work that failed to apply (doubled per failure up to 30 s).
+const FIRST_RETRY: Duration = Duration::from_millis(500);
 
 /// Applies works to a directory.
 #[derive(Debug)]
@@ -27,6 +39,11 @@ pub(crate) struct Applier {
     /// What was last written per work UID (the manifests' JSON), so our own status patches do
     /// not rewrite the files while a changed spec always does, versioned or not (`"0"`).
     written: HashMap<String, String>,
+    /// The last record written per work UID.
+    recorded: HashMap<String, String>,
+    /// Works that failed to apply: how often in a row, and their pending retry.
+    failures: HashMap<String, (u32, Option<delay_queue::Key>)>,
+    retries: DelayQueue<String>,
 }
 
 fn file_name(ordinal: usize, manifest: &Value) -> String {
@@ -151,7 +168,52 @@ impl Applier {
         Self {
             root: root.into(),
             written: HashMap::new(),
+            recorded: HashMap::new(),
+            failures: HashMap::new(),
+            retries: DelayQueue::new(),
         }
+    }
+
+    /// The works recorded under `root/<cluster>/` by an earlier run (unreadable records are
+    /// reported and skipped: their work comes back through the spec resync like a new one).
+    pub(crate) fn recorded(&mut self, cluster: &str) -> Result<Vec<ManifestWork>> {
+        let dir = self.root.join(cluster);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        };
+        let mut works = Vec::new();
+        for entry in entries {
+            let path = entry?.path().join(RECORD);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            };
+            match serde_json::from_str::<ManifestWork>(&text) {
+                Ok(work) if work.namespace() == cluster && !work.uid().is_empty() => {
+                    self.recorded.insert(work.uid().to_owned(), text);
+                    works.push(work);
+                }
+                Ok(_) => tracing::warn!(record = %path.display(), "ignoring a record of another cluster"),
+                Err(e) => tracing::warn!(record = %path.display(), error = %e, "ignoring an unreadable record"),
+            }
+        }
+        Ok(works)
+    }
+
+    /// Writes the record of `work` when it changed.
+    fn record(&mut self, work: &ManifestWork) -> Result<()> {
+        let text = serde_json::to_string(work).context("rendering the work record")?;
+        if self.recorded.get(work.uid()) == Some(&text) {
+            return Ok(());
+        }
+        let dir = self.work_dir(work);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_atomic(&dir.join(RECORD), text.as_bytes())?;
+        self.recorded.insert(work.uid().to_owned(), text);
+        Ok(())
     }
 
     /// The directory of one work.
@@ -161,6 +223,7 @@ impl Applier {
 
     fn remove_dir(&mut self, work: &ManifestWork) -> Result<()> {
         self.written.remove(work.uid());
+        self.recorded.remove(work.uid());
         let dir = self.work_dir(work);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
@@ -179,7 +242,7 @@ impl Applier {
         }
         for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
             let entry = entry?;
-            if !wanted.iter().any(|w| entry.file_name() == w.as_str()) {
+            if entry.file_name() != RECORD && !wanted.iter().any(|w| entry.file_name() == w.as_str()) {
                 std::fs::remove_file(entry.path()).ok();
             }
         }
@@ -225,13 +288,15 @@ impl Applier {
             self.write_manifests(work, &manifests)?;
         }
         let desired = applied_status(work, &manifests);
-        if desired != work.status {
-            let patch = serde_json::json!({ "status": desired });
-            agent
-                .patch_status(&uid, PatchType::Merge, patch.to_string().as_bytes())
-                .await?;
+        if desired == work.status {
+            // Up to date: the record keeps what this agent holds and reported.
+            return self.record(work);
         }
-        Ok(())
+        let patch = serde_json::json!({ "status": desired });
+        let reported = agent
+            .patch_status(&uid, PatchType::Merge, patch.to_string().as_bytes())
+            .await?;
+        self.record(&reported)
     }
 
     /// Applies every work the agent holds and every change, until `shutdown` resolves.
@@ -249,7 +314,10 @@ impl Applier {
             tokio::select! {
                 ev = watch.next() => match ev {
                     Some(WatchEvent::Added(w) | WatchEvent::Modified(w)) => self.report(agent, &w).await,
-                    Some(WatchEvent::Deleted(w)) => { self.remove_dir(&w)?; }
+                    Some(WatchEvent::Deleted(w)) => {
+                        self.succeeded(w.uid());
+                        self.remove_dir(&w)?;
+                    }
                     Some(WatchEvent::Relisted(all)) => {
                         for w in &all {
                             self.report(agent, w).await;
@@ -257,14 +325,46 @@ impl Applier {
                     }
                     None => return Ok(()),
                 },
+                Some(expired) = self.retries.next(), if !self.retries.is_empty() => {
+                    let uid = expired.into_inner();
+                    if let Some((_, key)) = self.failures.get_mut(&uid) {
+                        *key = None;
+                    }
+                    if let Ok(w) = agent.get(&uid) {
+                        self.report(agent, &w).await;
+                    }
+                }
                 () = &mut shutdown => return Ok(()),
             }
         }
     }
 
     async fn report<Tr: Transport>(&mut self, agent: &AgentWorkClient<Tr>, work: &ManifestWork) {
-        if let Err(e) = self.reconcile(agent, work).await {
-            tracing::warn!(work = work.uid(), error = %format!("{e:#}"), "failed to apply a work; will retry on its next change or resync");
+        match self.reconcile(agent, work).await {
+            Ok(()) => self.succeeded(work.uid()),
+            // The spec moved on while we applied: its own watch event follows.
+            Err(e)
+                if e.downcast_ref::<ocm_ce_work::Error>()
+                    .is_some_and(ocm_ce_work::Error::is_conflict) => {}
+            Err(e) => {
+                let (failures, key) = self.failures.entry(work.uid().to_owned()).or_default();
+                *failures += 1;
+                let delay = FIRST_RETRY
+                    .saturating_mul(1 << (*failures - 1).min(6))
+                    .min(Duration::from_secs(30));
+                tracing::warn!(work = work.uid(), error = %format!("{e:#}"), ?delay, "failed to apply a work; retrying");
+                match key {
+                    Some(k) => self.retries.reset(k, delay),
+                    None => *key = Some(self.retries.insert(work.uid().to_owned(), delay)),
+                }
+            }
+        }
+    }
+
+    /// Forgets the failures of work `uid` (and its pending retry).
+    fn succeeded(&mut self, uid: &str) {
+        if let Some((_, Some(key))) = self.failures.remove(uid) {
+            self.retries.remove(&key);
         }
     }
 }

@@ -67,6 +67,35 @@ fn load_config(kind: ocm_ce_client::TransportKind, path: &Path) -> Result<Transp
     TransportConfig::load(kind, path).map_err(|e| anyhow::anyhow!("invalid {kind} config: {e}"))
 }
 
+/// Resolves when the process is asked to stop: SIGINT (Ctrl-C) or SIGTERM (what Kubernetes
+/// and service managers send). Long-running commands shut down gracefully on either.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops gracefully");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// How long a stopping process waits for its unsent reports (statuses, deletion
+/// acknowledgements, specs) to be acknowledged by the transport.
+const FLUSH_ON_EXIT: Duration = Duration::from_secs(5);
+
 /// Client options for the command-line processes: Go's defaults, but a snappy first retry.
 fn client_options() -> WorkClientOptions {
     let mut client = ClientOptions::default();
@@ -141,7 +170,7 @@ async fn broker(args: BrokerArgs) -> Result<ExitCode> {
     }
     broker
         .serve_with_shutdown(listener, async {
-            let _ = tokio::signal::ctrl_c().await;
+            shutdown_signal().await;
             eprintln!("shutting down");
         })
         .await
@@ -160,11 +189,16 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
     let transport = AnyTransport::agent(&config, &args.cluster, &agent_id).map_err(anyhow::Error::msg)?;
     let dir = args.apply_dir.clone().unwrap_or_else(|| state_home().join("apply"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the apply directory {}", dir.display()))?;
-    let client = AgentWorkClient::start(
+    let mut applier = Applier::new(&dir);
+    // What this agent applied before it stopped: its store starts from it, so the first spec
+    // resync completes the deletions made while it was down.
+    let applied = applier.recorded(&args.cluster)?;
+    let client = AgentWorkClient::start_with(
         transport,
         &args.cluster,
         &agent_id,
         AgentCodecs::bundles(),
+        applied,
         client_options(),
     );
     eprintln!(
@@ -172,18 +206,8 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
         args.cluster,
         dir.display()
     );
-    let mut applier = Applier::new(&dir);
-    applier
-        .run(&client, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-    // Flush: give pending Deleted acknowledgements a moment to go out.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while client.pending_deletion_acks() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    client.close().await;
+    applier.run(&client, shutdown_signal()).await?;
+    client.close(FLUSH_ON_EXIT).await;
     eprintln!("agent stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -270,7 +294,7 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
                             Some(ev) => { db.apply(&ev)?; print_event(&ev, &ns); }
                             None => break,
                         },
-                        _ = tokio::signal::ctrl_c() => break,
+                        () = shutdown_signal() => break,
                     }
                 }
                 ExitCode::SUCCESS
@@ -278,8 +302,11 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
         })
     }
     .await;
+    // Specs of this command not yet acknowledged get a moment to go out; the store of this
+    // process is persisted either way, and a later command sends what is left.
+    client.flush(FLUSH_ON_EXIT).await;
     let persisted = persist_pending(&mut watch, &mut db);
-    client.close().await;
+    client.close(Duration::ZERO).await;
     let code = outcome?;
     persisted?;
     Ok(code)
@@ -650,8 +677,8 @@ async fn run_plan<Tr: Transport + Clone>(
         b.finish_and_clear();
     }
     tasks.shutdown().await;
-    source.close().await;
-    futures::future::join_all(agents.iter().map(AgentWorkClient::close)).await;
+    source.close(FLUSH_ON_EXIT).await;
+    futures::future::join_all(agents.iter().map(|a| a.close(FLUSH_ON_EXIT))).await;
     result
 }
 

@@ -153,7 +153,8 @@ fn lifecycle(transport: &str, source_config: &Path, agent_config: &Path, source_
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     files.sort();
-    assert_eq!(files, ["00-configmap-cm1.yaml", "01-deployment-web.yaml"]);
+    // The manifests, and the agent's record of the work it applied.
+    assert_eq!(files, [".work.json", "00-configmap-cm1.yaml", "01-deployment-web.yaml"]);
     assert!(
         std::fs::read_to_string(dirs[0].join("00-configmap-cm1.yaml"))
             .unwrap()

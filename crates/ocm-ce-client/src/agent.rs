@@ -14,7 +14,7 @@ use ocm_ce_core::{
 };
 use tokio::time::Instant;
 
-use crate::client::{Base, ClientEvent, ClientOptions, ClientStream, Side};
+use crate::client::{Base, ClientEvent, ClientOptions, ClientStream, Handled, Side};
 use crate::error::{Error, Result};
 use crate::lister::{Lister, StatusHasher};
 use crate::source::data_bytes;
@@ -186,7 +186,8 @@ where
                 .original_source(source_id)
                 .build()?;
             event.set_data("application/json", versions.to_json());
-            self.send(&event).await?;
+            let target = PublishTarget::for_agent_event(&event)?;
+            self.base.send_resync_part(&target, &event).await?;
         }
         Ok(())
     }
@@ -220,7 +221,8 @@ where
         let hasher = &self.base.hasher;
         for r in agent_status_resync(&local, &request, |r| hasher.status_hash(r)) {
             let out = self.encode(&reply_type, r)?;
-            self.send(&out).await?;
+            let target = PublishTarget::for_agent_event(&out)?;
+            self.base.send_resync_part(&target, &out).await?;
         }
         Ok(())
     }
@@ -245,7 +247,25 @@ where
         self.inner.resync("").await
     }
 
-    async fn handle(&self, event: Event) -> Option<ClientEvent<T>> {
+    async fn answer(&self, request: Event) {
+        let inner = &self.inner;
+        let Ok(event_type) = request.ty().parse::<EventType>() else {
+            return;
+        };
+        if let Err(e) = inner.respond_status_resync(&event_type, &request).await {
+            if matches!(e, Error::Payload(_)) {
+                inner.base.options.metrics.dropped("bad_resync_payload");
+            }
+            tracing::warn!(error = %crate::Report(&e), source = request.source(), "failed to resync resources status");
+        }
+        if inner.base.should_answer_resync(request.source())
+            && let Err(e) = inner.resync(request.source()).await
+        {
+            tracing::warn!(error = %crate::Report(&e), source = request.source(), "failed to request a spec resync");
+        }
+    }
+
+    fn handle(&self, event: Event) -> Handled<T> {
         let inner = &self.inner;
         let metrics = &inner.base.options.metrics;
         let event_type: EventType = match event.ty().parse() {
@@ -253,63 +273,59 @@ where
             Err(e) => {
                 tracing::warn!(error = %e, id = event.id(), "dropping event with a malformed type");
                 metrics.dropped("malformed_type");
-                return None;
+                return Handled::Nothing;
             }
         };
         if event_type.is_resync_request() {
             if event_type.sub_resource != SubResource::Status {
                 tracing::debug!(%event_type, "unsupported event type, ignore");
-                return None;
+                return Handled::Nothing;
             }
-            if let Err(e) = inner.respond_status_resync(&event_type, &event).await {
-                if matches!(e, Error::Payload(_)) {
-                    metrics.dropped("bad_resync_payload");
-                }
-                tracing::warn!(error = %e, "failed to resync resources status");
+            if let Err(e) = ResourceStatusHashList::decode(&data_bytes(&event)) {
+                tracing::warn!(error = %e, id = event.id(), source = event.source(), "dropping a status resync request with a bad payload");
+                metrics.dropped("bad_resync_payload");
+                return Handled::Nothing;
             }
-            if inner.base.should_answer_resync(event.source())
-                && let Err(e) = inner.resync(event.source()).await
-            {
-                tracing::warn!(error = %e, source = event.source(), "failed to request a spec resync");
-            }
-            return None;
+            return Handled::Answer {
+                peer: event.source().to_owned(),
+                request: Box::new(event),
+            };
         }
         if event_type.sub_resource != SubResource::Spec {
             tracing::debug!(%event_type, "unsupported event type, ignore");
-            return None;
+            return Handled::Nothing;
         }
         if !inner.base.codec.handles(&event_type.data_type) {
             tracing::warn!(data_type = %event_type.data_type, "failed to find the codec for event, ignore");
             metrics.dropped("unknown_data_type");
-            return None;
+            return Handled::Nothing;
         }
         let resource = match inner.base.codec.decode(&event) {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(error = %e, id = event.id(), "failed to decode spec event");
-                metrics.dropped(e.kind().as_str());
-                return None;
+                crate::client::log_undecodable("spec", &event, &e, metrics);
+                return Handled::Nothing;
             }
         };
         let options = ListOptions {
             cluster_name: inner.cluster_name.clone(),
             source: event.source().to_owned(),
-            data_type: event_type.data_type.clone(),
+            data_type: event_type.data_type,
         };
         let local = match inner.base.lister.get(resource.resource_id(), &options) {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "failed to list resources, drop the spec event");
-                return None;
+                return Handled::Nothing;
             }
         };
         match spec_action(local.as_ref(), &resource) {
-            Ok(Some(action)) => Some(ClientEvent::Resource { action, resource }),
-            Ok(None) => None,
+            Ok(Some(action)) => Handled::Yield(ClientEvent::Resource { action, resource }),
+            Ok(None) => Handled::Nothing,
             Err(e) => {
                 tracing::warn!(error = %e, "dropping spec event");
                 metrics.dropped("bad_extension");
-                None
+                Handled::Nothing
             }
         }
     }

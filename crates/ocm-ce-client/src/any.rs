@@ -211,6 +211,17 @@ impl Connection for AnyConnection {
         }
     }
 
+    fn max_event_bytes(&self) -> Option<usize> {
+        match self {
+            #[cfg(feature = "mqtt")]
+            Self::Mqtt(c) => c.max_event_bytes(),
+            #[cfg(feature = "grpc")]
+            Self::Grpc(c) => c.max_event_bytes(),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(c) => c.max_event_bytes(),
+        }
+    }
+
     async fn close(&self) {
         match self {
             #[cfg(feature = "mqtt")]

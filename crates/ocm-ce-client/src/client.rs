@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use cloudevents::Event;
+use cloudevents::{AttributesReader, Event};
 use futures::{Stream, StreamExt};
 use ocm_ce_core::{Codec, EventType, ResourceAction};
 use tokio::time::Instant;
@@ -20,6 +20,12 @@ use crate::lister::{Lister, StatusHasher};
 use crate::metrics::ClientMetrics;
 use crate::rate_limit::{Limiter, RateLimit};
 use crate::transport::{Connection, PublishTarget, Subscription, Transport};
+
+/// How often one part of a resync is tried before the resync fails.
+pub(crate) const RESYNC_PART_ATTEMPTS: u32 = 5;
+/// Bytes reserved for the topic, the attributes and the framing of an event whose data is a
+/// resync payload, when a connection limits the size of what it sends.
+const EVENT_HEADROOM: usize = 8 * 1024;
 
 /// Options shared by source and agent clients. `Default` gives Go's behaviour plus the
 /// improvements documented on each field.
@@ -257,18 +263,92 @@ impl<T, Tr: Transport> Base<T, Tr> {
         conn.publish(target, event).await.map_err(Error::Transport)
     }
 
+    /// Sends one part of a resync (a request, or one event of an answer), retrying it on its own
+    /// with a short back-off while the connection is up: a broker that pushes back or a lost
+    /// acknowledgement does not abandon the rest of the resync. Gives up when the connection is
+    /// gone (the next connection resyncs anyway) or after [`RESYNC_PART_ATTEMPTS`].
+    pub(crate) async fn send_resync_part(&self, target: &PublishTarget, event: &Event) -> Result<()> {
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            match self.send(target, event).await {
+                Err(e) if e.is_retryable() && attempt < RESYNC_PART_ATTEMPTS && self.is_connected() => {
+                    tracing::debug!(error = %crate::Report(&e), attempt, "retrying a part of a resync");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// The largest resync data this client puts in one event: the configured maximum, or less
+    /// when the current connection cannot carry that much (an MQTT broker's packet limit, with
+    /// room for the topic and the event's attributes).
+    pub(crate) fn max_resync_data(&self) -> usize {
+        let configured = self.options.max_resync_payload_bytes;
+        match self.current().and_then(|c| c.max_event_bytes()) {
+            Some(limit) => configured.min(limit.saturating_sub(EVENT_HEADROOM).max(1024)),
+            None => configured,
+        }
+    }
+
     /// Claims the single subscription of this client.
     pub(crate) fn claim_subscription(&self) -> bool {
         !self.subscribed.swap(true, Ordering::SeqCst)
     }
 }
 
+/// Logs and counts a received event whose data the codec could not decode. The log names the
+/// event, the error kind, and the data's size and SHA-256, never the data itself (a payload
+/// may be binary, huge, or confidential; Go's error texts quote it whole, twice).
+pub(crate) fn log_undecodable(what: &str, event: &Event, e: &ocm_ce_core::CodecError, metrics: &ClientMetrics) {
+    use sha2::Digest;
+    let data = crate::source::data_bytes(event);
+    let digest = sha2::Sha256::digest(&data);
+    let reason = match e.kind() {
+        // Their texts quote the data or an agent-written extension.
+        ocm_ce_core::CodecErrorKind::BadData | ocm_ce_core::CodecErrorKind::BadExtension => None,
+        _ => Some(e.to_string()),
+    };
+    tracing::warn!(
+        id = event.id(),
+        ty = event.ty(),
+        kind = e.kind().as_str(),
+        reason = reason.as_deref().unwrap_or("see kind"),
+        data_bytes = data.len(),
+        data_sha256 = %hex::encode(&digest[..8]),
+        "failed to decode a received {what} event; dropped"
+    );
+    metrics.dropped(e.kind().as_str());
+}
+
+/// What handling one received event produced.
+pub(crate) enum Handled<T> {
+    /// Yield this to the subscriber.
+    Yield(ClientEvent<T>),
+    /// A peer (a source id, or a cluster name) asked for a resync: answer it off the receive
+    /// path, so a long answer never stops the client from reading its subscription (two peers
+    /// answering each other inline under broker flow control would wait for each other).
+    Answer {
+        /// Who asked.
+        peer: String,
+        /// The request.
+        request: Box<Event>,
+    },
+    /// Nothing to do (ignored, dropped and counted, or handled).
+    Nothing,
+}
+
 /// The side-specific behaviour the driver needs.
-pub(crate) trait Side<T>: Send + Sync + 'static {
+pub(crate) trait Side<T>: Clone + Send + Sync + 'static {
     type Tr: Transport;
     fn base(&self) -> &Base<T, Self::Tr>;
-    /// Handles one received event; `Some` is yielded to the subscriber.
-    fn handle(&self, event: Event) -> impl Future<Output = Option<ClientEvent<T>>> + Send;
+    /// Handles one received event.
+    fn handle(&self, event: Event) -> Handled<T>;
+    /// Answers a peer's resync request (runs concurrently with receiving).
+    fn answer(&self, request: Event) -> impl Future<Output = ()> + Send;
     /// Resyncs everything (on connect and periodically).
     fn resync_all(&self) -> impl Future<Output = Result<()>> + Send;
     /// A label for logs.
@@ -282,13 +362,27 @@ enum State<C> {
     Connected { conn: Arc<C>, events: Subscription },
 }
 
+/// Work the driver runs beside receiving.
+enum Task {
+    Resync(Result<()>),
+    Answered(String),
+}
+
 struct Driver<T, S: Side<T>> {
     side: S,
     state: State<<S::Tr as Transport>::Connection>,
     backoff: Backoff,
     connected_once: bool,
+    /// When the current connection's subscription was confirmed (a loss soon after it counts
+    /// as a failed attempt for the back-off).
+    since: Option<Instant>,
     next_resync: Option<Instant>,
+    resyncing: bool,
     pending: VecDeque<Result<ClientEvent<T>>>,
+    tasks: futures::stream::FuturesUnordered<futures::future::BoxFuture<'static, Task>>,
+    /// Peers whose resync request is being answered, with the newest request that arrived
+    /// meanwhile (answered next; older ones are superseded).
+    answering: std::collections::HashMap<String, Option<Box<Event>>>,
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -297,6 +391,14 @@ async fn sleep_until_opt(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+/// A connection that stayed up at least this long is re-established at once after a loss
+/// (Go waits its back-off first): a broker restart or a disconnect as a slow consumer is
+/// repaired within about a second. Faster losses go through the back-off.
+const HEALTHY_CONNECTION: Duration = Duration::from_secs(10);
+/// The delay before re-establishing a healthy connection: up to this long, jittered so the
+/// clients of a restarted broker do not all come back in the same instant.
+const QUICK_RECONNECT: Duration = Duration::from_millis(500);
 
 impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
     async fn connect(
@@ -312,13 +414,25 @@ impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
         }
     }
 
-    async fn resync(&mut self) {
+    /// Starts a resync beside receiving (at most one at a time).
+    fn start_resync(&mut self) {
+        if self.resyncing {
+            return;
+        }
+        self.resyncing = true;
+        let side = self.side.clone();
+        self.tasks
+            .push(Box::pin(async move { Task::Resync(side.resync_all().await) }));
+    }
+
+    fn resync_done(&mut self, result: Result<()>) {
+        self.resyncing = false;
         let options = &self.side.base().options;
         let (interval, retry) = (options.resync_interval, options.resync_retry);
-        match self.side.resync_all().await {
+        match result {
             Ok(()) => self.next_resync = interval.map(|i| Instant::now() + i),
             Err(e) => {
-                tracing::warn!(client = %self.side.describe(), error = %e, "resync failed");
+                tracing::warn!(client = %self.side.describe(), error = %crate::Report(&e), "resync failed");
                 let delay = if e.is_retryable() {
                     retry
                 } else {
@@ -330,10 +444,47 @@ impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
         }
     }
 
+    /// Answers `request` from `peer` beside receiving; a request from a peer already being
+    /// answered waits for that answer and replaces any older waiting one.
+    fn start_answer(&mut self, peer: String, request: Box<Event>) {
+        if let Some(next) = self.answering.get_mut(&peer) {
+            *next = Some(request);
+            return;
+        }
+        self.answering.insert(peer.clone(), None);
+        let side = self.side.clone();
+        self.tasks.push(Box::pin(async move {
+            side.answer(*request).await;
+            Task::Answered(peer)
+        }));
+    }
+
+    fn answered(&mut self, peer: String) {
+        if let Some(Some(next)) = self.answering.remove(&peer) {
+            self.start_answer(peer, next);
+        }
+    }
+
+    fn finished(&mut self, task: Task) {
+        match task {
+            Task::Resync(result) => self.resync_done(result),
+            Task::Answered(peer) => self.answered(peer),
+        }
+    }
+
     fn lost(&mut self, reason: TransportError) -> Error {
         self.side.base().set_current(None);
-        let delay = self.backoff.next_delay();
-        tracing::warn!(client = %self.side.describe(), error = %reason, ?delay, "the cloudevents client is disconnected");
+        // What ran on the lost connection fails or is moot; the next connection resyncs.
+        self.tasks = futures::stream::FuturesUnordered::new();
+        self.answering.clear();
+        self.resyncing = false;
+        let healthy = self.since.take().is_some_and(|s| s.elapsed() >= HEALTHY_CONNECTION);
+        let delay = if healthy {
+            QUICK_RECONNECT.mul_f64(rand::random::<f64>())
+        } else {
+            self.backoff.next_delay()
+        };
+        tracing::warn!(client = %self.side.describe(), error = %crate::Report(&reason), ?delay, "the cloudevents client is disconnected");
         self.state = State::Disconnected {
             retry_at: Some(Instant::now() + delay),
         };
@@ -356,6 +507,7 @@ impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
                             self.side.base().set_current(Some(conn.clone()));
                             self.side.base().new_session();
                             self.state = State::Connected { conn, events };
+                            self.since = Some(Instant::now());
                             let marker = if self.connected_once {
                                 self.side.base().options.metrics.reconnected();
                                 ClientEvent::Reconnected
@@ -364,16 +516,20 @@ impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
                             };
                             self.connected_once = true;
                             tracing::info!(client = %self.side.describe(), "subscription confirmed");
-                            self.pending.push_back(Ok(marker));
+                            // The request goes out before the marker, so a subscriber that sees
+                            // `Connected` knows the peers were asked.
                             if self.side.base().options.resync_on_connect {
-                                self.resync().await;
+                                self.resyncing = true;
+                                let result = self.side.resync_all().await;
+                                self.resync_done(result);
                             } else {
                                 self.next_resync = self.side.base().options.resync_interval.map(|i| Instant::now() + i);
                             }
+                            self.pending.push_front(Ok(marker));
                         }
                         Err(e) => {
                             let delay = self.backoff.next_delay();
-                            tracing::warn!(client = %self.side.describe(), error = %e, ?delay, "the cloudevents client reconnect failed");
+                            tracing::warn!(client = %self.side.describe(), error = %crate::Report(&e), ?delay, "the cloudevents client reconnect failed");
                             self.state = State::Disconnected {
                                 retry_at: Some(Instant::now() + delay),
                             };
@@ -382,19 +538,23 @@ impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
                     }
                 }
                 State::Connected { conn, events } => {
-                    let next_resync = self.next_resync;
+                    let next_resync = if self.resyncing { None } else { self.next_resync };
                     let received = tokio::select! {
                         biased;
                         ev = events.next() => Some(ev),
+                        Some(task) = self.tasks.next(), if !self.tasks.is_empty() => {
+                            self.finished(task);
+                            continue;
+                        }
                         () = sleep_until_opt(next_resync) => None,
                     };
                     match received {
-                        None => self.resync().await,
-                        Some(Some(Ok(event))) => {
-                            if let Some(out) = self.side.handle(event).await {
-                                return Ok(out);
-                            }
-                        }
+                        None => self.start_resync(),
+                        Some(Some(Ok(event))) => match self.side.handle(event) {
+                            Handled::Yield(out) => return Ok(out),
+                            Handled::Answer { peer, request } => self.start_answer(peer, request),
+                            Handled::Nothing => {}
+                        },
                         Some(end) => {
                             let conn = conn.clone();
                             let reason = match end {
@@ -448,8 +608,12 @@ impl<T: Send + 'static> ClientStream<T> {
             state: State::Disconnected { retry_at: None },
             backoff,
             connected_once: false,
+            since: None,
             next_resync: None,
+            resyncing: false,
             pending: VecDeque::new(),
+            tasks: futures::stream::FuturesUnordered::new(),
+            answering: std::collections::HashMap::new(),
         };
         let stream = futures::stream::unfold(driver, move |mut d| {
             let mut closed = closed.clone();

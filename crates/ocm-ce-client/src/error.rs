@@ -188,5 +188,23 @@ impl From<TransportError> for Error {
     }
 }
 
+/// Displays an error with its chain of causes (`outer: cause: root cause`), for logs and
+/// messages: [`Error`]'s own `Display` leaves the causes to `source()`, so logging only `%e`
+/// would hide why (e.g. "transport failure" without the broker's answer).
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
+
 /// Result with the client [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -27,7 +27,7 @@ pub use agent::{AgentClient, VersionError};
 pub use any::{AnyConnection, AnyTransport, TransportConfig, TransportKind};
 pub use backoff::BackoffConfig;
 pub use client::{ClientEvent, ClientOptions, ClientStream};
-pub use error::{BoxError, Error, Result, TransportError};
+pub use error::{BoxError, Error, Report, Result, TransportError};
 pub use lister::{Lister, StatusHasher};
 pub use metrics::ClientMetrics;
 pub use rate_limit::RateLimit;

@@ -14,7 +14,7 @@ use ocm_ce_core::{
 };
 use tokio::time::Instant;
 
-use crate::client::{Base, ClientEvent, ClientOptions, ClientStream, Side};
+use crate::client::{Base, ClientEvent, ClientOptions, ClientStream, Handled, Side};
 use crate::error::{Error, Result};
 use crate::lister::{Lister, StatusHasher};
 use crate::transport::{PublishTarget, Transport};
@@ -159,12 +159,13 @@ where
                 });
             }
             let ty = EventType::new(data_type, SubResource::Status, action::RESYNC_REQUEST);
-            for part in hashes.split(self.base.options.max_resync_payload_bytes) {
+            for part in hashes.split(self.base.max_resync_data()) {
                 let mut event = EventBuilder::new(&self.source_id, ty.clone())
                     .cluster_name(cluster_name)
                     .build()?;
                 event.set_data("application/json", part.to_json());
-                self.send(&event).await?;
+                let target = PublishTarget::for_source_event(&event)?;
+                self.base.send_resync_part(&target, &event).await?;
             }
         }
         Ok(())
@@ -209,7 +210,8 @@ where
                     .deletion_timestamp(Utc::now())
                     .build()?,
             };
-            self.send(&out).await?;
+            let target = PublishTarget::for_source_event(&out)?;
+            self.base.send_resync_part(&target, &out).await?;
         }
         Ok(())
     }
@@ -244,53 +246,90 @@ where
         self.inner.resync("").await
     }
 
-    async fn handle(&self, event: Event) -> Option<ClientEvent<T>> {
+    async fn answer(&self, request: Event) {
+        let inner = &self.inner;
+        let Ok(event_type) = request.ty().parse::<EventType>() else {
+            return;
+        };
+        if let Err(e) = inner.respond_spec_resync(&event_type, &request).await {
+            if matches!(e, Error::Payload(_)) {
+                inner.base.options.metrics.dropped("bad_resync_payload");
+            }
+            tracing::warn!(error = %crate::Report(&e), "failed to resync resources spec");
+        }
+        if let Ok(cluster) = request.cluster_name()
+            && inner.base.should_answer_resync(&cluster)
+            && let Err(e) = inner.resync(&cluster).await
+        {
+            tracing::warn!(error = %crate::Report(&e), cluster, "failed to request a status resync");
+        }
+    }
+
+    fn handle(&self, event: Event) -> Handled<T> {
         let metrics = &self.inner.base.options.metrics;
         let event_type: EventType = match event.ty().parse() {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, id = event.id(), "dropping event with a malformed type");
                 metrics.dropped("malformed_type");
-                return None;
+                return Handled::Nothing;
             }
         };
         if event_type.is_resync_request() {
             if event_type.sub_resource != SubResource::Spec {
                 tracing::debug!(%event_type, "unsupported event type, ignore");
-                return None;
+                return Handled::Nothing;
             }
-            if let Err(e) = self.inner.respond_spec_resync(&event_type, &event).await {
-                if matches!(e, Error::Payload(_)) {
-                    metrics.dropped("bad_resync_payload");
-                }
-                tracing::warn!(error = %e, "failed to resync resources spec");
+            if let Err(e) = ResourceVersionList::decode(&data_bytes(&event)) {
+                tracing::warn!(error = %e, id = event.id(), "dropping a spec resync request with a bad payload");
+                metrics.dropped("bad_resync_payload");
+                return Handled::Nothing;
             }
-            if let Ok(cluster) = event.cluster_name()
-                && self.inner.base.should_answer_resync(&cluster)
-                && let Err(e) = self.inner.resync(&cluster).await
-            {
-                tracing::warn!(error = %e, cluster, "failed to request a status resync");
-            }
-            return None;
+            // Answered per cluster; a request without one is answered (and refused) once.
+            let peer = event.cluster_name().unwrap_or_default();
+            return Handled::Answer {
+                peer,
+                request: Box::new(event),
+            };
         }
         if event_type.sub_resource != SubResource::Status {
             tracing::debug!(%event_type, "unsupported event type, ignore");
-            return None;
+            return Handled::Nothing;
         }
         if !self.inner.base.codec.handles(&event_type.data_type) {
             tracing::warn!(data_type = %event_type.data_type, "failed to find the codec for event, ignore");
             metrics.dropped("unknown_data_type");
-            return None;
+            return Handled::Nothing;
+        }
+        // A status names the cluster it comes from (what a broker authorizes its sender for);
+        // the work layer applies it only to a work of that cluster.
+        if !event.cluster_name().is_ok_and(|c| !c.is_empty()) {
+            tracing::warn!(id = event.id(), "dropping a status event without a clustername");
+            metrics.dropped("missing_cluster");
+            return Handled::Nothing;
+        }
+        // A status is for this source only: whatever a transport routes (a shared topic, a
+        // broadcast, a misbehaving peer), one addressed to another source is not ours to apply.
+        match event.original_source() {
+            Ok(to) if to == self.inner.source_id => {}
+            other => {
+                tracing::warn!(
+                    id = event.id(),
+                    originalsource = other.as_deref().unwrap_or("<invalid>"),
+                    "dropping a status event addressed to another source"
+                );
+                metrics.dropped("wrong_source");
+                return Handled::Nothing;
+            }
         }
         match self.inner.base.codec.decode(&event) {
-            Ok(resource) => Some(ClientEvent::Resource {
+            Ok(resource) => Handled::Yield(ClientEvent::Resource {
                 action: ResourceAction::StatusModified,
                 resource,
             }),
             Err(e) => {
-                tracing::warn!(error = %e, id = event.id(), "failed to decode status event");
-                metrics.dropped(e.kind().as_str());
-                None
+                crate::client::log_undecodable("status", &event, &e, metrics);
+                Handled::Nothing
             }
         }
     }

@@ -122,6 +122,12 @@ pub trait Connection: Send + Sync + 'static {
     /// request sent afterwards cannot miss its answers.
     fn subscribe(&self) -> impl Future<Output = Result<Subscription, TransportError>> + Send;
 
+    /// The largest event, in bytes on this transport's wire, the connection can send (an MQTT
+    /// broker's Maximum Packet Size); `None` when the transport has no such limit of its own.
+    fn max_event_bytes(&self) -> Option<usize> {
+        None
+    }
+
     /// Closes the connection; pending and later operations fail.
     fn close(&self) -> impl Future<Output = ()> + Send;
 }

@@ -7,6 +7,7 @@
 //! the last handle of the client is dropped.
 
 mod agent;
+mod outbox;
 mod source;
 
 use std::sync::Arc;
@@ -15,6 +16,10 @@ use std::time::Duration;
 use ocm_ce_client::ClientOptions;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::metrics::WorkMetrics;
+use outbox::Sent;
 
 pub use agent::{AgentCodecs, AgentWorkClient};
 pub use source::SourceWorkClient;
@@ -34,8 +39,6 @@ pub struct WorkClientOptions {
     pub status_retry_delay: Duration,
     /// At most this many statuses wait for a retry; more are dropped and counted. Default 10 000.
     pub status_retry_capacity: usize,
-    /// How often an agent retries publishing pending `Deleted` acknowledgements. Default 2 s.
-    pub deletion_ack_interval: Duration,
 }
 
 impl Default for WorkClientOptions {
@@ -45,7 +48,6 @@ impl Default for WorkClientOptions {
             status_retry_attempts: 12,
             status_retry_delay: Duration::from_millis(20),
             status_retry_capacity: 10_000,
-            deletion_ack_interval: Duration::from_secs(2),
         }
     }
 }
@@ -61,6 +63,36 @@ impl WorkClientOptions {
     pub fn without_resync(mut self) -> Self {
         self.client = self.client.resync_on_connect(false).resync_interval(None);
         self
+    }
+}
+
+/// Classifies the result of one publish for the outbox: acknowledged, worth retrying (the
+/// connection is down, the broker pushed back), or hopeless as it is (an encoding or size
+/// problem: logged with the work's UID and counted; the work's next change sends it again).
+fn publish_outcome(result: &ocm_ce_client::Result<()>, what: &str, uid: &str, metrics: &WorkMetrics) -> Sent {
+    match result {
+        Ok(()) => Sent::Done,
+        Err(e) if e.is_retryable() => {
+            tracing::debug!(uid, error = %ocm_ce_client::Report(e), "failed to send the {what} of a work; retrying");
+            metrics.publish_retried();
+            Sent::Retry
+        }
+        Err(e) => {
+            tracing::warn!(uid, error = %ocm_ce_client::Report(e), "cannot send the {what} of a work; it is sent again when the work changes");
+            metrics.publish_failed(if matches!(e, ocm_ce_client::Error::Transport(t) if t.is_too_large()) {
+                "too_large"
+            } else {
+                "unsendable"
+            });
+            Sent::Failed
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

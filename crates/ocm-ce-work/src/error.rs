@@ -48,6 +48,20 @@ pub enum Error {
         /// Name.
         name: String,
     },
+    /// Another work of this source has the same resource id (the UUID of source, namespace and
+    /// name can collide, e.g. `prod-east/app` and `prod/east-app`): agents could not tell
+    /// their statuses apart, so the second one is refused.
+    #[error("work {namespace}/{name} would have the resource id {uid} of work {existing}; rename one of them")]
+    IdCollision {
+        /// Namespace of the refused work.
+        namespace: String,
+        /// Name of the refused work.
+        name: String,
+        /// The colliding resource id.
+        uid: String,
+        /// `namespace/name` of the work that has it.
+        existing: String,
+    },
     /// The work changed since the caller read it.
     #[error("{reason}")]
     Conflict {

@@ -15,6 +15,9 @@ pub struct WorkMetrics {
     specs_applied: Counter,
     deletion_acks: Counter,
     deletion_ack_retries: Counter,
+    publish_retries: Counter,
+    publish_failures: Family<Labels, Counter>,
+    statuses_resent_specs: Counter,
 }
 
 fn reason(r: &str) -> Labels {
@@ -54,6 +57,46 @@ impl WorkMetrics {
             "Deleted acknowledgements that had to be retried.",
             self.deletion_ack_retries.clone(),
         );
+        registry.register(
+            "ocm_ce_work_publish_retries",
+            "Reports (statuses, specs) whose publish failed and was retried.",
+            self.publish_retries.clone(),
+        );
+        registry.register(
+            "ocm_ce_work_publish_failures",
+            "Reports that could not be sent as they were (too large, not encodable), by reason.",
+            self.publish_failures.clone(),
+        );
+        registry.register(
+            "ocm_ce_work_specs_resent",
+            "Specs a source sent again because an agent reported an older version.",
+            self.statuses_resent_specs.clone(),
+        );
+    }
+
+    pub(crate) fn publish_retried(&self) {
+        self.publish_retries.inc();
+    }
+    pub(crate) fn publish_failed(&self, why: &str) {
+        self.publish_failures.get_or_create(&reason(why)).inc();
+    }
+    pub(crate) fn spec_resent(&self) {
+        self.statuses_resent_specs.inc();
+    }
+
+    /// Reports whose publish failed and was retried.
+    pub fn publish_retries(&self) -> u64 {
+        self.publish_retries.get()
+    }
+
+    /// Reports that could not be sent, for `why` (`too_large`, `unsendable`).
+    pub fn publish_failures(&self, why: &str) -> u64 {
+        self.publish_failures.get_or_create(&reason(why)).get()
+    }
+
+    /// Specs a source sent again because an agent reported an older version of them.
+    pub fn specs_resent(&self) -> u64 {
+        self.statuses_resent_specs.get()
     }
 
     pub(crate) fn status_applied(&self) {

@@ -152,7 +152,10 @@ async fn lifecycle(versioned: bool) {
         .patch(&uid, PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#)
         .await
         .unwrap();
-    assert!(agent.get(&uid).is_err(), "the agent removed it after reporting Deleted");
+    eventually("the agent to remove it after reporting Deleted", || {
+        agent.get(&uid).is_err()
+    })
+    .await;
     eventually("the source to remove the work", || {
         source.get("cluster1", "work1").is_err()
     })
@@ -193,7 +196,10 @@ async fn without_an_agent_a_work_without_finalizers_is_deleted_at_once() {
         .unwrap();
     assert_eq!(source.get("cluster1", "w").unwrap().spec.workload.manifests.len(), 2);
     source.delete("cluster1", "w").await.unwrap();
-    assert!(source.get("cluster1", "w").unwrap_err().is_not_found());
+    eventually("the deletion to be sent and the work removed", || {
+        source.get("cluster1", "w").is_err_and(|e| e.is_not_found())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -226,15 +232,143 @@ async fn create_and_patch_enforce_gos_rules() {
             .unwrap_err()
             .is_not_found()
     );
+    // Two names whose UUIDs collide (the `-` separator is ambiguous, as in Go).
+    source.create("prod-east", work_in("prod-east", "app")).await.unwrap();
+    let err = source.create("prod", work_in("prod", "east-app")).await.unwrap_err();
+    assert!(matches!(err, ocm_ce_work::Error::IdCollision { .. }), "{err}");
+    assert!(err.to_string().contains("prod-east/app"), "{err}");
+    assert!(source.get("prod", "east-app").is_err());
+}
+
+fn work_in(namespace: &str, name: &str) -> ManifestWork {
+    let mut w = work(name, true);
+    w.metadata.namespace = Some(namespace.to_owned());
+    w
+}
+
+#[tokio::test]
+async fn specs_made_while_the_broker_is_away_are_stored_and_sent_once_it_is_back() {
+    let broker = FakeBroker::new();
+    let (source, agent) = start(&broker, vec![]);
+    source.wait_until_connected().await;
+    agent.wait_until_connected().await;
+    let kept = source.create("cluster1", work("kept", true)).await.unwrap();
+    let gone = source.create("cluster1", work("gone", true)).await.unwrap();
+    eventually("the agent to get both", || agent.list(&Default::default()).len() == 2).await;
+
     broker.set_down(true);
     broker.disconnect_all();
     eventually("the source to notice", || !source.is_connected()).await;
-    let err = source.create("cluster1", work("y", true)).await.unwrap_err();
-    assert!(err.is_retryable(), "{err}");
+    let new = source.create("cluster1", work("new", true)).await.unwrap();
+    source
+        .patch(
+            "cluster1",
+            "kept",
+            PatchType::Merge,
+            br#"{"metadata":{"annotations":{"cloudevents.open-cluster-management.io/resourceversion":"2"}}}"#,
+        )
+        .await
+        .unwrap();
+    source.delete("cluster1", "gone").await.unwrap();
     assert!(
-        source.get("cluster1", "y").is_err(),
-        "nothing is stored when publishing fails"
+        source.get("cluster1", "new").is_ok(),
+        "the spec is state: stored at once"
     );
+    assert_eq!(source.unsent(), 3);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(source.unsent(), 3, "nothing is given up while the broker is away");
+
+    broker.set_down(false);
+    eventually("the agent to get the new work", || agent.get(new.uid()).is_ok()).await;
+    eventually("the agent to get the update", || {
+        agent.get(kept.uid()).is_ok_and(|w| w.resource_version() == "2")
+    })
+    .await;
+    eventually("the agent to get the deletion", || {
+        agent.get(gone.uid()).is_err() || agent.get(gone.uid()).is_ok_and(|w| w.is_deleting())
+    })
+    .await;
+    eventually("everything acknowledged", || source.unsent() == 0).await;
+}
+
+#[tokio::test]
+async fn a_status_reported_while_the_broker_is_away_reaches_the_source_once_it_is_back() {
+    let broker = FakeBroker::new();
+    let (source, agent) = start(&broker, vec![]);
+    source.wait_until_connected().await;
+    agent.wait_until_connected().await;
+    let created = source.create("cluster1", work("w", true)).await.unwrap();
+    let uid = created.uid().to_owned();
+    eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
+
+    broker.set_down(true);
+    broker.disconnect_all();
+    eventually("the agent to notice", || !agent.is_connected()).await;
+    // Applying succeeds although nothing can be sent: the status is the agent's state.
+    agent_applies(&agent, &uid, "AppliedWhileAway").await;
+    assert_eq!(
+        reason_of(&agent.get(&uid).unwrap()).as_deref(),
+        Some("AppliedWhileAway")
+    );
+    assert_eq!(agent.unsent(), 1);
+
+    broker.set_down(false);
+    eventually("the source to get the status", || {
+        source
+            .get("cluster1", "w")
+            .is_ok_and(|w| reason_of(&w).as_deref() == Some("AppliedWhileAway"))
+    })
+    .await;
+    eventually("the agent's outbox to empty", || agent.unsent() == 0).await;
+}
+
+#[tokio::test]
+async fn an_agent_of_another_cluster_cannot_touch_a_work() {
+    let broker = FakeBroker::new();
+    let source = SourceWorkClient::start(broker.source("source1"), "source1", vec![], options());
+    let payroll = AgentWorkClient::start(
+        broker.agent("payroll", "payroll-agent"),
+        "payroll",
+        "payroll-agent",
+        AgentCodecs::bundles(),
+        options(),
+    );
+    source.wait_until_connected().await;
+    payroll.wait_until_connected().await;
+    let created = source.create("payroll", work_in("payroll", "salaries")).await.unwrap();
+    let uid = created.uid().to_owned();
+    eventually("the payroll agent to get the work", || payroll.get(&uid).is_ok()).await;
+
+    // A rogue agent publishes a `Deleted` status carrying payroll's work id.
+    let rogue = AgentWorkClient::start_with(
+        broker.agent("rogue", "rogue-agent"),
+        "rogue",
+        "rogue-agent",
+        AgentCodecs::bundles(),
+        Vec::new(),
+        options(),
+    );
+    rogue.wait_until_connected().await;
+    let mut forged = (*payroll.get(&uid).unwrap()).clone();
+    forged.metadata.namespace = Some("rogue".into());
+    forged.metadata.finalizers = None;
+    forged.metadata.deletion_timestamp = Some(ocm_ce_work::api::time_from_chrono(chrono::Utc::now()));
+    let ack = ocm_ce_work::client::AgentCodecs::bundles();
+    let ty: ocm_ce_core::EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.status.delete_request"
+        .parse()
+        .unwrap();
+    let mut gone = forged.clone();
+    ocm_ce_work::conditions::mark_manifests_deleted(&mut gone, chrono::Utc::now());
+    let event = ocm_ce_core::Codec::encode(&ack, "rogue-agent", &ty, &gone).unwrap();
+    assert_eq!(ocm_ce_core::EventExt::cluster_name(&event).unwrap(), "rogue");
+    rogue.generic().publish(&ty, &gone).await.unwrap();
+    eventually("the source to drop the forged status", || {
+        source.metrics().statuses_dropped("wrong_cluster") >= 1
+    })
+    .await;
+    let kept = source.get("payroll", "salaries").unwrap();
+    assert!(!kept.is_deleting());
+    assert_eq!(source.store().len(), 1);
 }
 
 #[tokio::test]
@@ -405,12 +539,13 @@ async fn the_deleted_acknowledgement_is_retried_until_published() {
         .patch(&uid, PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#)
         .await
         .unwrap();
-    assert_eq!(agent.pending_deletion_acks(), 1);
+    assert_eq!(agent.unsent(), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(agent.get(&uid).is_ok(), "kept until the acknowledgement is out");
     broker.set_down(false);
     eventually("the source to remove the work", || source.get("cluster1", "w").is_err()).await;
-    assert_eq!(agent.pending_deletion_acks(), 0);
-    assert!(agent.get(&uid).is_err());
+    eventually("the agent to remove it", || agent.get(&uid).is_err()).await;
+    assert_eq!(agent.unsent(), 0);
 }
 
 #[tokio::test]

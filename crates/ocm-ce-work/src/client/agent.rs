@@ -1,8 +1,8 @@
 //! The agent work client (Go `ManifestWorkAgentClient` + `AgentInformerWatcherStore`).
 
-use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -12,8 +12,9 @@ use ocm_ce_core::resource::parse_resource_version;
 use ocm_ce_core::{Codec, CodecError, CodecErrorKind, DataType, Event, EventType, ResourceAction, SubResource};
 use tokio::sync::watch;
 
-use super::{Connected, Guard, LastError, TaskGuard, WorkClientOptions};
-use crate::api::{DATA_TYPE_ANNOTATION, ManifestWork};
+use super::outbox::{Outbox, Send, Sent};
+use super::{Connected, Guard, LastError, TaskGuard, WorkClientOptions, publish_outcome};
+use crate::api::{DATA_TYPE_ANNOTATION, ManifestWork, ORIGINAL_SOURCE_LABEL};
 use crate::codec::{AgentManifestBundleCodec, AgentManifestCodec};
 use crate::conditions::mark_manifests_deleted;
 use crate::error::{Error, Result};
@@ -126,8 +127,9 @@ struct Inner<Tr: Transport> {
     connected: Connected,
     last_error: LastError,
     metrics: WorkMetrics,
-    /// UIDs of deleting works without finalizers whose `Deleted` status is not published yet.
-    pending_acks: Mutex<HashSet<String>>,
+    /// The works whose status (or `Deleted` acknowledgement) is not acknowledged by the
+    /// transport yet.
+    outbox: Outbox,
 }
 
 impl<Tr: Transport> AgentWorkClient<Tr> {
@@ -141,9 +143,32 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
         codecs: AgentCodecs,
         options: WorkClientOptions,
     ) -> Self {
+        Self::start_with(transport, cluster_name, agent_id, codecs, Vec::new(), options)
+    }
+
+    /// Starts the agent client like [`start`](Self::start), its store holding `applied`: the
+    /// works this agent applied before it stopped, as it recorded them (in its apply
+    /// directory, or in the cluster). Its first spec resync then lists them with their
+    /// versions, so the sources answer with what changed while it was down, including the
+    /// deletions, which complete like any other. Statuses recorded with them are reported
+    /// again (the sources may have missed them).
+    pub fn start_with(
+        transport: Tr,
+        cluster_name: impl Into<String>,
+        agent_id: impl Into<String>,
+        codecs: AgentCodecs,
+        applied: Vec<ManifestWork>,
+        options: WorkClientOptions,
+    ) -> Self {
         let cluster_name = cluster_name.into();
         let (store, writer) = store();
-        writer.mark_ready();
+        let outbox = Outbox::default();
+        for w in &applied {
+            if w.is_deleting() || !w.status.conditions.is_empty() {
+                outbox.mark(w.uid(), source_lane(w), false);
+            }
+        }
+        writer.replace_all(applied.into_iter().filter(|w| w.namespace() == cluster_name));
         let client = AgentClient::new(
             transport,
             cluster_name.clone(),
@@ -151,7 +176,7 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
             codecs,
             AgentLister::new(store.clone()),
             manifest_work_status_hash,
-            options.client.clone(),
+            options.client,
         );
         let (connected_tx, connected) = Connected::channel();
         let inner = Arc::new(Inner {
@@ -162,9 +187,9 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
             connected,
             last_error: LastError::default(),
             metrics: WorkMetrics::default(),
-            pending_acks: Mutex::default(),
+            outbox,
         });
-        let task = tokio::spawn(drive(inner.clone(), options, connected_tx));
+        let task = tokio::spawn(drive(inner.clone(), connected_tx));
         Self {
             inner,
             _task: Arc::new(TaskGuard(task)),
@@ -206,12 +231,31 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
         self.inner.connected.wait().await;
     }
 
-    /// Shuts the client down gracefully before the process exits: the store stops receiving,
-    /// and the connection is closed cleanly (see [`ocm_ce_client::AgentClient::close`]; for Kafka the
-    /// consumer leaves its group with its handled offsets committed). Operations that publish
-    /// fail afterwards; the store stays readable.
-    pub async fn close(&self) {
+    /// Shuts the client down gracefully before the process exits: what waits to be reported
+    /// gets up to `flush` to go out (see [`flush`](Self::flush)), then the store stops
+    /// receiving and the connection is closed cleanly (see
+    /// [`ocm_ce_client::AgentClient::close`]; for Kafka the consumer leaves its group with its
+    /// handled offsets committed). The store stays readable.
+    pub async fn close(&self, flush: Duration) {
+        if !self.flush(flush).await {
+            tracing::warn!(
+                unsent = self.inner.outbox.len(),
+                "closing with statuses not yet acknowledged; the sources get them from the next agent's resync"
+            );
+        }
         self.inner.client.close().await;
+    }
+
+    /// Waits until every status and deletion acknowledgement was acknowledged by the
+    /// transport, at most `timeout`; true when nothing is left.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        self.inner.outbox.wait_empty(timeout).await
+    }
+
+    /// How many works have a status or `Deleted` acknowledgement that the transport has not
+    /// acknowledged yet (queued, in flight, or waiting for a retry).
+    pub fn unsent(&self) -> usize {
+        self.inner.outbox.len()
     }
 
     /// The work `name` (agent-side works are named by their UID).
@@ -233,23 +277,14 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
         self.inner.store.watch()
     }
 
-    /// Patches the status of work `name` and reports it (`update_request`). The status event is
-    /// sent first (as Go does); the store then takes the patched status on top of its latest
-    /// copy, so a deletion or spec update that arrived meanwhile is kept. Fails with a conflict
-    /// when the spec changed since the patch was computed (the event was sent all the same).
+    /// Patches the status of work `name` and reports it (`update_request`). The status is
+    /// state: it is written to the store first (on top of the latest copy, so a deletion or
+    /// spec update that arrived meanwhile is kept), then reported, and the report is retried
+    /// until the transport acknowledges it — also across reconnections. Fails with a conflict,
+    /// storing and sending nothing, when the spec changed since the patch was computed.
     pub async fn patch_status(&self, name: &str, patch_type: PatchType, data: &[u8]) -> Result<Arc<ManifestWork>> {
         let ns = self.inner.cluster_name.clone();
         let base = self.get(name)?;
-        let patched = patch(&base, patch_type, data)?;
-        let event_type = status_event_type(&patched, action::UPDATE_REQUEST)?;
-        self.inner
-            .client
-            .publish(&event_type, &patched)
-            .await
-            .map_err(|source| Error::Publish {
-                name: name.to_owned(),
-                source,
-            })?;
         let base_rv = parse_resource_version(base.resource_version()).unwrap_or(0);
         let updated = self.inner.writer.update(&ns, name, |latest| {
             if parse_resource_version(latest.resource_version()).unwrap_or(0) > base_rv {
@@ -259,18 +294,23 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
             }
             let mut w = latest.clone();
             w.status = patch(latest, patch_type, data)?.status;
+            // Checked before anything is stored, so a status that can never be sent is an
+            // error to the caller, not a report retried forever.
+            status_event_type(&w, action::UPDATE_REQUEST)?;
             Ok(Some(w))
         })?;
-        updated.ok_or_else(|| Error::NotFound {
+        let work = updated.ok_or_else(|| Error::NotFound {
             namespace: ns,
             name: name.to_owned(),
-        })
+        })?;
+        self.inner.outbox.mark(work.uid(), source_lane(&work), false);
+        Ok(work)
     }
 
     /// Patches the metadata of work `name` (e.g. its finalizers). Applied atomically to the
     /// latest copy, so it cannot undo a concurrent deletion. When the result is a deleting work
-    /// without finalizers, the agent reports it `Deleted` (retried until published) and
-    /// removes it.
+    /// without finalizers, the agent reports it `Deleted` (retried until the transport
+    /// acknowledges it) and then removes it.
     pub async fn patch(&self, name: &str, patch_type: PatchType, data: &[u8]) -> Result<Arc<ManifestWork>> {
         let ns = self.inner.cluster_name.clone();
         let updated = self.inner.writer.update(&ns, name, |latest| {
@@ -290,15 +330,15 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
             name: name.to_owned(),
         })?;
         if work.is_deleting() && work.finalizers().is_empty() {
-            self.inner.acknowledge_deletion(&work).await;
+            self.inner.outbox.mark(work.uid(), source_lane(&work), false);
         }
         Ok(work)
     }
+}
 
-    /// How many `Deleted` acknowledgements wait to be published.
-    pub fn pending_deletion_acks(&self) -> usize {
-        self.inner.pending_acks.lock().map(|p| p.len()).unwrap_or(0)
-    }
+/// The outbox lane of a work: the source it reports to.
+fn source_lane(work: &ManifestWork) -> &str {
+    work.label(ORIGINAL_SOURCE_LABEL).unwrap_or_default()
 }
 
 fn status_event_type(work: &ManifestWork, act: &str) -> Result<EventType> {
@@ -308,53 +348,43 @@ fn status_event_type(work: &ManifestWork, act: &str) -> Result<EventType> {
 }
 
 impl<Tr: Transport> Inner<Tr> {
-    /// Publishes the `Deleted` status of a deleting, finalizer-free work and removes it; on
-    /// failure the work stays pending and the driver retries.
-    async fn acknowledge_deletion(&self, work: &ManifestWork) {
-        let mut w = work.clone();
-        mark_manifests_deleted(&mut w, Utc::now());
-        let published = match status_event_type(&w, action::DELETE_REQUEST) {
-            Ok(ty) => self.client.publish(&ty, &w).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+    /// Reports the current state of work `uid`: a deleting work without finalizers is
+    /// acknowledged `Deleted` and then removed; any other its status.
+    async fn send(&self, send: &Send) -> Sent {
+        let Some(work) = self.store.get_by_uid(&send.uid) else {
+            // Removed meanwhile: nothing left to report.
+            return Sent::Done;
         };
-        match published {
-            Ok(()) => {
-                self.writer.remove(w.namespace(), w.name());
-                self.metrics.deletion_acked();
-                if let Ok(mut p) = self.pending_acks.lock() {
-                    p.remove(w.uid());
-                }
-            }
+        let deleted = work.is_deleting() && work.finalizers().is_empty();
+        let mut w = (*work).clone();
+        let act = if deleted {
+            mark_manifests_deleted(&mut w, Utc::now());
+            action::DELETE_REQUEST
+        } else {
+            action::UPDATE_REQUEST
+        };
+        let result = match status_event_type(&w, act) {
+            Ok(ty) => self.client.publish(&ty, &w).await,
             Err(e) => {
-                tracing::warn!(uid = w.uid(), error = %e, "failed to report the work deleted, will retry");
-                self.metrics.deletion_ack_retried();
-                if let Ok(mut p) = self.pending_acks.lock() {
-                    p.insert(w.uid().to_owned());
+                tracing::warn!(uid = %send.uid, error = %e, "cannot report the status of a work");
+                return Sent::Failed;
+            }
+        };
+        let outcome = publish_outcome(&result, "status", &send.uid, &self.metrics);
+        if deleted {
+            match outcome {
+                Sent::Done => {
+                    self.writer.remove_by_uid(&send.uid);
+                    self.metrics.deletion_acked();
                 }
+                _ => self.metrics.deletion_ack_retried(),
             }
         }
-    }
-
-    async fn retry_pending_acks(&self) {
-        let pending: Vec<String> = self
-            .pending_acks
-            .lock()
-            .map(|p| p.iter().cloned().collect())
-            .unwrap_or_default();
-        for uid in pending {
-            match self.store.get_by_uid(&uid) {
-                Some(w) if w.is_deleting() && w.finalizers().is_empty() => self.acknowledge_deletion(&w).await,
-                _ => {
-                    if let Ok(mut p) = self.pending_acks.lock() {
-                        p.remove(&uid);
-                    }
-                }
-            }
-        }
+        outcome
     }
 
     /// Applies a received spec (Go `AgentInformerWatcherStore.HandleReceivedWork`).
-    async fn apply_spec(&self, action: ResourceAction, received: ManifestWork) {
+    fn apply_spec(&self, action: ResourceAction, received: ManifestWork) {
         let (ns, name) = (received.namespace().to_owned(), received.name().to_owned());
         let result = match action {
             ResourceAction::Added => {
@@ -397,29 +427,41 @@ impl<Tr: Transport> Inner<Tr> {
         if let Some(w) = result {
             self.metrics.spec_applied();
             if w.is_deleting() && w.finalizers().is_empty() {
-                self.acknowledge_deletion(&w).await;
+                self.outbox.mark(w.uid(), source_lane(&w), false);
             }
         }
     }
 }
 
-async fn drive<Tr: Transport>(inner: Arc<Inner<Tr>>, options: WorkClientOptions, connected: watch::Sender<bool>) {
+async fn drive<Tr: Transport>(inner: Arc<Inner<Tr>>, connected: watch::Sender<bool>) {
     let mut stream = inner.client.subscribe();
-    let mut acks = tokio::time::interval(options.deletion_ack_interval);
-    acks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sending = futures::stream::FuturesUnordered::new();
     loop {
+        for send in inner.outbox.take_ready() {
+            let inner = inner.clone();
+            sending.push(async move {
+                let outcome = inner.send(&send).await;
+                (send, outcome)
+            });
+        }
+        let next_retry = inner.outbox.next_retry();
         tokio::select! {
             item = stream.next() => match item {
-                Some(Ok(ClientEvent::Connected | ClientEvent::Reconnected)) => { connected.send_replace(true); }
-                Some(Ok(ClientEvent::Resource { action, resource })) => inner.apply_spec(action, resource).await,
+                Some(Ok(ClientEvent::Connected | ClientEvent::Reconnected)) => {
+                    connected.send_replace(true);
+                    inner.outbox.retry_now();
+                }
+                Some(Ok(ClientEvent::Resource { action, resource })) => inner.apply_spec(action, resource),
                 Some(Err(e)) => {
                     inner.last_error.set(&e);
                     connected.send_replace(inner.client.is_connected());
-                    tracing::debug!(error = %e, cluster = %inner.cluster_name, "agent subscription");
+                    tracing::debug!(error = %ocm_ce_client::Report(&e), cluster = %inner.cluster_name, "agent subscription");
                 }
                 None => return,
             },
-            _ = acks.tick() => inner.retry_pending_acks().await,
+            Some((send, outcome)) = sending.next(), if !sending.is_empty() => inner.outbox.done(&send, &outcome),
+            () = inner.outbox.changed() => {}
+            () = super::sleep_until_opt(next_retry) => inner.outbox.promote_due(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The source work client (Go `ManifestWorkSourceClient` + `SourceLocalWatcherStore`).
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -12,9 +13,11 @@ use ocm_ce_core::resource::parse_resource_version;
 use ocm_ce_core::sequence;
 use ocm_ce_core::{EventType, ResourceAction, SubResource};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::time::DelayQueue;
 
-use super::{Connected, Guard, LastError, TaskGuard, WorkClientOptions};
+use super::outbox::{Outbox, Send, Sent};
+use super::{Connected, Guard, LastError, TaskGuard, WorkClientOptions, publish_outcome};
 use crate::api::{ManifestWork, SEQUENCE_ID_ANNOTATION, SOURCE_FINALIZER, time_from_chrono};
 use crate::codec::SourceManifestBundleCodec;
 use crate::conditions::is_deleted;
@@ -63,7 +66,16 @@ struct Inner<Tr: Transport> {
     connected: Connected,
     last_error: LastError,
     metrics: WorkMetrics,
+    /// The works whose spec (or deletion) the transport has not acknowledged yet.
+    outbox: Outbox,
+    /// When the transport last acknowledged each work's spec, to tell an agent that is still
+    /// catching up from one that missed the spec.
+    sent_at: Mutex<HashMap<String, Instant>>,
 }
+
+/// An agent that reports an older version of a work this long after its newer spec was
+/// acknowledged by the transport has missed it (a broker dropped it): it is sent again.
+const RESEND_AFTER: Duration = Duration::from_secs(10);
 
 fn spec_type(act: &str) -> EventType {
     EventType::new(manifest_bundle_data_type(), SubResource::Spec, act)
@@ -72,8 +84,10 @@ fn spec_type(act: &str) -> EventType {
 impl<Tr: Transport> SourceWorkClient<Tr> {
     /// Starts a source client over `transport` (built for `source_id`), its store holding
     /// `initial` (the works a restarted source loads from its own storage; Go's
-    /// `SourceLocalWatcherStore` list function). The initial resync runs once the store is
-    /// loaded and the subscription confirmed. Must be called inside a tokio runtime.
+    /// `SourceLocalWatcherStore` list function). Every initial work's spec is sent once more
+    /// (agents ignore a version they have), because a source that stopped may not have sent
+    /// its last changes. The initial resync runs once the subscription is confirmed. Must be
+    /// called inside a tokio runtime.
     pub fn start(
         transport: Tr,
         source_id: impl Into<String>,
@@ -82,10 +96,14 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
     ) -> Self {
         let source_id = source_id.into();
         let (store, writer) = store_from(initial);
+        let outbox = Outbox::default();
+        for w in store.all() {
+            outbox.mark(w.uid(), w.namespace(), w.status.conditions.is_empty());
+        }
         let client = SourceClient::new(
             transport,
             source_id.clone(),
-            SourceManifestBundleCodec::new(),
+            StatusFromCluster(SourceManifestBundleCodec::new()),
             SourceLister::new(store.clone()),
             manifest_work_status_hash,
             options.client.clone(),
@@ -99,6 +117,8 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
             connected,
             last_error: LastError::default(),
             metrics: WorkMetrics::default(),
+            outbox,
+            sent_at: Mutex::default(),
         });
         let task = tokio::spawn(drive(inner.clone(), options, connected_tx));
         Self {
@@ -142,17 +162,39 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
         self.inner.connected.wait().await;
     }
 
-    /// Shuts the client down gracefully before the process exits: the store stops receiving,
-    /// and the connection is closed cleanly (see [`ocm_ce_client::SourceClient::close`]; for Kafka the
-    /// consumer leaves its group with its handled offsets committed). Operations that publish
-    /// fail afterwards; the store stays readable.
-    pub async fn close(&self) {
+    /// Shuts the client down gracefully before the process exits: what waits to be sent gets
+    /// up to `flush` to go out (see [`flush`](Self::flush)), then the store stops receiving and
+    /// the connection is closed cleanly (see [`ocm_ce_client::SourceClient::close`]; for Kafka
+    /// the consumer leaves its group with its handled offsets committed). The store stays
+    /// readable.
+    pub async fn close(&self, flush: Duration) {
+        if !self.flush(flush).await {
+            tracing::warn!(
+                unsent = self.inner.outbox.len(),
+                "closing with specs not yet acknowledged by the transport; they are sent when this source starts again"
+            );
+        }
         self.inner.client.close().await;
+    }
+
+    /// Waits until the transport acknowledged every spec and deletion, at most `timeout`; true
+    /// when nothing is left.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        self.inner.outbox.wait_empty(timeout).await
+    }
+
+    /// How many works have a spec or deletion the transport has not acknowledged yet (queued,
+    /// in flight, or waiting for a retry).
+    pub fn unsent(&self) -> usize {
+        self.inner.outbox.len()
     }
 
     /// Creates `work` in `namespace` (the cluster): sets its UID (UUIDv5 of source, namespace,
     /// name) and resource version (annotation, else the given one, else `"0"`), validates it,
-    /// publishes `create_request` and stores it. Nothing is stored when publishing fails.
+    /// stores it and sends `create_request`. The spec is state: once stored it is sent, and
+    /// retried until the transport acknowledges it (also across reconnections), so the call
+    /// does not fail because the broker is away. Refused when the name exists or another work
+    /// has the same resource id.
     pub async fn create(&self, namespace: &str, work: ManifestWork) -> Result<Arc<ManifestWork>> {
         let mut work = work;
         if !work.namespace().is_empty() && work.namespace() != namespace {
@@ -169,15 +211,28 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
             });
         }
         work.metadata.namespace = Some(namespace.to_owned());
-        work.metadata.uid = Some(work_uid(&self.inner.source_id, namespace, work.name()));
+        let uid = work_uid(&self.inner.source_id, namespace, work.name());
+        if let Some(other) = self.inner.store.get_by_uid(&uid) {
+            return Err(Error::IdCollision {
+                namespace: namespace.to_owned(),
+                name: work.name().to_owned(),
+                uid,
+                existing: format!("{}/{}", other.namespace(), other.name()),
+            });
+        }
+        work.metadata.uid = Some(uid);
         work.metadata.resource_version = Some(work.source_resource_version());
         validate(&work)?;
-        self.publish(action::CREATE_REQUEST, &work).await?;
-        self.inner.writer.insert(work)
+        self.check_encodable(&work)?;
+        let stored = self.inner.writer.insert(work)?;
+        self.inner.outbox.mark(stored.uid(), namespace, true);
+        Ok(stored)
     }
 
     /// Patches `namespace/name` with a JSON Patch or JSON Merge Patch, validates the result,
-    /// publishes `update_request` and stores it.
+    /// stores it and sends `update_request` (retried like [`create`](Self::create)'s). The
+    /// patch applies to the latest stored copy atomically; statuses the agents reported and a
+    /// deletion in progress are kept.
     pub async fn patch(
         &self,
         namespace: &str,
@@ -185,38 +240,56 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
         patch_type: PatchType,
         data: &[u8],
     ) -> Result<Arc<ManifestWork>> {
-        let current = self.get(namespace, name)?;
-        let mut work = patch(&current, patch_type, data)?;
-        work.metadata.resource_version = Some(work.source_resource_version());
-        validate(&work)?;
-        self.publish(action::UPDATE_REQUEST, &work).await?;
-        Ok(self.inner.writer.upsert(work))
+        let updated = self.inner.writer.update(namespace, name, |latest| {
+            let mut work = patch(latest, patch_type, data)?;
+            work.metadata.resource_version = Some(work.source_resource_version());
+            work.metadata.uid = latest.metadata.uid.clone();
+            work.metadata.deletion_timestamp = latest.metadata.deletion_timestamp.clone();
+            work.metadata.finalizers = latest.metadata.finalizers.clone();
+            work.status = latest.status.clone();
+            validate(&work)?;
+            self.check_encodable(&work)?;
+            Ok::<_, Error>(Some(work))
+        })?;
+        let work = updated.ok_or_else(|| Error::NotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })?;
+        self.inner.outbox.mark(work.uid(), namespace, false);
+        Ok(work)
     }
 
-    /// Deletes `namespace/name`: publishes `delete_request`; the work stays (deleting) until the
-    /// agent reports `Deleted`, or goes at once when no agent ever reported on it. Deleting a
-    /// work that does not exist succeeds.
+    /// Deletes `namespace/name`: marks it deleting and sends `delete_request` (retried like
+    /// [`create`](Self::create)'s); the work stays (deleting) until the agent reports
+    /// `Deleted`, or goes once the request is acknowledged when no agent ever reported on it.
+    /// Deleting a work that does not exist succeeds.
     pub async fn delete(&self, namespace: &str, name: &str) -> Result<()> {
-        let Some(current) = self.inner.store.get(namespace, name) else {
-            return Ok(());
-        };
-        let mut work = (*current).clone();
-        if work.metadata.deletion_timestamp.is_none() {
-            work.metadata.deletion_timestamp = Some(time_from_chrono(Utc::now()));
-        }
-        self.publish(action::DELETE_REQUEST, &work).await?;
-        if work.finalizers().is_empty() {
-            self.inner.writer.remove(namespace, name);
-        } else {
-            // Keep the status the agents reported meanwhile; only mark the work deleting.
-            let at = work.metadata.deletion_timestamp.clone();
-            self.inner.writer.update(namespace, name, |latest| {
-                let mut w = latest.clone();
-                w.metadata.deletion_timestamp = at;
-                Ok::<_, Error>(Some(w))
-            })?;
+        let now = time_from_chrono(Utc::now());
+        let updated = self.inner.writer.update(namespace, name, |latest| {
+            if latest.metadata.deletion_timestamp.is_some() {
+                return Ok::<_, Error>(None);
+            }
+            let mut w = latest.clone();
+            w.metadata.deletion_timestamp = Some(now);
+            Ok(Some(w))
+        })?;
+        if let Some(work) = updated {
+            self.inner.outbox.mark(work.uid(), namespace, false);
         }
         Ok(())
+    }
+
+    /// Fails when `work`'s spec event cannot be built (checked before it is stored, so an
+    /// unsendable work is the caller's error, not a report given up later).
+    fn check_encodable(&self, work: &ManifestWork) -> Result<()> {
+        use ocm_ce_core::Codec;
+        SourceManifestBundleCodec::new()
+            .encode(&self.inner.source_id, &spec_type(action::UPDATE_REQUEST), work)
+            .map(drop)
+            .map_err(|e| Error::Publish {
+                name: work.name().to_owned(),
+                source: e.into(),
+            })
     }
 
     /// The work `namespace/name`.
@@ -236,16 +309,98 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
     pub fn watch(&self) -> WatchStream {
         self.inner.store.watch()
     }
+}
 
-    async fn publish(&self, act: &str, work: &ManifestWork) -> Result<()> {
-        self.inner
-            .client
-            .publish(&spec_type(act), work)
-            .await
-            .map_err(|source| Error::Publish {
-                name: work.name().to_owned(),
-                source,
-            })
+impl<Tr: Transport> Inner<Tr> {
+    /// Sends the current state of work `uid`: `delete_request` when it is deleting (and removes
+    /// it once acknowledged if no agent ever reported on it), otherwise `create_request` until
+    /// a first send succeeded and `update_request` after.
+    async fn send(&self, send: &Send) -> Sent {
+        let Some(work) = self.store.get_by_uid(&send.uid) else {
+            return Sent::Done;
+        };
+        let act = if work.is_deleting() {
+            action::DELETE_REQUEST
+        } else if send.new {
+            action::CREATE_REQUEST
+        } else {
+            action::UPDATE_REQUEST
+        };
+        let result = self.client.publish(&spec_type(act), &work).await;
+        let outcome = publish_outcome(&result, "spec", &send.uid, &self.metrics);
+        if matches!(outcome, Sent::Done) {
+            if work.is_deleting() && work.finalizers().is_empty() {
+                self.writer.remove_by_uid(&send.uid);
+                self.forget(&send.uid);
+            } else if let Ok(mut sent) = self.sent_at.lock() {
+                sent.insert(send.uid.clone(), Instant::now());
+            }
+        }
+        outcome
+    }
+
+    fn forget(&self, uid: &str) {
+        self.sent_at.lock().unwrap_or_else(PoisonError::into_inner).remove(uid);
+    }
+
+    /// After a status reporting version `reported` of work `uid`: when the source holds a newer
+    /// spec that the transport acknowledged a while ago, the agent missed it; send it again.
+    fn resend_if_missed(&self, uid: &str, reported: i64) {
+        let Some(work) = self.store.get_by_uid(uid) else {
+            return;
+        };
+        let Ok(current) = parse_resource_version(work.resource_version()) else {
+            return;
+        };
+        if current == 0 || reported >= current || self.outbox.contains(uid) {
+            return;
+        }
+        let sent_long_ago = self
+            .sent_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(uid)
+            .is_none_or(|at| at.elapsed() >= RESEND_AFTER);
+        if sent_long_ago {
+            tracing::info!(
+                uid,
+                reported,
+                current,
+                "an agent reports an older version of a work; sending its spec again"
+            );
+            self.metrics.spec_resent();
+            self.outbox.mark(uid, work.namespace(), false);
+        }
+    }
+}
+
+/// The source codec, with the cluster a status comes from (its `clustername`, the routing
+/// attribute a broker authorizes the sender for) as the namespace of the decoded work, where
+/// Go's codec keeps the namespace the agent wrote into the work's metadata. The store then
+/// applies a status only to a work of that cluster.
+#[derive(Debug)]
+struct StatusFromCluster(SourceManifestBundleCodec);
+
+impl ocm_ce_core::Codec<ManifestWork> for StatusFromCluster {
+    fn data_types(&self) -> &[ocm_ce_core::DataType] {
+        self.0.data_types()
+    }
+
+    fn encode(
+        &self,
+        source: &str,
+        event_type: &EventType,
+        work: &ManifestWork,
+    ) -> std::result::Result<ocm_ce_core::Event, ocm_ce_core::CodecError> {
+        self.0.encode(source, event_type, work)
+    }
+
+    fn decode(&self, event: &ocm_ce_core::Event) -> std::result::Result<ManifestWork, ocm_ce_core::CodecError> {
+        let mut work = self.0.decode(event)?;
+        work.metadata.namespace = ocm_ce_core::EventExt::cluster_name(event)
+            .ok()
+            .filter(|c| !c.is_empty());
+        Ok(work)
     }
 }
 
@@ -266,6 +421,11 @@ enum Outcome {
 fn apply_status(writer: &Writer, received: &ManifestWork) -> Outcome {
     let deleted = is_deleted(&received.status);
     let result = writer.update_by_uid(received.uid(), |last| {
+        // Only the agents of a work's cluster report on it: a status from another cluster
+        // (a forged or misrouted one, or a work whose id collides) is not applied.
+        if received.namespace() != last.namespace() {
+            return Err(Outcome::Dropped("wrong_cluster"));
+        }
         if deleted {
             return Err(Outcome::Removed);
         }
@@ -317,10 +477,22 @@ fn apply_status(writer: &Writer, received: &ManifestWork) -> Outcome {
 async fn drive<Tr: Transport>(inner: Arc<Inner<Tr>>, options: WorkClientOptions, connected: watch::Sender<bool>) {
     let mut stream = inner.client.subscribe();
     let mut retries: DelayQueue<(ManifestWork, u32)> = DelayQueue::new();
+    let mut sending = futures::stream::FuturesUnordered::new();
     loop {
+        for send in inner.outbox.take_ready() {
+            let inner = inner.clone();
+            sending.push(async move {
+                let outcome = inner.send(&send).await;
+                (send, outcome)
+            });
+        }
+        let next_retry = inner.outbox.next_retry();
         tokio::select! {
             item = stream.next() => match item {
-                Some(Ok(ClientEvent::Connected | ClientEvent::Reconnected)) => { connected.send_replace(true); }
+                Some(Ok(ClientEvent::Connected | ClientEvent::Reconnected)) => {
+                    connected.send_replace(true);
+                    inner.outbox.retry_now();
+                }
                 Some(Ok(ClientEvent::Resource { action: ResourceAction::StatusModified, resource })) => {
                     handle(&inner, &options, &mut retries, resource, 0);
                 }
@@ -332,7 +504,7 @@ async fn drive<Tr: Transport>(inner: Arc<Inner<Tr>>, options: WorkClientOptions,
                     if e.is_retryable() || matches!(e, ocm_ce_client::Error::Transport(_)) {
                         connected.send_replace(inner.client.is_connected());
                     }
-                    tracing::debug!(error = %e, source = %inner.source_id, "source subscription");
+                    tracing::debug!(error = %ocm_ce_client::Report(&e), source = %inner.source_id, "source subscription");
                 }
                 None => return,
             },
@@ -340,6 +512,9 @@ async fn drive<Tr: Transport>(inner: Arc<Inner<Tr>>, options: WorkClientOptions,
                 let (work, attempt) = expired.into_inner();
                 handle(&inner, &options, &mut retries, work, attempt);
             }
+            Some((send, outcome)) = sending.next(), if !sending.is_empty() => inner.outbox.done(&send, &outcome),
+            () = inner.outbox.changed() => {}
+            () = super::sleep_until_opt(next_retry) => inner.outbox.promote_due(),
         }
     }
 }
@@ -352,8 +527,24 @@ fn handle<Tr: Transport>(
     attempt: u32,
 ) {
     match apply_status(&inner.writer, &work) {
-        Outcome::Applied | Outcome::Unchanged => inner.metrics.status_applied(),
-        Outcome::Removed => inner.metrics.work_removed(),
+        Outcome::Applied | Outcome::Unchanged => {
+            inner.metrics.status_applied();
+            if let Ok(reported) = parse_resource_version(work.resource_version()) {
+                inner.resend_if_missed(work.uid(), reported);
+            }
+        }
+        Outcome::Removed => {
+            inner.forget(work.uid());
+            inner.metrics.work_removed();
+        }
+        Outcome::Dropped("wrong_cluster") => {
+            tracing::warn!(
+                uid = work.uid(),
+                cluster = work.namespace(),
+                "dropping a status from a cluster the work does not belong to"
+            );
+            inner.metrics.status_dropped("wrong_cluster");
+        }
         Outcome::Dropped(reason) => {
             tracing::debug!(uid = work.uid(), reason, "dropping status");
             inner.metrics.status_dropped(reason);
@@ -398,6 +589,7 @@ mod tests {
 
     fn status(rv: &str, seq: &str, reason: &str) -> ManifestWork {
         let mut w = ManifestWork::default();
+        w.metadata.namespace = Some("c1".into());
         w.metadata.uid = Some("u1".into());
         w.metadata.resource_version = Some(rv.into());
         w.metadata.annotations = Some([(SEQUENCE_ID_ANNOTATION.to_owned(), seq.to_owned())].into());
@@ -466,5 +658,18 @@ mod tests {
         );
         assert!(s.is_empty());
         assert_eq!(apply_status(&w, &gone), Outcome::Dropped("deleted_unknown"));
+    }
+
+    #[test]
+    fn a_status_from_another_cluster_is_dropped_even_a_deleted_one() {
+        let (s, w) = store();
+        w.insert(cached("1", None)).unwrap();
+        let mut forged = status("1", "1841085652792250368", "a");
+        forged.metadata.namespace = Some("rogue".into());
+        assert_eq!(apply_status(&w, &forged), Outcome::Dropped("wrong_cluster"));
+        forged.status.conditions.push(deleted_condition("rogue"));
+        assert_eq!(apply_status(&w, &forged), Outcome::Dropped("wrong_cluster"));
+        assert_eq!(s.len(), 1, "the work is still there");
+        assert!(s.get_by_uid("u1").unwrap().status.conditions.is_empty());
     }
 }

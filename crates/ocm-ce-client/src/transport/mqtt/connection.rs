@@ -632,6 +632,10 @@ impl Connection for MqttConnection {
         Ok(subscription(deliveries, self.client.clone(), self.queued.clone()))
     }
 
+    fn max_event_bytes(&self) -> Option<usize> {
+        usize::try_from(self.max_packet_size).ok()
+    }
+
     async fn close(&self) {
         if !self.shared.closed.swap(true, Ordering::SeqCst) {
             // Best effort: a full request channel means the session is stuck anyway.
