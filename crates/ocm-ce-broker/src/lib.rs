@@ -87,8 +87,19 @@ use router::{Router, StreamSettings};
 use service::{BrokerService, Core};
 
 pub use ocm_ce_proto::{HEARTBEAT_EVENT_TYPE, SUBSCRIPTION_ID_HEADER};
-/// Default queue capacity per subscriber.
+/// Default queue capacity per subscriber, in events.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1000;
+/// Default queue capacity per subscriber, in bytes of encoded events (64 MiB).
+pub const DEFAULT_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+/// Default byte budget of all subscriber queues together (512 MiB).
+pub const DEFAULT_TOTAL_QUEUE_BYTES: usize = 512 * 1024 * 1024;
+/// Default stall timeout: a subscriber whose queue stays full while it takes nothing this long
+/// is disconnected.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a shutting-down broker waits for its connections to finish before it drops them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Default limit of concurrent calls (streams) per client connection.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 512;
 /// Default maximum size of a received message (gRPC's default, 4 MiB).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
@@ -109,6 +120,10 @@ pub struct ServerTlsConfig {
 #[must_use]
 pub struct BrokerBuilder {
     queue_capacity: usize,
+    queue_bytes: usize,
+    total_queue_bytes: usize,
+    stall_timeout: Duration,
+    max_concurrent_streams: u32,
     max_message_size: usize,
     heartbeat_interval: Option<Duration>,
     keep_alive: Option<(Duration, Duration)>,
@@ -124,6 +139,10 @@ impl Default for BrokerBuilder {
     fn default() -> Self {
         Self {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
+            total_queue_bytes: DEFAULT_TOTAL_QUEUE_BYTES,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             heartbeat_interval: None,
             keep_alive: None,
@@ -138,9 +157,38 @@ impl Default for BrokerBuilder {
 }
 
 impl BrokerBuilder {
-    /// Events queued per subscriber before it is disconnected as too slow. Default 1000.
+    /// Events queued per subscriber; a publisher whose event does not fit waits. Default
+    /// [`DEFAULT_QUEUE_CAPACITY`].
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
+        self
+    }
+
+    /// Bytes (encoded events) queued per subscriber; a publisher whose event does not fit
+    /// waits. An event larger than this is queued alone. Default [`DEFAULT_QUEUE_BYTES`].
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes;
+        self
+    }
+
+    /// Bytes queued over all subscribers together. Default [`DEFAULT_TOTAL_QUEUE_BYTES`].
+    pub fn total_queue_bytes(mut self, bytes: usize) -> Self {
+        self.total_queue_bytes = bytes;
+        self
+    }
+
+    /// How long a subscriber's queue may stay full while it takes nothing before it is
+    /// disconnected as stuck (it resubscribes and resyncs). A slow subscriber that keeps
+    /// taking is never disconnected. Default [`DEFAULT_STALL_TIMEOUT`].
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// Concurrent calls per client connection (a waiting `Publish` is one). Default
+    /// [`DEFAULT_MAX_CONCURRENT_STREAMS`].
+    pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
+        self.max_concurrent_streams = streams;
         self
     }
 
@@ -223,6 +271,14 @@ impl BrokerBuilder {
         if self.queue_capacity == 0 {
             return Err(Error::config("the queue capacity must be at least 1"));
         }
+        if self.queue_bytes < 1024 || self.total_queue_bytes < self.queue_bytes {
+            return Err(Error::config(
+                "the queue byte budget must be at least 1 KiB, and the total at least one queue's",
+            ));
+        }
+        if self.stall_timeout.is_zero() {
+            return Err(Error::config("the stall timeout must not be zero"));
+        }
         if self.max_message_size < 1024 {
             return Err(Error::config("the maximum message size must be at least 1 KiB"));
         }
@@ -267,6 +323,9 @@ impl BrokerBuilder {
             self.metrics.clone(),
             StreamSettings {
                 queue_capacity: self.queue_capacity,
+                queue_bytes: self.queue_bytes,
+                total_bytes: self.total_queue_bytes,
+                stall_timeout: self.stall_timeout,
                 heartbeat_interval: self.heartbeat_interval,
             },
             shutdown.clone(),
@@ -364,7 +423,10 @@ impl Broker {
                 .max_encoding_message_size(shared.config.max_message_size),
             metrics: shared.metrics.clone(),
         };
-        let mut server = tonic::transport::Server::builder();
+        // Each waiting Publish holds its event: bounding the calls per connection bounds what a
+        // connection can make the broker hold besides its queues.
+        let mut server =
+            tonic::transport::Server::builder().max_concurrent_streams(Some(shared.config.max_concurrent_streams));
         if let Some((interval, timeout)) = shared.config.keep_alive {
             server = server
                 .http2_keepalive_interval(Some(interval))
@@ -380,6 +442,22 @@ impl Broker {
             signal_token.cancel();
         };
         let grpc = server.serve_with_incoming_shutdown(service, incoming, signal);
+        // A client that reads nothing would keep its stream (and the graceful shutdown) open
+        // forever: after the grace period its connection is dropped.
+        let grace = token.clone();
+        let grpc = async move {
+            tokio::pin!(grpc);
+            tokio::select! {
+                result = &mut grpc => result,
+                () = async {
+                    grace.cancelled().await;
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                } => {
+                    tracing::warn!(grace = ?SHUTDOWN_GRACE, "closing the connections that did not finish in time");
+                    Ok(())
+                }
+            }
+        };
         let result = match metrics_server {
             Some(metrics_server) => tokio::join!(grpc, metrics_server).0,
             None => grpc.await,

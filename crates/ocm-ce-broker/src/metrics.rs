@@ -27,8 +27,8 @@ pub enum SubscriberRole {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
 #[non_exhaustive]
 pub enum DropReason {
-    /// A subscriber's queue was full: the event was not queued and the subscriber was
-    /// disconnected (it resubscribes and resyncs).
+    /// A subscriber's queue stayed full and it took nothing for the stall timeout: the event
+    /// was not queued and the subscriber was disconnected (it resubscribes and resyncs).
     QueueFull,
     /// The subscriber went away between routing and queueing.
     SubscriberGone,
@@ -77,8 +77,10 @@ struct OperationLabel {
 /// | `events_undelivered_total` | counter | accepted events no subscriber matched |
 /// | `events_dropped_total` | counter | `reason` (see [`DropReason`]) |
 /// | `requests_denied_total` | counter | `operation` (`Publish`, `Subscribe`) |
-/// | `slow_subscribers_disconnected_total` | counter | — |
+/// | `slow_subscribers_disconnected_total` | counter | subscribers disconnected as stuck |
+/// | `publish_backpressure_total` | counter | deliveries that waited for room in a queue |
 /// | `queue_depth` | gauge | events queued over all subscribers |
+/// | `queue_bytes` | gauge | bytes (encoded events) queued over all subscribers |
 /// | `tls_handshake_failures_total` | counter | — |
 #[derive(Clone)]
 pub struct BrokerMetrics {
@@ -94,7 +96,9 @@ struct Inner {
     dropped: Family<ReasonLabel, Counter>,
     denied: Family<OperationLabel, Counter>,
     slow_disconnects: Counter,
+    backpressure: Counter,
     queue_depth: Gauge<i64, AtomicI64>,
+    queue_bytes: Gauge<i64, AtomicI64>,
     handshake_failures: Counter,
 }
 
@@ -124,6 +128,8 @@ impl BrokerMetrics {
         let denied = Family::<OperationLabel, Counter>::default();
         let slow_disconnects = Counter::default();
         let queue_depth = Gauge::<i64, AtomicI64>::default();
+        let queue_bytes = Gauge::<i64, AtomicI64>::default();
+        let backpressure = Counter::default();
         let handshake_failures = Counter::default();
         let mut registry = Registry::with_prefix("ocm_ce_broker");
         registry.register("subscribers", "Connected subscribers", subscribers.clone());
@@ -146,10 +152,20 @@ impl BrokerMetrics {
         );
         registry.register(
             "slow_subscribers_disconnected",
-            "Subscribers disconnected because their queue overflowed",
+            "Subscribers disconnected because their queue stayed full while they took nothing",
             slow_disconnects.clone(),
         );
+        registry.register(
+            "publish_backpressure",
+            "Deliveries that waited for room in a subscriber's queue",
+            backpressure.clone(),
+        );
         registry.register("queue_depth", "Events queued for all subscribers", queue_depth.clone());
+        registry.register(
+            "queue_bytes",
+            "Bytes of encoded events queued for all subscribers",
+            queue_bytes.clone(),
+        );
         registry.register(
             "tls_handshake_failures",
             "Failed TLS handshakes",
@@ -168,7 +184,9 @@ impl BrokerMetrics {
                 dropped,
                 denied,
                 slow_disconnects,
+                backpressure,
                 queue_depth,
+                queue_bytes,
                 handshake_failures,
             }),
         }
@@ -206,13 +224,21 @@ impl BrokerMetrics {
     pub fn denied(&self, operation: Operation) -> u64 {
         self.inner.denied.get_or_create(&OperationLabel { operation }).get()
     }
-    /// Subscribers disconnected for overflowing their queue.
+    /// Subscribers disconnected as stuck (queue full, nothing taken for the stall timeout).
     pub fn slow_subscribers_disconnected(&self) -> u64 {
         self.inner.slow_disconnects.get()
+    }
+    /// Deliveries that had to wait for room in a subscriber's queue.
+    pub fn backpressure(&self) -> u64 {
+        self.inner.backpressure.get()
     }
     /// Events currently queued over all subscribers.
     pub fn queue_depth(&self) -> i64 {
         self.inner.queue_depth.get()
+    }
+    /// Bytes (encoded events) currently queued over all subscribers.
+    pub fn queued_bytes(&self) -> i64 {
+        self.inner.queue_bytes.get()
     }
     /// Failed TLS handshakes.
     pub fn tls_handshake_failures(&self) -> u64 {
@@ -243,11 +269,16 @@ impl BrokerMetrics {
     pub(crate) fn inc_slow_disconnects(&self) {
         self.inner.slow_disconnects.inc();
     }
-    pub(crate) fn queued(&self, n: i64) {
-        self.inner.queue_depth.inc_by(n);
+    pub(crate) fn inc_backpressure(&self) {
+        self.inner.backpressure.inc();
     }
-    pub(crate) fn dequeued(&self, n: i64) {
+    pub(crate) fn queued(&self, n: i64, bytes: usize) {
+        self.inner.queue_depth.inc_by(n);
+        self.inner.queue_bytes.inc_by(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+    pub(crate) fn dequeued(&self, n: i64, bytes: usize) {
         self.inner.queue_depth.dec_by(n);
+        self.inner.queue_bytes.dec_by(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
     pub(crate) fn inc_handshake_failures(&self) {
         self.inner.handshake_failures.inc();

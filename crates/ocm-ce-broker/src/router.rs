@@ -1,9 +1,13 @@
-//! The subscription registry and the fan-out.
+//! The subscription registry and the fan-out, with flow control.
 //!
-//! Each subscriber owns a bounded queue. Publishing collects the matching subscribers under a
-//! short read lock, releases it, and `try_send`s to each: a publisher never waits for a
-//! subscriber and never holds a lock while queueing. A full queue disconnects that subscriber
-//! (its stream ends with `ResourceExhausted`; the client resubscribes and resyncs).
+//! Each subscriber owns a queue bounded in events and in bytes, and all queues together are
+//! bounded in bytes. A publisher whose event does not fit **waits** (the `Publish` call
+//! returns when the event is queued): backpressure instead of loss, and per subscriber —
+//! the publisher's events for other clusters are separate calls that do not wait. Publishing
+//! collects the matching subscribers under a short read lock and never holds a lock while it
+//! waits. A subscriber is disconnected only when it is really stuck: its queue full and
+//! nothing taken from it for the stall timeout (its stream ends with `ResourceExhausted`; the
+//! client resubscribes and resyncs).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -14,7 +18,8 @@ use std::time::Duration;
 use futures::Stream;
 use ocm_ce_core::DataType;
 use ocm_ce_proto::pb::CloudEvent;
-use tokio::sync::mpsc::{self, error::TrySendError};
+use prost::Message;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -35,12 +40,32 @@ pub(crate) enum Destination {
     AllSources,
 }
 
+/// Byte budgets are counted in these units (a semaphore has at most `u32::MAX` permits).
+const UNIT: usize = 1024;
+
+fn units(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(UNIT)).unwrap_or(u32::MAX).max(1)
+}
+
+/// One queued delivery: the event and the share of the byte budgets it holds until the
+/// subscriber's stream takes it.
+struct Queued {
+    event: Arc<CloudEvent>,
+    size: usize,
+    _bytes: OwnedSemaphorePermit,
+    _total: OwnedSemaphorePermit,
+}
+
 struct Subscriber {
     id: u64,
     role: SubscriberRole,
     key: String,
     data_type: Option<DataType>,
-    tx: mpsc::Sender<Arc<CloudEvent>>,
+    tx: mpsc::Sender<Queued>,
+    /// The byte budget of this subscriber's queue.
+    bytes: Arc<Semaphore>,
+    /// When its stream last took an event (milliseconds since the router started).
+    last_taken: AtomicU64,
     kicked: CancellationToken,
 }
 
@@ -68,7 +93,14 @@ impl Registry {
 /// Settings of the subscriber streams.
 #[derive(Debug, Clone)]
 pub(crate) struct StreamSettings {
+    /// Events queued per subscriber.
     pub(crate) queue_capacity: usize,
+    /// Bytes (encoded events) queued per subscriber.
+    pub(crate) queue_bytes: usize,
+    /// Bytes queued over all subscribers.
+    pub(crate) total_bytes: usize,
+    /// A subscriber whose queue stays full without it taking anything this long is stuck.
+    pub(crate) stall_timeout: Duration,
     pub(crate) heartbeat_interval: Option<Duration>,
 }
 
@@ -77,7 +109,17 @@ pub(crate) struct Router {
     next_id: AtomicU64,
     metrics: BrokerMetrics,
     settings: StreamSettings,
+    /// The byte budget of all queues.
+    total: Arc<Semaphore>,
+    epoch: Instant,
     shutdown: CancellationToken,
+}
+
+/// What became of one delivery.
+enum Delivery {
+    Queued,
+    /// The subscriber is gone or was disconnected meanwhile (it resyncs when it is back).
+    Lost,
 }
 
 /// The stream handed to tonic for one subscriber.
@@ -89,9 +131,15 @@ impl Router {
             registry: RwLock::default(),
             next_id: AtomicU64::new(1),
             metrics,
+            total: Arc::new(Semaphore::new(units(settings.total_bytes) as usize)),
             settings,
+            epoch: Instant::now(),
             shutdown,
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Registers a subscriber; from now on it receives the events routed to it.
@@ -108,6 +156,8 @@ impl Router {
             key: key.clone(),
             data_type,
             tx,
+            bytes: Arc::new(Semaphore::new(units(self.settings.queue_bytes) as usize)),
+            last_taken: AtomicU64::new(self.now_ms()),
             kicked: CancellationToken::new(),
         });
         self.registry
@@ -135,9 +185,14 @@ impl Router {
         }))
     }
 
-    /// Queues `event` for every subscriber of `destination` that takes `data_type`; returns
-    /// how many got it.
-    pub(crate) fn route(&self, destination: &Destination, data_type: &DataType, event: &Arc<CloudEvent>) -> usize {
+    /// Queues `event` for every subscriber of `destination` that takes `data_type`, waiting
+    /// while a queue is full (see the module docs); returns how many got it.
+    pub(crate) async fn route(
+        &self,
+        destination: &Destination,
+        data_type: &DataType,
+        event: &Arc<CloudEvent>,
+    ) -> usize {
         let targets: Vec<Arc<Subscriber>> = {
             let registry = self.registry.read().unwrap_or_else(PoisonError::into_inner);
             let pick = |subs: &Vec<Arc<Subscriber>>| {
@@ -157,27 +212,70 @@ impl Router {
             self.metrics.inc_undelivered();
             return 0;
         }
+        let size = event.encoded_len();
         let mut delivered = 0;
         for target in targets {
-            self.metrics.queued(1);
-            match target.tx.try_send(event.clone()) {
-                Ok(()) => {
+            match self.enqueue(&target, event, size).await {
+                Delivery::Queued => {
                     self.metrics.inc_routed();
                     delivered += 1;
                 }
-                Err(TrySendError::Full(_)) => {
-                    self.metrics.dequeued(1);
-                    self.metrics.inc_dropped(DropReason::QueueFull);
-                    self.kick(&target);
-                }
-                Err(TrySendError::Closed(_)) => {
-                    self.metrics.dequeued(1);
-                    self.metrics.inc_dropped(DropReason::SubscriberGone);
-                    self.unregister(&target);
-                }
+                Delivery::Lost => self.metrics.inc_dropped(DropReason::SubscriberGone),
             }
         }
         delivered
+    }
+
+    /// Queues `event` (`size` bytes) for `target`, waiting for room in its queue and in the
+    /// total budget. An event larger than a budget takes all of it.
+    async fn enqueue(&self, target: &Arc<Subscriber>, event: &Arc<CloudEvent>, size: usize) -> Delivery {
+        let own = units(size).min(units(self.settings.queue_bytes));
+        let all = units(size).min(units(self.settings.total_bytes));
+        let reserve = async {
+            let bytes = target.bytes.clone().acquire_many_owned(own).await.ok()?;
+            let total = self.total.clone().acquire_many_owned(all).await.ok()?;
+            let slot = target.tx.reserve().await.ok()?;
+            slot.send(Queued {
+                event: event.clone(),
+                size,
+                _bytes: bytes,
+                _total: total,
+            });
+            Some(())
+        };
+        tokio::pin!(reserve);
+        // Fast path: room right away.
+        if let Some(done) = futures::FutureExt::now_or_never(&mut reserve) {
+            return self.queued(done, size);
+        }
+        self.metrics.inc_backpressure();
+        let waiting_since = self.now_ms();
+        let check = (self.settings.stall_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                done = &mut reserve => return self.queued(done, size),
+                () = target.kicked.cancelled() => return Delivery::Lost,
+                () = self.shutdown.cancelled() => return Delivery::Lost,
+                () = tokio::time::sleep(check) => {
+                    let progress = target.last_taken.load(Ordering::Relaxed).max(waiting_since);
+                    let stall = u64::try_from(self.settings.stall_timeout.as_millis()).unwrap_or(u64::MAX);
+                    if self.now_ms().saturating_sub(progress) >= stall {
+                        self.kick(target);
+                        return Delivery::Lost;
+                    }
+                }
+            }
+        }
+    }
+
+    fn queued(&self, done: Option<()>, size: usize) -> Delivery {
+        match done {
+            Some(()) => {
+                self.metrics.queued(1, size);
+                Delivery::Queued
+            }
+            None => Delivery::Lost,
+        }
     }
 
     fn kick(&self, subscriber: &Subscriber) {
@@ -185,10 +283,11 @@ impl Router {
             tracing::warn!(
                 role = ?subscriber.role,
                 key = %subscriber.key,
-                capacity = self.settings.queue_capacity,
-                "disconnecting a slow subscriber: its queue is full"
+                stall_timeout = ?self.settings.stall_timeout,
+                "disconnecting a stuck subscriber: its queue stayed full and it took nothing"
             );
             self.metrics.inc_slow_disconnects();
+            self.metrics.inc_dropped(DropReason::QueueFull);
         }
         subscriber.kicked.cancel();
     }
@@ -231,7 +330,7 @@ impl Router {
 struct Reader {
     router: Arc<Router>,
     subscriber: Arc<Subscriber>,
-    rx: mpsc::Receiver<Arc<CloudEvent>>,
+    rx: mpsc::Receiver<Queued>,
     heartbeat: Option<Interval>,
     done: bool,
 }
@@ -271,14 +370,18 @@ impl Reader {
             () = kicked.cancelled() => {
                 self.done = true;
                 Some(Err(Status::resource_exhausted(format!(
-                    "subscriber too slow: its queue of {} events overflowed; resubscribe and resync",
-                    self.router.settings.queue_capacity
+                    "subscriber stuck: its queue stayed full and it took nothing for {:?}; resubscribe and resync",
+                    self.router.settings.stall_timeout
                 ))))
             }
             () = tick(&mut self.heartbeat) => Some(Ok(heartbeat_event())),
-            event = self.rx.recv() => match event {
-                Some(event) => {
-                    self.router.metrics.dequeued(1);
+            queued = self.rx.recv() => match queued {
+                Some(queued) => {
+                    self.subscriber.last_taken.store(self.router.now_ms(), Ordering::Relaxed);
+                    let event = queued.event.clone();
+                    self.router.metrics.dequeued(1, queued.size);
+                    // Dropping `queued` returns its bytes to the budgets.
+                    drop(queued);
                     Some(Ok(Arc::unwrap_or_clone(event)))
                 }
                 None => {
@@ -293,24 +396,27 @@ impl Reader {
 impl Drop for Reader {
     fn drop(&mut self) {
         self.rx.close();
-        let mut left = 0;
-        while self.rx.try_recv().is_ok() {
-            left += 1;
+        while let Ok(queued) = self.rx.try_recv() {
+            self.router.metrics.dequeued(1, queued.size);
         }
-        self.router.metrics.dequeued(left);
         self.router.unregister(&self.subscriber);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use futures::StreamExt;
+
     use super::*;
 
-    fn router(capacity: usize) -> Arc<Router> {
+    fn router(capacity: usize, queue_bytes: usize, total_bytes: usize, stall: Duration) -> Arc<Router> {
         Arc::new(Router::new(
             BrokerMetrics::new(),
             StreamSettings {
                 queue_capacity: capacity,
+                queue_bytes,
+                total_bytes,
+                stall_timeout: stall,
                 heartbeat_interval: None,
             },
             CancellationToken::new(),
@@ -330,36 +436,137 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn a_full_queue_disconnects_only_that_subscriber() {
-        use futures::StreamExt;
-        let router = router(2);
-        let mut slow = router.subscribe(SubscriberRole::Agent, "c1".into(), None);
-        let mut fast = router.subscribe(SubscriberRole::Agent, "c2".into(), None);
-        for i in 0..3 {
-            router.route(&Destination::Cluster("c1".into()), &works(), &event(&i.to_string()));
-            router.route(&Destination::Cluster("c2".into()), &works(), &event(&i.to_string()));
+    fn sized(id: &str, bytes: usize) -> Arc<CloudEvent> {
+        Arc::new(CloudEvent {
+            id: id.to_owned(),
+            data: Some(ocm_ce_proto::pb::cloud_event::Data::BinaryData(vec![7; bytes])),
+            ..CloudEvent::default()
+        })
+    }
+
+    fn c(name: &str) -> Destination {
+        Destination::Cluster(name.into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_holds_the_publisher_back_until_the_subscriber_takes_an_event() {
+        let router = router(2, 1 << 20, 1 << 30, Duration::from_secs(30));
+        let mut sub = router.subscribe(SubscriberRole::Agent, "c1".into(), None);
+        assert_eq!(router.route(&c("c1"), &works(), &event("0")).await, 1);
+        assert_eq!(router.route(&c("c1"), &works(), &event("1")).await, 1);
+        let third = {
+            let router = router.clone();
+            tokio::spawn(async move { router.route(&c("c1"), &works(), &event("2")).await })
+        };
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!third.is_finished(), "the publisher waits instead of losing the event");
+        assert_eq!(router.metrics.backpressure(), 1);
+        assert_eq!(sub.next().await.unwrap().unwrap().id, "0");
+        assert_eq!(third.await.unwrap(), 1);
+        assert_eq!(sub.next().await.unwrap().unwrap().id, "1");
+        assert_eq!(sub.next().await.unwrap().unwrap().id, "2");
+        assert_eq!(router.metrics.slow_subscribers_disconnected(), 0);
+        assert_eq!(router.metrics.dropped(DropReason::QueueFull), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_is_bounded_in_bytes_too() {
+        let router = router(1000, 10 * 1024, 1 << 30, Duration::from_secs(30));
+        let mut sub = router.subscribe(SubscriberRole::Agent, "c1".into(), None);
+        for i in 0..2 {
+            assert_eq!(router.route(&c("c1"), &works(), &sized(&i.to_string(), 4000)).await, 1);
+        }
+        let third = {
+            let router = router.clone();
+            tokio::spawn(async move { router.route(&c("c1"), &works(), &sized("2", 4000)).await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!third.is_finished(), "two 4 KB events fill a 10 KiB queue");
+        assert!(router.metrics.queued_bytes() >= 8000);
+        sub.next().await.unwrap().unwrap();
+        assert_eq!(third.await.unwrap(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_full_queue_does_not_slow_the_others() {
+        let router = router(1, 1 << 20, 1 << 30, Duration::from_secs(30));
+        let _stalled = router.subscribe(SubscriberRole::Agent, "stalled".into(), None);
+        let mut fast = router.subscribe(SubscriberRole::Agent, "fast".into(), None);
+        router.route(&c("stalled"), &works(), &event("x")).await;
+        let blocked = {
+            let router = router.clone();
+            tokio::spawn(async move { router.route(&c("stalled"), &works(), &event("y")).await })
+        };
+        for i in 0..100 {
+            assert_eq!(router.route(&c("fast"), &works(), &event(&i.to_string())).await, 1);
             assert_eq!(fast.next().await.unwrap().unwrap().id, i.to_string());
         }
-        assert_eq!(router.metrics.dropped(DropReason::QueueFull), 1);
-        assert_eq!(router.metrics.slow_subscribers_disconnected(), 1);
-        assert_eq!(router.subscriber_count(), 1);
-        let ended = slow.next().await.unwrap().unwrap_err();
-        assert_eq!(ended.code(), tonic::Code::ResourceExhausted);
-        assert!(slow.next().await.is_none());
-        drop(slow);
-        assert_eq!(router.metrics.queue_depth(), 0);
-        // the next event for the slow cluster has nobody to go to
-        assert_eq!(
-            router.route(&Destination::Cluster("c1".into()), &works(), &event("x")),
-            0
+        assert!(!blocked.is_finished());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_subscriber_is_disconnected_after_the_stall_timeout_and_the_publisher_released() {
+        let router = router(2, 1 << 20, 1 << 30, Duration::from_secs(10));
+        let mut stuck = router.subscribe(SubscriberRole::Agent, "c1".into(), None);
+        router.route(&c("c1"), &works(), &event("0")).await;
+        router.route(&c("c1"), &works(), &event("1")).await;
+        let started = Instant::now();
+        assert_eq!(router.route(&c("c1"), &works(), &event("2")).await, 0);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(10) && waited < Duration::from_secs(12),
+            "{waited:?}"
         );
-        assert_eq!(router.metrics.undelivered(), 1);
+        assert_eq!(router.metrics.slow_subscribers_disconnected(), 1);
+        assert_eq!(router.metrics.dropped(DropReason::QueueFull), 1);
+        assert_eq!(router.subscriber_count(), 0);
+        let ended = stuck.next().await.unwrap().unwrap_err();
+        assert_eq!(ended.code(), tonic::Code::ResourceExhausted);
+        assert!(stuck.next().await.is_none());
+        drop(stuck);
+        assert_eq!(router.metrics.queue_depth(), 0);
+        assert_eq!(router.metrics.queued_bytes(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_subscriber_that_keeps_taking_is_never_disconnected() {
+        let router = router(1, 1 << 20, 1 << 30, Duration::from_secs(2));
+        let mut slow = router.subscribe(SubscriberRole::Agent, "c1".into(), None);
+        let reader = tokio::spawn(async move {
+            let mut n = 0;
+            while n < 20 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                slow.next().await.unwrap().unwrap();
+                n += 1;
+            }
+        });
+        for i in 0..20 {
+            assert_eq!(router.route(&c("c1"), &works(), &event(&i.to_string())).await, 1);
+        }
+        reader.await.unwrap();
+        assert_eq!(router.metrics.slow_subscribers_disconnected(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_total_budget_bounds_all_queues_together() {
+        let router = router(1000, 8 * 1024, 12 * 1024, Duration::from_secs(30));
+        let _a = router.subscribe(SubscriberRole::Agent, "a".into(), None);
+        let mut b = router.subscribe(SubscriberRole::Agent, "b".into(), None);
+        router.route(&c("a"), &works(), &sized("a0", 7000)).await;
+        let waiting = {
+            let router = router.clone();
+            tokio::spawn(async move { router.route(&c("b"), &works(), &sized("b0", 7000)).await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!waiting.is_finished(), "the total budget is spent");
+        drop(_a);
+        assert_eq!(waiting.await.unwrap(), 1);
+        assert_eq!(b.next().await.unwrap().unwrap().id, "b0");
     }
 
     #[tokio::test]
     async fn data_type_filters_and_broadcasts_reach_every_matching_subscriber() {
-        let router = router(8);
+        let router = router(8, 1 << 20, 1 << 30, Duration::from_secs(30));
         let _a = router.subscribe(SubscriberRole::Agent, "c1".into(), Some(works()));
         let _b = router.subscribe(SubscriberRole::Agent, "c2".into(), None);
         let _c = router.subscribe(
@@ -368,10 +575,12 @@ mod tests {
             Some("io.x.v1.other".parse().unwrap()),
         );
         let _s = router.subscribe(SubscriberRole::Source, "s1".into(), None);
-        assert_eq!(router.route(&Destination::AllClusters, &works(), &event("1")), 2);
-        assert_eq!(router.route(&Destination::AllSources, &works(), &event("2")), 1);
+        assert_eq!(router.route(&Destination::AllClusters, &works(), &event("1")).await, 2);
+        assert_eq!(router.route(&Destination::AllSources, &works(), &event("2")).await, 1);
         drop(_b);
         assert_eq!(router.subscriber_count(), 3);
         assert_eq!(router.metrics.subscribers(SubscriberRole::Agent), 2);
+        assert_eq!(router.route(&c("nobody"), &works(), &event("3")).await, 0);
+        assert_eq!(router.metrics.undelivered(), 1);
     }
 }

@@ -137,7 +137,7 @@ impl CloudEventService for Core {
         }
         .map_err(|s| self.denied(Operation::Publish, s, &identity))?;
         self.metrics.inc_published();
-        let delivered = self.router.route(&destination, &ty.data_type, &Arc::new(message));
+        let delivered = self.router.route(&destination, &ty.data_type, &Arc::new(message)).await;
         tracing::trace!(id = event.id(), ty = event.ty(), ?destination, delivered, "routed");
         Ok(Response::new(()))
     }

@@ -16,16 +16,23 @@ use ocm_ce_proto::pb::cloud_event_attribute_value::Attr;
 use ocm_ce_proto::pb::{CloudEvent, CloudEventAttributeValue, CloudEventServiceClient, PublishRequest};
 use prost::Message;
 
-fn with_kib(mut e: cloudevents::Event) -> cloudevents::Event {
-    e.set_data("application/json", vec![b'x'; 1024]);
+fn with_bytes(mut e: cloudevents::Event, n: usize) -> cloudevents::Event {
+    e.set_data("application/json", vec![b'x'; n]);
     e
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscriber_that_stops_reading_is_disconnected_without_slowing_the_others() {
+async fn a_subscriber_that_stops_reading_holds_back_only_its_own_publishers_until_it_is_disconnected() {
     const CAPACITY: usize = 32;
-    const PER_CLUSTER: usize = 3000;
-    let broker = Running::start(Broker::builder().insecure(true).queue_capacity(CAPACITY)).await;
+    const PER_CLUSTER: usize = 1000;
+    const STALL: std::time::Duration = std::time::Duration::from_secs(8);
+    let broker = Running::start(
+        Broker::builder()
+            .insecure(true)
+            .queue_capacity(CAPACITY)
+            .stall_timeout(STALL),
+    )
+    .await;
     let (_slow_conn, mut slow) = subscribe(&broker, agent_role("cluster2")).await;
     let (_fast_conn, mut fast) = subscribe(&broker, agent_role("cluster1")).await;
     let reader = tokio::spawn(async move {
@@ -36,34 +43,55 @@ async fn a_subscriber_that_stops_reading_is_disconnected_without_slowing_the_oth
         (ids, fast)
     });
 
-    let source = broker.connect(source_role("source1")).await;
-    let mut max_depth = 0;
-    for i in 0..PER_CLUSTER {
-        for cluster in ["cluster1", "cluster2"] {
-            let event = with_kib(spec("source1", cluster, "w"));
-            publish_as(&source, event, &format!("{cluster}-{i}")).await.unwrap();
-        }
-        max_depth = max_depth.max(broker.handle.metrics().queue_depth());
-    }
+    // One publisher per cluster, as the source's outbox lanes do.
+    let source = std::sync::Arc::new(broker.connect(source_role("source1")).await);
+    let publisher = |cluster: &'static str| {
+        let source = source.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            for i in 0..PER_CLUSTER {
+                // 8 KiB: more than the HTTP/2 buffers of a stream that is not read hold.
+                let event = with_bytes(spec("source1", cluster, "w"), 8 * 1024);
+                publish_as(&source, event, &format!("{cluster}-{i}")).await.unwrap();
+            }
+            started.elapsed()
+        })
+    };
+    let (to_fast, to_slow) = (publisher("cluster1"), publisher("cluster2"));
+    let fast_took = tokio::time::timeout(WAIT, to_fast).await.unwrap().unwrap();
     let (fast_ids, _fast) = tokio::time::timeout(WAIT, reader).await.unwrap().unwrap();
     let want: Vec<String> = (0..PER_CLUSTER).map(|i| format!("cluster1-{i}")).collect();
     assert_eq!(fast_ids, want, "the fast agent got everything, in order");
-
-    let m = broker.handle.metrics();
-    assert_eq!(m.slow_subscribers_disconnected(), 1);
-    assert!(m.dropped(DropReason::QueueFull) >= 1);
-    assert_eq!(m.subscribers(SubscriberRole::Agent), 1, "the slow one is gone");
     assert!(
-        max_depth <= 2 * CAPACITY as i64,
-        "memory stays bounded: at most {} queued, saw {max_depth}",
-        2 * CAPACITY
+        fast_took < STALL,
+        "the stalled agent did not slow cluster1 down: {fast_took:?}"
+    );
+
+    let slow_took = tokio::time::timeout(WAIT + STALL, to_slow).await.unwrap().unwrap();
+    assert!(
+        slow_took >= STALL,
+        "cluster2's publisher was held back, not dropped: {slow_took:?}"
+    );
+    let m = broker.handle.metrics();
+    assert!(m.backpressure() >= 1);
+    assert_eq!(
+        m.slow_subscribers_disconnected(),
+        1,
+        "disconnected only once really stuck"
+    );
+    assert_eq!(m.dropped(DropReason::QueueFull), 1);
+    assert_eq!(m.subscribers(SubscriberRole::Agent), 1, "the stuck one is gone");
+    assert!(
+        m.queue_depth() <= CAPACITY as i64,
+        "memory stays bounded: at most {CAPACITY} queued, saw {}",
+        m.queue_depth()
     );
     assert!(
         m.undelivered() > 0,
         "events for cluster2 after the disconnect had no subscriber"
     );
 
-    // The slow agent finds out when it reads again: what was buffered, then an error.
+    // The stuck agent finds out when it reads again: what was buffered, then an error.
     let mut received = 0;
     let end = loop {
         match tokio::time::timeout(WAIT, slow.next()).await.unwrap() {
@@ -83,6 +111,61 @@ async fn a_subscriber_that_stops_reading_is_disconnected_without_slowing_the_oth
         .unwrap();
     assert_eq!(next_event(&mut again).await.id(), "after");
     broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_subscriber_of_4_mb_events_holds_at_most_its_byte_budget() {
+    const QUEUE_BYTES: usize = 16 * 1024 * 1024;
+    let broker = Running::start(
+        Broker::builder()
+            .insecure(true)
+            .queue_bytes(QUEUE_BYTES)
+            .stall_timeout(std::time::Duration::from_secs(2)),
+    )
+    .await;
+    let (_conn, _stalled) = subscribe(&broker, agent_role("cluster1")).await;
+    let source = broker.connect(source_role("source1")).await;
+    let mut peak = 0;
+    for i in 0..12 {
+        let mut e = spec("source1", "cluster1", "w");
+        e.set_data("application/json", vec![b'x'; 4_000_000]);
+        publish_as(&source, e, &format!("big-{i}")).await.unwrap();
+        peak = peak.max(broker.handle.metrics().queued_bytes());
+    }
+    let m = broker.handle.metrics();
+    assert!(
+        peak <= QUEUE_BYTES as i64,
+        "the queue never held more than its budget: {peak} bytes"
+    );
+    assert!(peak >= 3 * 4_000_000, "it did fill up: {peak}");
+    assert_eq!(m.slow_subscribers_disconnected(), 1);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_forever_for_a_client_that_reads_nothing() {
+    let broker = Running::start(
+        Broker::builder()
+            .insecure(true)
+            .queue_capacity(4)
+            .stall_timeout(std::time::Duration::from_secs(60)),
+    )
+    .await;
+    let (_conn, _never_read) = subscribe(&broker, agent_role("cluster1")).await;
+    let source = broker.connect(source_role("source1")).await;
+    for i in 0..64 {
+        let mut e = spec("source1", "cluster1", "w");
+        e.set_data("application/json", vec![b'x'; 64 * 1024]);
+        // Some of these wait for room; that is fine, the broker is shut down under them.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            publish_as(&source, e, &i.to_string()),
+        )
+        .await;
+    }
+    let started = std::time::Instant::now();
+    broker.stop().await;
+    assert!(started.elapsed() < WAIT, "{:?}", started.elapsed());
 }
 
 fn pb_event(ty: &str, attributes: &[(&str, &str)]) -> CloudEvent {

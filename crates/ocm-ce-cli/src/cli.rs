@@ -147,6 +147,15 @@ pub(crate) struct BrokerArgs {
     /// Queue capacity per subscriber.
     #[arg(long, default_value_t = ocm_ce_broker::DEFAULT_QUEUE_CAPACITY)]
     pub(crate) queue: usize,
+    /// Bytes queued per subscriber before publishers to it wait.
+    #[arg(long, default_value_t = ocm_ce_broker::DEFAULT_QUEUE_BYTES)]
+    pub(crate) queue_bytes: usize,
+    /// Bytes queued over all subscribers before publishers wait.
+    #[arg(long, default_value_t = ocm_ce_broker::DEFAULT_TOTAL_QUEUE_BYTES)]
+    pub(crate) total_queue_bytes: usize,
+    /// A subscriber whose queue stays full while it takes nothing this long is disconnected.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub(crate) stall_timeout: Duration,
     /// Run without authentication (plaintext) even on a non-loopback address.
     #[arg(long)]
     pub(crate) insecure: bool,

@@ -138,6 +138,9 @@ async fn broker(args: BrokerArgs) -> Result<ExitCode> {
     }
     let mut builder = Broker::builder()
         .queue_capacity(args.queue)
+        .queue_bytes(args.queue_bytes)
+        .total_queue_bytes(args.total_queue_bytes)
+        .stall_timeout(args.stall_timeout)
         .heartbeat_interval(args.heartbeat.map(Duration::from_secs));
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         builder = builder.tls(cert, key, args.client_ca.as_deref());

@@ -550,6 +550,11 @@ impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
                     };
                     match received {
                         None => self.start_resync(),
+                        Some(Some(Err(e))) if e.dropped_reason().is_some() => {
+                            let reason = e.dropped_reason().unwrap_or_default();
+                            tracing::warn!(client = %self.side.describe(), reason, error = %e, "dropped a received message");
+                            self.side.base().options.metrics.dropped(reason);
+                        }
                         Some(Some(Ok(event))) => match self.side.handle(event) {
                             Handled::Yield(out) => return Ok(out),
                             Handled::Answer { peer, request } => self.start_answer(peer, request),

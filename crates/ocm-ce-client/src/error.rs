@@ -18,6 +18,7 @@ enum Kind {
     Rejected,
     TooLarge,
     Encoding,
+    Dropped(&'static str),
 }
 
 /// A transport failure (connect, publish, subscribe, configuration). The kind is private; ask
@@ -77,6 +78,13 @@ impl TransportError {
     pub fn encoding(message: impl Into<String>) -> Self {
         Self::new(Kind::Encoding, message)
     }
+    /// A received message was dropped (it is not a valid CloudEvent, or it is over the size
+    /// limit); `reason` is a short label for the drop counter (`too_large`,
+    /// `malformed_message`). Yielded by a [`Subscription`](crate::Subscription), which carries
+    /// on: the client counts it and keeps receiving.
+    pub fn dropped(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(Kind::Dropped(reason), message)
+    }
 
     /// True for failures to establish a connection.
     pub fn is_connect(&self) -> bool {
@@ -97,6 +105,14 @@ impl TransportError {
     /// True when an event is over the size limit.
     pub fn is_too_large(&self) -> bool {
         self.kind == Kind::TooLarge
+    }
+    /// The reason label when this reports a dropped received message (see
+    /// [`dropped`](Self::dropped)); such an error does not end a subscription.
+    pub fn dropped_reason(&self) -> Option<&'static str> {
+        match self.kind {
+            Kind::Dropped(reason) => Some(reason),
+            _ => None,
+        }
     }
     /// True when retrying later may succeed (connection problems, failed sends).
     pub fn is_retryable(&self) -> bool {

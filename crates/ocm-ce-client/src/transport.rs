@@ -133,7 +133,9 @@ pub trait Connection: Send + Sync + 'static {
 }
 
 /// The received events of one subscription. It ends (or yields an error) when the connection
-/// is lost; the client then reconnects and subscribes again.
+/// is lost; the client then reconnects and subscribes again. An error for which
+/// [`TransportError::dropped_reason`] is `Some` reports one received message that was dropped
+/// (malformed, oversized) and does not end the subscription.
 pub struct Subscription {
     inner: Pin<Box<dyn Stream<Item = Result<Event, TransportError>> + Send>>,
 }

@@ -628,12 +628,64 @@ async fn an_oversize_event_is_refused_before_sending() {
     let big = spec_event(&src, "cluster1", vec![b'x'; 4096]);
     let err = conn.publish(&target, &big).await.unwrap_err();
     assert!(err.is_too_large() && !err.is_retryable(), "{err}");
-    assert!(err.to_string().contains("maximum packet size of 2048 bytes"), "{err}");
+    assert!(
+        err.to_string().contains("packet of 4") && err.to_string().contains("limit of 2048 bytes (maxPacketSize)"),
+        "names both sizes: {err}"
+    );
     // The connection is still fine.
     conn.publish(&target, &spec_event(&src, "cluster1", b"{}".to_vec()))
         .await
         .unwrap();
     conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_received_event_over_the_limit_is_reported_counted_and_the_subscription_goes_on() {
+    let host = require_env!("OCM_CE_TEST_MQTT");
+    let src = unique("src");
+    let cluster = unique("cluster");
+    let small = mqtt_support::config(&host, &src).max_packet_size(2048);
+    let agent = MqttTransport::agent(small, &cluster, "agent")
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut sub = agent.subscribe().await.unwrap();
+    let source = MqttTransport::source(mqtt_support::config(&host, &src), &src, unique("c"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let target = PublishTarget::Cluster(cluster.clone());
+    // The broker delivers it (the agent announced a larger Maximum Packet Size) ...
+    source
+        .publish(&target, &spec_event(&src, &cluster, vec![b'x'; 4096]))
+        .await
+        .unwrap();
+    source
+        .publish(&target, &spec_event(&src, &cluster, b"{}".to_vec()))
+        .await
+        .unwrap();
+    // ... and the agent reports it as dropped, with its size, then carries on.
+    let dropped = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(dropped.dropped_reason(), Some("too_large"), "{dropped}");
+    assert!(
+        dropped.to_string().contains("over the maximum packet size of 2048"),
+        "{dropped}"
+    );
+    assert!(!dropped.to_string().contains("xxxx"), "never the payload: {dropped}");
+    let next = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.data().map(|_| ()), Some(()));
+    agent.close().await;
+    source.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

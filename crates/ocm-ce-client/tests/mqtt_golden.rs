@@ -587,7 +587,7 @@ fn json_and_yaml_configs_get_gos_defaults() {
         assert_eq!(c.keep_alive, 60);
         assert_eq!(c.dial_timeout, Duration::from_secs(60));
         assert_eq!((c.pub_qos, c.sub_qos), (1, 1));
-        assert_eq!(c.max_packet_size, 256 * 1024);
+        assert_eq!(c.max_packet_size, 4 * 1024 * 1024);
         assert_eq!(c.cert_check_interval, Duration::from_secs(60));
         assert!(c.ca_file.is_none() && c.client_cert_file.is_none());
         assert_eq!(c.topics.unwrap().source_events, "sources/hub1/clusters/+/sourceevents");

@@ -228,7 +228,8 @@ struct Received {
     topic: String,
     partition: i32,
     offset: i64,
-    event: Option<Event>,
+    /// The event, a dropped record (reported, counted), or nothing (another side's record).
+    event: Option<Result<Event, TransportError>>,
 }
 
 /// A live Kafka connection (one producer, one consumer). Dropping it stops its poll task and
@@ -568,7 +569,7 @@ fn read_record(m: &rdkafka::message::BorrowedMessage<'_>, role: &Role, layout: T
         })
         .unwrap_or_default();
     let event = match binding::decode(headers, m.payload(), Some(origin)) {
-        Ok(event) if topics::accepts(layout, role, &event) => Some(event),
+        Ok(event) if topics::accepts(layout, role, &event) => Some(Ok(event)),
         Ok(event) => {
             tracing::trace!(
                 id = event.id(),
@@ -577,10 +578,15 @@ fn read_record(m: &rdkafka::message::BorrowedMessage<'_>, role: &Role, layout: T
             );
             None
         }
-        Err(e) => {
-            tracing::warn!(error = %e, topic = m.topic(), offset = m.offset(), "kafka: dropping a record that is not a valid CloudEvent");
-            None
-        }
+        Err(e) => Some(Err(TransportError::dropped(
+            "malformed_message",
+            format!(
+                "a record of {} bytes on {} (offset {}) is not a valid CloudEvent: {e}",
+                m.payload_len(),
+                m.topic(),
+                m.offset()
+            ),
+        ))),
     };
     Received {
         topic: m.topic().to_owned(),
@@ -622,8 +628,9 @@ fn subscription(
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
                 Some(Ok(received)) => {
                     handled = Some((received.topic, received.partition, received.offset));
-                    if let Some(event) = received.event {
-                        return Poll::Ready(Some(Ok(event)));
+                    // A dropped record is reported (and counted) but does not end the stream.
+                    if let Some(item) = received.event {
+                        return Poll::Ready(Some(item));
                     }
                 }
             }

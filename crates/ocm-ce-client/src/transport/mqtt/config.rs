@@ -14,8 +14,8 @@ use serde::de::Deserializer;
 pub const DEFAULT_KEEP_ALIVE: u16 = 60;
 /// Default `dialTimeout`: 60 seconds.
 pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default `maxPacketSize`: 256 KiB.
-pub const DEFAULT_MAX_PACKET_SIZE: u32 = 256 * 1024;
+/// Default `maxPacketSize`: 4 MiB (Go peers send at most about 520 KB: 512 000 bytes of manifests plus the event).
+pub const DEFAULT_MAX_PACKET_SIZE: u32 = 4 * 1024 * 1024;
 /// Default `certCheckInterval`: 60 seconds.
 pub const DEFAULT_CERT_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -31,7 +31,7 @@ pub const DEFAULT_CERT_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 /// | `dialTimeout` | `60s` | Go duration (`30s`, `10m`, `1h30m`) or integer nanoseconds |
 /// | `pubQoS`, `subQoS` | `1`, `1` | QoS of publishes and subscriptions (0, 1 or 2) |
 /// | `topics` | — (required) | `sourceEvents`, `agentEvents`, optional `sourceBroadcast`, `agentBroadcast` |
-/// | `maxPacketSize` | `262144` | **ours**: largest MQTT packet sent or accepted, in bytes |
+/// | `maxPacketSize` | `4194304` | **ours**: largest MQTT packet sent or accepted, in bytes |
 /// | `certCheckInterval` | `60s` | **ours**: how often the client certificate files are checked for rotation |
 ///
 /// See `docs/config-mqtt.md` for the full description and the differences from Go.
@@ -68,8 +68,10 @@ pub struct MqttConfig {
     pub sub_qos: u8,
     /// The four topics; required.
     pub topics: Option<Topics>,
-    /// Largest MQTT packet this client sends (checked before publishing) or accepts (announced
-    /// in CONNECT), in bytes.
+    /// Largest MQTT packet this client sends (checked before publishing, and lowered to the
+    /// broker's Maximum Packet Size) or accepts (larger received ones are dropped and counted),
+    /// in bytes. CONNECT announces at least 16 MiB, so the broker delivers an oversized event
+    /// for us to report instead of dropping it silently.
     pub max_packet_size: u32,
     /// How often the client certificate files are compared with the ones the connection was
     /// made with; a change forces a reconnect (Go: every 5 minutes).

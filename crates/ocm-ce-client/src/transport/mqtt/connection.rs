@@ -32,6 +32,8 @@ use crate::transport::{Connection, PublishTarget, Subscription};
 
 /// Capacity of rumqttc's request channel.
 const REQUEST_CHANNEL: usize = 64;
+/// The smallest Maximum Packet Size announced in CONNECT (16 MiB).
+const ANNOUNCED_MAX_PACKET_SIZE: u32 = 16 * 1024 * 1024;
 /// How long `close` waits for the DISCONNECT to go out.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Dial allowance when `dialTimeout` is 0 (no dial timeout configured).
@@ -45,8 +47,9 @@ type Reply<T> = oneshot::Sender<Result<T, TransportError>>;
 enum Delivery {
     /// A received event and how to acknowledge its message.
     Event(Box<Event>, Ack),
-    /// A message that is not a valid CloudEvent: acknowledged and skipped.
-    Skip(Ack),
+    /// A message that was dropped (not a valid CloudEvent, or over the size limit):
+    /// acknowledged, then reported to the subscriber, which counts it.
+    Dropped(TransportError, Ack),
     /// The session ended.
     Failed(TransportError),
 }
@@ -60,6 +63,8 @@ struct Ack {
 
 struct Deliveries {
     tx: mpsc::UnboundedSender<Delivery>,
+    /// Received messages larger than this are dropped (`maxPacketSize`).
+    max_event_bytes: usize,
     /// Deliveries not yet taken by the subscriber.
     queued: Arc<AtomicUsize>,
     /// QoS 0 messages are not flow-controlled by the broker; beyond this many queued ones they
@@ -216,7 +221,10 @@ impl MqttConnection {
         if !config.username.is_empty() || !config.password.is_empty() {
             options.set_credentials(config.username.clone(), config.password.clone());
         }
-        options.set_max_packet_size(Some(config.max_packet_size));
+        // The broker may send us up to this much: more than `maxPacketSize`, so an oversized
+        // event reaches us and is dropped, logged and counted here instead of vanishing in
+        // the broker; the announcement still bounds what one packet can make us hold.
+        options.set_max_packet_size(Some(config.max_packet_size.max(ANNOUNCED_MAX_PACKET_SIZE)));
         // The broker keeps at most this many unacknowledged messages in flight to us; beyond
         // that it queues (and past its queue limit drops), as for a slow Go client.
         options.set_receive_maximum(Some(u16::try_from(settings.receive_buffer).unwrap_or(u16::MAX)));
@@ -291,6 +299,7 @@ impl MqttConnection {
         let queued = Arc::new(AtomicUsize::new(0));
         let deliveries = Deliveries {
             tx: events_tx.clone(),
+            max_event_bytes: usize::try_from(config.max_packet_size).unwrap_or(usize::MAX),
             queued: queued.clone(),
             qos0_limit: settings.receive_buffer,
         };
@@ -387,9 +396,9 @@ async fn pump(mut event_loop: EventLoop, shared: Arc<Shared>, events: Deliveries
                     pkid: publish.pkid,
                     qos: publish.qos,
                 };
-                let delivery = match receive(&publish) {
-                    Some(event) => Delivery::Event(Box::new(event), ack),
-                    None => Delivery::Skip(ack),
+                let delivery = match receive(&publish, events.max_event_bytes) {
+                    Ok(event) => Delivery::Event(Box::new(event), ack),
+                    Err(dropped) => Delivery::Dropped(dropped, ack),
                 };
                 if ack.qos == QoS::AtMostOnce && events.queued.load(Ordering::SeqCst) >= events.qos0_limit {
                     tracing::warn!(
@@ -476,24 +485,30 @@ fn resolve_publish(shared: &Shared, pkid: u16, result: Result<(), TransportError
     }
 }
 
-/// Turns a received PUBLISH into an event; malformed messages are logged and dropped (Go drops
-/// them too).
-fn receive(publish: &Publish) -> Option<Event> {
+/// Turns a received PUBLISH into an event. A message over `max_bytes` or that is not a valid
+/// CloudEvent is dropped (Go drops malformed ones too): the error names the topic, the size and
+/// why, never the payload.
+fn receive(publish: &Publish, max_bytes: usize) -> Result<Event, TransportError> {
+    let topic = String::from_utf8_lossy(&publish.topic);
+    let size = publish.size();
+    if size > max_bytes {
+        return Err(TransportError::dropped(
+            "too_large",
+            format!(
+                "a message of {size} bytes on {topic} is over the maximum packet size of {max_bytes} bytes (maxPacketSize)"
+            ),
+        ));
+    }
     let (content_type, user_properties) = match &publish.properties {
         Some(p) => (p.content_type.as_deref(), p.user_properties.as_slice()),
         None => (None, &[][..]),
     };
-    match binding::decode(content_type, user_properties, &publish.payload) {
-        Ok(event) => Some(event),
-        Err(e) => {
-            tracing::warn!(
-                topic = %String::from_utf8_lossy(&publish.topic),
-                error = %e,
-                "dropping an MQTT message that is not a valid CloudEvent"
-            );
-            None
-        }
-    }
+    binding::decode(content_type, user_properties, &publish.payload).map_err(|e| {
+        TransportError::dropped(
+            "malformed_message",
+            format!("a message of {size} bytes on {topic} is not a valid CloudEvent: {e}"),
+        )
+    })
 }
 
 /// Ends the session when the client certificate files change, so the next connection
@@ -552,8 +567,13 @@ impl Connection for MqttConnection {
         let packet = Publish::new(&topic, qos, message.payload, Some(properties));
         let size = packet.size();
         if size > self.max_packet_size as usize {
+            let whose = if self.max_packet_size < self.settings.config.max_packet_size {
+                "the broker's Maximum Packet Size"
+            } else {
+                "maxPacketSize"
+            };
             return Err(TransportError::too_large(format!(
-                "event {} needs an MQTT packet of {size} bytes, more than the maximum packet size of {} bytes",
+                "event {} needs an MQTT packet of {size} bytes, more than the limit of {} bytes ({whose})",
                 event.id(),
                 self.max_packet_size
             )));
@@ -654,30 +674,26 @@ impl Connection for MqttConnection {
 
 /// The subscriber's side: takes deliveries in order, acknowledges each message as it is taken
 /// (Go's paho acknowledges once the message is handed to the receiver), and ends after a
-/// failure.
+/// failure. A dropped message is acknowledged and reported as a `dropped` error.
 fn subscription(rx: mpsc::UnboundedReceiver<Delivery>, client: AsyncClient, queued: Arc<AtomicUsize>) -> Subscription {
     let stream = futures::stream::unfold(Some((rx, client, queued)), |state| async move {
         let (mut rx, client, queued) = state?;
-        loop {
-            let delivery = rx.recv().await?;
-            let ack = match delivery {
-                Delivery::Failed(e) => return Some((Err(e), None)),
-                Delivery::Event(_, ack) | Delivery::Skip(ack) => ack,
+        let (item, ack) = match rx.recv().await? {
+            Delivery::Failed(e) => return Some((Err(e), None)),
+            Delivery::Event(event, ack) => (Ok(*event), ack),
+            Delivery::Dropped(e, ack) => (Err(e), ack),
+        };
+        queued.fetch_sub(1, Ordering::SeqCst);
+        if ack.qos != QoS::AtMostOnce {
+            let publish = Publish {
+                pkid: ack.pkid,
+                qos: ack.qos,
+                ..Publish::default()
             };
-            queued.fetch_sub(1, Ordering::SeqCst);
-            if ack.qos != QoS::AtMostOnce {
-                let publish = Publish {
-                    pkid: ack.pkid,
-                    qos: ack.qos,
-                    ..Publish::default()
-                };
-                // Fails only when the session is gone, which the stream reports next.
-                let _ = client.ack(&publish).await;
-            }
-            if let Delivery::Event(event, _) = delivery {
-                return Some((Ok(*event), Some((rx, client, queued))));
-            }
+            // Fails only when the session is gone, which the stream reports next.
+            let _ = client.ack(&publish).await;
         }
+        Some((item, Some((rx, client, queued))))
     });
     Subscription::from_stream(stream)
 }
