@@ -307,16 +307,27 @@ class Transport:
     def __init__(self, cell, kind, heartbeat=None, grpc_extra=""):
         self.cell, self.kind = cell, kind
         if kind == "grpc":
-            args = [cell.runner.ocm_bin, "-v", "broker", "--listen", "127.0.0.1:0", "--insecure"]
-            if heartbeat:
-                args += ["--heartbeat", str(heartbeat)]
-            self.broker = cell.service("ocm-ce-broker", args)
-            self.addr = self.broker.wait_log("listening line", r"listening on (127\.0\.0\.1:\d+)").group(1)
+            self.heartbeat = heartbeat
+            self.addr = self._start_broker("127.0.0.1:0")
             self.grpc_file = cell.write("grpc.yaml", f"url: {self.addr}\n{grpc_extra}")
         elif kind == "kafka":
             self.addr = cell.runner.kafka_addr()
         else:
             self.addr = cell.runner.mqtt_addr()
+
+    def _start_broker(self, listen):
+        args = [self.cell.runner.ocm_bin, "-v", "broker", "--listen", listen, "--insecure"]
+        if self.heartbeat:
+            args += ["--heartbeat", str(self.heartbeat)]
+        self.broker = self.cell.service("ocm-ce-broker", args)
+        return self.broker.wait_log("listening line", r"listening on (127\.0\.0\.1:\d+)").group(1)
+
+    def restart_broker(self, down=1.0):
+        """Kills the ocm-ce broker (SIGKILL) and starts it again on the same port `down` s later."""
+        check(self.kind == "grpc", "only the ocm-ce broker is restarted by a cell")
+        self.broker.kill()
+        time.sleep(down)
+        self._start_broker(self.addr)
 
     def kafka_config(self, name):
         """Go's KafkaConfig, read by both SDKs. groupID is left out: it defaults to the source id /
@@ -906,6 +917,83 @@ def probe_unversioned_update(cell, tr, sid, cluster):
     src.stop()
 
 
+def retrying(what, fn, timeout=TIMEOUT):
+    """Calls fn until it stops raising Failure (a client still reconnecting refuses to publish:
+    sdk-go answers "the cloudevents client is not ready"), at most `timeout` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return fn()
+        except Failure:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def broker_restart(cell, src, agt):
+    """The broker is killed (SIGKILL) and restarted on the same port between two phases; both
+    sides reconnect and resync, then an update, a create and a delete go through."""
+    src.start()
+    agt.start()
+    gen = (lambda g: g) if agt.reports_generation else (lambda g: None)
+    ua = src.create("wa", "wa-v1", 1)
+    uc = src.create("wc", "wc-v1", 1)
+    for name, uid in (("wa", ua), ("wc", uc)):
+        agt.wait_content(uid, name + "-v1")
+        src.wait_status(name, "Applied", applied(gen(1)))
+    t = time.time()
+    src.tr.restart_broker()
+    retrying("update after the broker restart", lambda: src.update("wa", "wa-v2", 2))
+    ub = retrying("create after the broker restart", lambda: src.create("wb", "wb-v1", 1))
+    agt.wait_content(ua, "wa-v2")
+    agt.wait_content(ub, "wb-v1")
+    src.wait_status("wa", "Applied after the broker restart", applied(gen(2)))
+    src.wait_status("wb", "Applied after the broker restart", applied(gen(1)))
+    retrying("delete after the broker restart", lambda: src.delete("wc"))
+    agt.wait_removed(uc)
+    src.wait_gone("wc")
+    cell.note(f"converged {time.time() - t:.1f}s after the broker was killed")
+    check(src.names() == ["wa", "wb"], f"source lists {src.names()}, want [wa, wb]")
+    check(agt.uids() == sorted([ua, ub]), f"agent holds {agt.uids()}, want {sorted([ua, ub])}")
+    agt.stop()
+    src.stop()
+
+
+def forged_status(cell, src, agt):
+    """A Go agent connected for another cluster (sdk-go v0.15.0, go-forge) publishes a Deleted
+    status carrying the resource id of this cluster's work: the ocm-ce source drops it, and the
+    work stays, applied, on both sides."""
+    src.start()
+    agt.start()
+    gen = (lambda g: g) if agt.reports_generation else (lambda g: None)
+    uid = src.create("payroll", "salaries", 1)
+    agt.wait_content(uid, "salaries")
+    before = src.wait_status("payroll", "Applied", applied(gen(1)))
+    w = src.get("payroll")
+    rogue = "rogue-" + RUN
+    forged = cell.write("forged.json", json.dumps({
+        "metadata": {"name": uid, "namespace": rogue, "uid": uid, "resourceVersion": "1",
+                     "labels": {"cloudevents.open-cluster-management.io/originalsource": src.sid}},
+        "status": w.get("status") or {}}))
+    cfg = src.tr.agent_config(src.sid, rogue)
+    r = subprocess.run([os.path.join(cell.runner.bin_dir, "go-forge"), "--transport", src.tr.kind, "--config", cfg,
+                        "--cluster", rogue, "--agent-id", rogue + "-agent", "--work", forged],
+                       capture_output=True, text=True, timeout=90)
+    with open(cell.path("go-forge.stderr.log"), "a") as f:
+        f.write(r.stderr)
+    check(r.returncode == 0 and '"published"' in r.stdout, f"go-forge failed: {(r.stdout + r.stderr).strip()[-300:]}")
+    time.sleep(2)
+    after = src.get("payroll")
+    check(after is not None, "the forged Deleted status removed the work at the ocm-ce source")
+    check(not after["metadata"].get("deletionTimestamp"), "the forged status marked the work deleting")
+    check(cond(after.get("status") or {}, "Deleted") is None, "the forged Deleted condition was applied")
+    check(cond(after.get("status") or {}, "Applied") == cond(before, "Applied"), "the status changed")
+    check(agt.uids() == [uid], f"agent holds {agt.uids()}, want [{uid}]")
+    cell.note(f"forged Deleted status from cluster {rogue} for {uid} dropped by the ocm-ce source")
+    agt.stop()
+    src.stop()
+
+
 # ---- the matrix -----------------------------------------------------------------------------
 
 def pairing(kind):
@@ -925,6 +1013,7 @@ PAIR_TITLES = {
     "os-gl": "ocm-ce source -> go-agent-latest (v1.3.0)",
 }
 SCENARIOS = {"lifecycle": lifecycle, "agent restart": agent_restart, "source restart": source_restart}
+FAULTS = {"broker restart": broker_restart, "forged status": forged_status}
 
 
 def matrix():
@@ -944,7 +1033,7 @@ def matrix():
             src = scls(cell, tr, sid, cluster, **({"wait_applied": True} if latest else {}))
             agt = acls(cell, tr, sid, cluster, **({"latest": True} if latest else {}))
             agt.src = src
-            SCENARIOS[sname](cell, src, agt)
+            {**SCENARIOS, **FAULTS}[sname](cell, src, agt)
             if latest:
                 with open(cell.path("go-agent.stderr.log"), errors="replace") as f:
                     log = f.read()
@@ -980,6 +1069,11 @@ def matrix():
 
     for transport in ("grpc", "mqtt"):
         cells.append((f"{transport:5} | status hashes: Go source, ocm-ce agent | resync", hashes(transport), False))
+    # faults with the Go SDK on the other side (the gRPC broker is ours, so it is the one restarted)
+    for pair in ("gs-oa", "os-ga"):
+        cells.append((f"grpc  | {PAIR_TITLES[pair]} | broker restart", scenario_cell("grpc", pair, "broker restart"), False))
+    for transport in ("grpc", "mqtt"):
+        cells.append((f"{transport:5} | {PAIR_TITLES['os-ga']} | forged status", scenario_cell(transport, "os-ga", "forged status"), False))
     for sname in SCENARIOS:
         cells.append((f"grpc  | {PAIR_TITLES['os-gl']} | {sname}", scenario_cell("grpc", "os-gl", sname), False))
 
@@ -1009,7 +1103,7 @@ class Runner:
         t = time.time()
         # v0.15.0 with the SDK's `kafka` build tag (cgo, the static librdkafka of confluent-kafka-go):
         # the same binaries serve the gRPC, MQTT and Kafka cells
-        for module, tags, pkgs in (("go", ["-tags", "kafka"], ["./cmd/go-source", "./cmd/go-agent", "./cmd/kafka-create-topics"]),
+        for module, tags, pkgs in (("go", ["-tags", "kafka"], ["./cmd/go-source", "./cmd/go-agent", "./cmd/go-forge", "./cmd/kafka-create-topics"]),
                                    ("go-latest", [], ["./cmd/go-agent-latest"])):
             r = subprocess.run(["go", "build", *tags, "-o", self.bin_dir + "/", *pkgs], cwd=os.path.join(HERE, module),
                                capture_output=True, text=True, timeout=1200,

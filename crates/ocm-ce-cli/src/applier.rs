@@ -300,6 +300,10 @@ impl Applier {
     }
 
     /// Applies every work the agent holds and every change, until `shutdown` resolves.
+    ///
+    /// Level-triggered: a watch event only says which work to look at; what is applied is that
+    /// work's latest state in the store (or its absence), never the event's snapshot, so a
+    /// backlog of events can never bring back a work that was deleted meanwhile.
     pub(crate) async fn run<Tr: Transport>(
         &mut self,
         agent: &AgentWorkClient<Tr>,
@@ -309,19 +313,17 @@ impl Applier {
         for w in agent.list(&Default::default()) {
             self.report(agent, &w).await;
         }
+        self.remove_unknown(agent)?;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 ev = watch.next() => match ev {
-                    Some(WatchEvent::Added(w) | WatchEvent::Modified(w)) => self.report(agent, &w).await,
-                    Some(WatchEvent::Deleted(w)) => {
-                        self.succeeded(w.uid());
-                        self.remove_dir(&w)?;
-                    }
+                    Some(WatchEvent::Added(w) | WatchEvent::Modified(w) | WatchEvent::Deleted(w)) => self.sync(agent, &w).await?,
                     Some(WatchEvent::Relisted(all)) => {
                         for w in &all {
-                            self.report(agent, w).await;
+                            self.sync(agent, w).await?;
                         }
+                        self.remove_unknown(agent)?;
                     }
                     None => return Ok(()),
                 },
@@ -337,6 +339,38 @@ impl Applier {
                 () = &mut shutdown => return Ok(()),
             }
         }
+    }
+
+    /// Brings `work` to the state the store has for it now: applied, or removed when the
+    /// store no longer holds it.
+    async fn sync<Tr: Transport>(&mut self, agent: &AgentWorkClient<Tr>, work: &ManifestWork) -> Result<()> {
+        match agent.get(work.name()) {
+            Ok(latest) => self.report(agent, &latest).await,
+            Err(_) => {
+                self.succeeded(work.uid());
+                self.remove_dir(work)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the directories of works the agent does not hold (deleted while a watch lagged,
+    /// or while the agent was down and the records were not read).
+    fn remove_unknown<Tr: Transport>(&mut self, agent: &AgentWorkClient<Tr>) -> Result<()> {
+        let dir = self.root.join(agent.cluster_name());
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let uid = entry.file_name().to_string_lossy().into_owned();
+            if agent.get(&uid).is_err() {
+                self.written.remove(&uid);
+                self.recorded.remove(&uid);
+                std::fs::remove_dir_all(entry.path())
+                    .with_context(|| format!("removing {}", entry.path().display()))?;
+            }
+        }
+        Ok(())
     }
 
     async fn report<Tr: Transport>(&mut self, agent: &AgentWorkClient<Tr>, work: &ManifestWork) {

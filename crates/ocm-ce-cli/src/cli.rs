@@ -172,12 +172,36 @@ pub(crate) struct TransportArgs {
     pub(crate) config: PathBuf,
 }
 
+/// The publish rate limit of a client (Go's token bucket).
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct RateArgs {
+    /// Events per second this client may publish (0 = unlimited). Go's default: 50.
+    #[arg(long, default_value_t = ocm_ce_client::RateLimit::DEFAULT_QPS)]
+    pub(crate) qps: f32,
+    /// Events this client may publish at once before the rate applies. Go's default: 100.
+    #[arg(long, default_value_t = ocm_ce_client::RateLimit::DEFAULT_BURST)]
+    pub(crate) burst: u32,
+}
+
+impl RateArgs {
+    /// The rate limit (`None` = unlimited).
+    pub(crate) fn limit(self) -> Option<ocm_ce_client::RateLimit> {
+        (self.qps > 0.0).then_some(ocm_ce_client::RateLimit {
+            qps: self.qps,
+            burst: self.burst.max(1),
+        })
+    }
+}
+
 /// `agent` options.
 #[derive(Debug, Args)]
 pub(crate) struct AgentArgs {
     /// Transport and config.
     #[command(flatten)]
     pub(crate) transport: TransportArgs,
+    /// Publish rate limit.
+    #[command(flatten)]
+    pub(crate) rate: RateArgs,
     /// The managed cluster this agent serves.
     #[arg(long)]
     pub(crate) cluster: String,
@@ -195,6 +219,9 @@ pub(crate) struct SourceArgs {
     /// Transport and config.
     #[command(flatten)]
     pub(crate) transport: TransportArgs,
+    /// Publish rate limit.
+    #[command(flatten)]
+    pub(crate) rate: RateArgs,
     /// Source id.
     #[arg(long = "source")]
     pub(crate) source_id: String,
@@ -271,6 +298,20 @@ pub(crate) enum SourceCommand {
         timeout: Duration,
     },
     /// Stream changes of the works until interrupted.
+    /// Keep this source's works equal to the ManifestWork files in a directory: files added or
+    /// changed create or update works, works whose file is gone are deleted. Runs until
+    /// SIGINT/SIGTERM; its state (specs, reported statuses) is kept in the state database.
+    #[command(
+        after_help = "Example:\n  ocm-ce source --transport grpc --config grpc.yaml --source source1 sync --dir ./works"
+    )]
+    Sync {
+        /// The directory of ManifestWork files (.yaml, .yml, .json; several documents per file).
+        #[arg(long)]
+        dir: PathBuf,
+        /// How often the directory is scanned.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        interval: Duration,
+    },
     Watch {
         /// Cluster (namespace); all when absent.
         #[arg(short = 'n', long = "namespace")]

@@ -96,10 +96,15 @@ pub(crate) async fn shutdown_signal() {
 /// acknowledgements, specs) to be acknowledged by the transport.
 const FLUSH_ON_EXIT: Duration = Duration::from_secs(5);
 
-/// Client options for the command-line processes: Go's defaults, but a snappy first retry.
-fn client_options() -> WorkClientOptions {
-    let mut client = ClientOptions::default();
+/// Client options for the command-line processes: Go's defaults, but reconnect attempts
+/// every 1, 2, 4, 8 and then 10 s (Go: 5, 25, then 60 s), so a restarted broker is found
+/// again within seconds.
+fn client_options(rate: crate::cli::RateArgs) -> WorkClientOptions {
+    let mut client = ClientOptions::default().rate_limit(rate.limit());
     client.backoff.initial = Duration::from_secs(1);
+    client.backoff.factor = 2.0;
+    client.backoff.jitter = 0.2;
+    client.backoff.cap = Duration::from_secs(10);
     WorkClientOptions::default().client(client)
 }
 
@@ -202,7 +207,7 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
         &agent_id,
         AgentCodecs::bundles(),
         applied,
-        client_options(),
+        client_options(args.rate),
     );
     eprintln!(
         "agent {agent_id} for cluster {} applying into {}",
@@ -238,7 +243,7 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
         SourceCommand::Delete { name, namespace, .. } => known_at_start(namespace, name),
         _ => false,
     };
-    let client = SourceWorkClient::start(transport, &args.source_id, works, client_options());
+    let client = SourceWorkClient::start(transport, &args.source_id, works, client_options(args.rate));
     wait_connected(
         &format!("source {}", args.source_id),
         args.connect_timeout,
@@ -289,6 +294,10 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
                     delete(&client, &mut db, &mut watch, key, wait.then_some(timeout)).await?
                 }
             }
+            SourceCommand::Sync { dir, interval } => {
+                crate::sync::run(&client, &mut db, &mut watch, &dir, interval).await?;
+                ExitCode::SUCCESS
+            }
             SourceCommand::Watch { namespace } => {
                 let ns = namespace.unwrap_or_default();
                 loop {
@@ -326,11 +335,16 @@ async fn settle(watch: &mut ocm_ce_work::store::WatchStream, db: &mut StateDb) -
     }
 }
 
-fn persist_pending(watch: &mut ocm_ce_work::store::WatchStream, db: &mut StateDb) -> Result<()> {
+/// Writes the store changes that already happened to the database, in one transaction.
+pub(crate) fn persist_pending(watch: &mut ocm_ce_work::store::WatchStream, db: &mut StateDb) -> Result<()> {
+    let mut events = Vec::new();
     while let Some(Some(ev)) = futures::FutureExt::now_or_never(watch.next()) {
-        db.apply(&ev)?;
+        events.push(ev);
     }
-    Ok(())
+    if events.is_empty() {
+        return Ok(());
+    }
+    db.apply_all(&events)
 }
 
 async fn next_until(watch: &mut ocm_ce_work::store::WatchStream, deadline: Instant) -> Result<WatchEvent> {
@@ -341,7 +355,7 @@ async fn next_until(watch: &mut ocm_ce_work::store::WatchStream, deadline: Insta
     }
 }
 
-fn read_works(file: &Path) -> Result<Vec<ManifestWork>> {
+pub(crate) fn read_works(file: &Path) -> Result<Vec<ManifestWork>> {
     let text = if file == Path::new("-") {
         let mut s = String::new();
         std::io::stdin()
@@ -351,8 +365,18 @@ fn read_works(file: &Path) -> Result<Vec<ManifestWork>> {
     } else {
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
     };
+    // serde-saphyr's default budget (1024 documents, 250 000 nodes) guards configuration
+    // files; a file of works may hold many thousands. The limits grow with the input, which
+    // is in memory already; depth, alias and anchor limits stay.
+    let budget = serde_saphyr::budget! {
+        max_documents: text.len() / 16 + 1024,
+        max_nodes: text.len() / 2 + 250_000,
+        max_events: text.len() + 1_000_000,
+        max_total_scalar_bytes: text.len() + 1024,
+    };
     let docs: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(&text).with_context(|| format!("{} is not valid YAML", file.display()))?;
+        serde_saphyr::from_multiple_with_options(&text, serde_saphyr::options! { budget: budget })
+            .with_context(|| format!("{} is not valid YAML", file.display()))?;
     let mut works = Vec::new();
     for (i, doc) in docs.into_iter().filter(|d| !d.is_null()).enumerate() {
         if let Some(kind) = doc.get("kind").and_then(|k| k.as_str())
@@ -432,6 +456,97 @@ async fn delete<Tr: Transport>(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What [`upsert`] did to one work, with the version it has now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Upserted {
+    Created(u64),
+    Updated(u64),
+    Unchanged(u64),
+}
+
+impl Upserted {
+    pub(crate) fn version(self) -> u64 {
+        match self {
+            Self::Created(v) | Self::Updated(v) | Self::Unchanged(v) => v,
+        }
+    }
+}
+
+/// Annotations a source keeps for itself; they do not make a work differ from its file.
+fn user_annotations(work: &ManifestWork) -> std::collections::BTreeMap<String, String> {
+    work.metadata
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.as_str() != RESOURCE_VERSION_ANNOTATION && k.as_str() != SEQUENCE_ID_ANNOTATION)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// True when `desired` (from a file) asks for something `existing` does not have.
+fn differs(desired: &ManifestWork, existing: &ManifestWork) -> bool {
+    let explicit = desired.annotation(RESOURCE_VERSION_ANNOTATION);
+    (explicit.is_some() && explicit != existing.annotation(RESOURCE_VERSION_ANNOTATION))
+        || desired.spec.workload.manifests != existing.spec.workload.manifests
+        || desired.spec.delete_option != existing.spec.delete_option
+        || desired.spec.manifest_configs != existing.spec.manifest_configs
+        || desired.metadata.labels.clone().unwrap_or_default() != existing.metadata.labels.clone().unwrap_or_default()
+        || user_annotations(desired) != user_annotations(existing)
+}
+
+/// Creates `work` (version 1 unless its file says), or updates the source's copy to it (the
+/// version bumped unless its file says), or leaves it when nothing changed.
+pub(crate) async fn upsert<Tr: Transport>(client: &SourceWorkClient<Tr>, mut work: ManifestWork) -> Result<Upserted> {
+    let (ns, name) = (work.namespace().to_owned(), work.name().to_owned());
+    let explicit = work.annotation(RESOURCE_VERSION_ANNOTATION).is_some();
+    if let Ok(existing) = client.get(&ns, &name) {
+        if !differs(&work, &existing) {
+            return Ok(Upserted::Unchanged(version_of(&existing)));
+        }
+        let version = if explicit {
+            version_of(&work)
+        } else {
+            version_of(&existing) + 1
+        };
+        let mut annotations = work.metadata.annotations.clone().unwrap_or_default();
+        annotations.insert(RESOURCE_VERSION_ANNOTATION.to_owned(), version.to_string());
+        // Annotations the file dropped are removed (null in a merge patch).
+        let mut patched_annotations = serde_json::Map::new();
+        for k in user_annotations(&existing).into_keys() {
+            patched_annotations.insert(k, serde_json::Value::Null);
+        }
+        for (k, v) in annotations {
+            patched_annotations.insert(k, v.into());
+        }
+        let patch = serde_json::json!({
+            "metadata": {"labels": work.metadata.labels, "annotations": patched_annotations},
+            "spec": {
+                "workload": {"manifests": work.spec.workload.manifests},
+                "deleteOption": work.spec.delete_option,
+                "manifestConfigs": if work.spec.manifest_configs.is_empty() { serde_json::Value::Null } else { serde_json::to_value(&work.spec.manifest_configs)? },
+            },
+        });
+        client
+            .patch(&ns, &name, PatchType::Merge, patch.to_string().as_bytes())
+            .await
+            .with_context(|| format!("updating {ns}/{name}"))?;
+        Ok(Upserted::Updated(version))
+    } else {
+        if !explicit {
+            work.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(RESOURCE_VERSION_ANNOTATION.to_owned(), "1".to_owned());
+        }
+        let version = version_of(&work);
+        client
+            .create(&ns, work)
+            .await
+            .with_context(|| format!("creating {ns}/{name}"))?;
+        Ok(Upserted::Created(version))
+    }
+}
+
 async fn apply<Tr: Transport>(
     client: &SourceWorkClient<Tr>,
     db: &mut StateDb,
@@ -441,50 +556,20 @@ async fn apply<Tr: Transport>(
     timeout: Duration,
 ) -> Result<ExitCode> {
     let mut targets = Vec::new();
-    for mut work in read_works(file)? {
+    for work in read_works(file)? {
         let (ns, name) = (work.namespace().to_owned(), work.name().to_owned());
-        let explicit = work.annotation(RESOURCE_VERSION_ANNOTATION).is_some();
         let seen = client
             .get(&ns, &name)
             .ok()
             .and_then(|w| w.annotation(SEQUENCE_ID_ANNOTATION).map(str::to_owned));
-        if let Ok(existing) = client.get(&ns, &name) {
-            let version = if explicit {
-                version_of(&work)
-            } else {
-                version_of(&existing) + 1
-            };
-            let mut annotations = work.metadata.annotations.clone().unwrap_or_default();
-            annotations.insert(RESOURCE_VERSION_ANNOTATION.to_owned(), version.to_string());
-            let patch = serde_json::json!({
-                "metadata": {"labels": work.metadata.labels, "annotations": annotations},
-                "spec": {
-                    "workload": {"manifests": work.spec.workload.manifests},
-                    "deleteOption": work.spec.delete_option,
-                    "manifestConfigs": if work.spec.manifest_configs.is_empty() { serde_json::Value::Null } else { serde_json::to_value(&work.spec.manifest_configs)? },
-                },
-            });
-            client
-                .patch(&ns, &name, PatchType::Merge, patch.to_string().as_bytes())
-                .await
-                .with_context(|| format!("updating {ns}/{name}"))?;
-            println!("work {ns}/{name} updated (version {version})");
-            targets.push((ns, name, version, seen));
-        } else {
-            if !explicit {
-                work.metadata
-                    .annotations
-                    .get_or_insert_with(Default::default)
-                    .insert(RESOURCE_VERSION_ANNOTATION.to_owned(), "1".to_owned());
-            }
-            let version = version_of(&work);
-            client
-                .create(&ns, work)
-                .await
-                .with_context(|| format!("creating {ns}/{name}"))?;
-            println!("work {ns}/{name} created (version {version})");
-            targets.push((ns, name, version, seen));
-        }
+        let done = upsert(client, work).await?;
+        let what = match done {
+            Upserted::Created(_) => "created",
+            Upserted::Updated(_) => "updated",
+            Upserted::Unchanged(_) => "unchanged",
+        };
+        println!("work {ns}/{name} {what} (version {})", done.version());
+        targets.push((ns, name, done.version(), seen));
         persist_pending(watch, db)?;
     }
     if !wait {
@@ -883,5 +968,37 @@ fn bench_source_id(config: &TransportConfig) -> String {
             .filter(|s| s != "+")
             .unwrap_or_else(|| "ocm-ce-bench".to_owned()),
         _ => "ocm-ce-bench".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn work_doc(i: usize) -> String {
+        format!(
+            "---\napiVersion: work.open-cluster-management.io/v1\nkind: ManifestWork\nmetadata:\n  name: w{i}\n  namespace: cluster1\nspec:\n  workload:\n    manifests:\n    - apiVersion: v1\n      kind: ConfigMap\n      metadata:\n        name: cm{i}\n        namespace: default\n      data:\n        k: v{i}\n"
+        )
+    }
+
+    #[test]
+    fn a_file_of_thousands_of_works_reads_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("works.yaml");
+        let text: String = (0..2000).map(work_doc).collect();
+        std::fs::write(&path, text).unwrap();
+        let works = read_works(&path).unwrap();
+        assert_eq!(works.len(), 2000);
+        assert_eq!(works[1999].name(), "w1999");
+        assert_eq!(works[1999].spec.workload.manifests.len(), 1);
+    }
+
+    #[test]
+    fn a_work_without_namespace_is_refused_in_plain_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("works.yaml");
+        std::fs::write(&path, work_doc(1).replace("  namespace: cluster1\n", "")).unwrap();
+        let err = format!("{:#}", read_works(&path).unwrap_err());
+        assert!(err.contains("has no metadata.namespace"), "{err}");
     }
 }

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod lifecycle;
 mod state;
+mod sync;
 
 use std::process::ExitCode;
 

@@ -49,49 +49,42 @@ impl StateDb {
         Ok(works)
     }
 
-    /// Stores or replaces one work.
-    pub(crate) fn put(&mut self, work: &ManifestWork) -> Result<()> {
-        let body = serde_json::to_string(work)?;
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO works (namespace, name, uid, body) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(namespace, name) DO UPDATE SET uid = excluded.uid, body = excluded.body",
-            params![work.namespace(), work.name(), work.uid(), body],
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Removes one work.
-    pub(crate) fn delete(&mut self, namespace: &str, name: &str) -> Result<()> {
-        self.conn.execute(
-            "DELETE FROM works WHERE namespace = ?1 AND name = ?2",
-            params![namespace, name],
-        )?;
-        Ok(())
-    }
-
-    /// Replaces the whole content in one transaction.
-    pub(crate) fn replace_all(&mut self, works: &[std::sync::Arc<ManifestWork>]) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM works", [])?;
-        for w in works {
-            tx.execute(
-                "INSERT INTO works (namespace, name, uid, body) VALUES (?1, ?2, ?3, ?4)",
-                params![w.namespace(), w.name(), w.uid(), serde_json::to_string(&**w)?],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
     /// Applies one change of the source's store.
     pub(crate) fn apply(&mut self, event: &WatchEvent) -> Result<()> {
-        match event {
-            WatchEvent::Added(w) | WatchEvent::Modified(w) => self.put(w),
-            WatchEvent::Deleted(w) => self.delete(w.namespace(), w.name()),
-            WatchEvent::Relisted(all) => self.replace_all(all),
+        self.apply_all(std::slice::from_ref(event))
+    }
+
+    /// Applies changes of the source's store in order, in one transaction.
+    pub(crate) fn apply_all(&mut self, events: &[WatchEvent]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for event in events {
+            match event {
+                WatchEvent::Added(w) | WatchEvent::Modified(w) => {
+                    tx.execute(
+                        "INSERT INTO works (namespace, name, uid, body) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(namespace, name) DO UPDATE SET uid = excluded.uid, body = excluded.body",
+                        params![w.namespace(), w.name(), w.uid(), serde_json::to_string(&**w)?],
+                    )?;
+                }
+                WatchEvent::Deleted(w) => {
+                    tx.execute(
+                        "DELETE FROM works WHERE namespace = ?1 AND name = ?2",
+                        params![w.namespace(), w.name()],
+                    )?;
+                }
+                WatchEvent::Relisted(all) => {
+                    tx.execute("DELETE FROM works", [])?;
+                    for w in all {
+                        tx.execute(
+                            "INSERT INTO works (namespace, name, uid, body) VALUES (?1, ?2, ?3, ?4)",
+                            params![w.namespace(), w.name(), w.uid(), serde_json::to_string(&**w)?],
+                        )?;
+                    }
+                }
+            }
         }
+        tx.commit()?;
+        Ok(())
     }
 }
 
@@ -105,14 +98,18 @@ mod tests {
         let mut db = StateDb::open(dir.path(), "source1").unwrap();
         let mut w = ManifestWork::new("cluster1", "w1", Vec::new());
         w.metadata.uid = Some("u1".into());
-        db.put(&w).unwrap();
+        let other = ManifestWork::new("cluster1", "w2", Vec::new());
+        db.apply(&WatchEvent::Added(std::sync::Arc::new(w.clone()))).unwrap();
         w.metadata.resource_version = Some("2".into());
-        db.put(&w).unwrap();
+        db.apply_all(&[
+            WatchEvent::Modified(std::sync::Arc::new(w.clone())),
+            WatchEvent::Added(std::sync::Arc::new(other.clone())),
+        ])
+        .unwrap();
         drop(db);
         let mut db = StateDb::open(dir.path(), "source1").unwrap();
-        let loaded = db.load().unwrap();
-        assert_eq!(loaded, vec![w]);
-        db.delete("cluster1", "w1").unwrap();
-        assert!(db.load().unwrap().is_empty());
+        assert_eq!(db.load().unwrap(), vec![w, other.clone()]);
+        db.apply(&WatchEvent::Deleted(std::sync::Arc::new(other))).unwrap();
+        assert_eq!(db.load().unwrap().len(), 1);
     }
 }

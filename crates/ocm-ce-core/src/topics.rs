@@ -264,6 +264,17 @@ pub fn source_of_events_topic(topic: &str) -> Result<String, TopicError> {
     Ok(seg.get(idx).copied().unwrap_or_default().to_owned())
 }
 
+/// The cluster segment of a received agent events topic (`a/<source>/b/<cluster>/agentevents`),
+/// or `None` for any other topic. A source checks it against the `clustername` of the event:
+/// a broker's topic permissions bind an agent to its cluster's topics, so the topic is the
+/// cluster the sender may speak for.
+pub fn cluster_of_agent_events_topic(topic: &str) -> Option<&str> {
+    if !is_agent_events_topic(topic) || topic.starts_with("$share") {
+        return None;
+    }
+    topic.split('/').nth(3).filter(|c| *c != "+")
+}
+
 fn replace_last_plus(topic: &str, with: &str) -> String {
     match topic.rfind('+') {
         Some(i) => format!("{}{with}{}", &topic[..i], &topic[i + 1..]),
@@ -411,5 +422,19 @@ mod tests {
                 "sources/+/sourcebroadcast".to_owned()
             ]
         );
+    }
+
+    #[test]
+    fn the_cluster_of_a_received_agent_events_topic_is_its_fourth_segment() {
+        assert_eq!(
+            cluster_of_agent_events_topic("sources/s1/clusters/payroll/agentevents"),
+            Some("payroll")
+        );
+        assert_eq!(
+            cluster_of_agent_events_topic("sources/s1/clusters/payroll/sourceevents"),
+            None
+        );
+        assert_eq!(cluster_of_agent_events_topic("sources/s1/clusters/+/agentevents"), None);
+        assert_eq!(cluster_of_agent_events_topic("sources/s1/sourcebroadcast"), None);
     }
 }

@@ -63,6 +63,8 @@ struct Ack {
 
 struct Deliveries {
     tx: mpsc::UnboundedSender<Delivery>,
+    /// A source checks that an agent's event names the cluster of the topic it came on.
+    check_cluster: bool,
     /// Received messages larger than this are dropped (`maxPacketSize`).
     max_event_bytes: usize,
     /// Deliveries not yet taken by the subscriber.
@@ -299,6 +301,7 @@ impl MqttConnection {
         let queued = Arc::new(AtomicUsize::new(0));
         let deliveries = Deliveries {
             tx: events_tx.clone(),
+            check_cluster: matches!(settings.role, crate::transport::Role::Source { .. }),
             max_event_bytes: usize::try_from(config.max_packet_size).unwrap_or(usize::MAX),
             queued: queued.clone(),
             qos0_limit: settings.receive_buffer,
@@ -396,7 +399,7 @@ async fn pump(mut event_loop: EventLoop, shared: Arc<Shared>, events: Deliveries
                     pkid: publish.pkid,
                     qos: publish.qos,
                 };
-                let delivery = match receive(&publish, events.max_event_bytes) {
+                let delivery = match receive(&publish, events.max_event_bytes, events.check_cluster) {
                     Ok(event) => Delivery::Event(Box::new(event), ack),
                     Err(dropped) => Delivery::Dropped(dropped, ack),
                 };
@@ -485,10 +488,12 @@ fn resolve_publish(shared: &Shared, pkid: u16, result: Result<(), TransportError
     }
 }
 
-/// Turns a received PUBLISH into an event. A message over `max_bytes` or that is not a valid
-/// CloudEvent is dropped (Go drops malformed ones too): the error names the topic, the size and
-/// why, never the payload.
-fn receive(publish: &Publish, max_bytes: usize) -> Result<Event, TransportError> {
+/// Turns a received PUBLISH into an event. A message over `max_bytes`, that is not a valid
+/// CloudEvent, or (for a source, `check_cluster`) whose `clustername` is not the cluster of the
+/// agent events topic it came on, is dropped (Go drops malformed ones too): the error names
+/// the topic, the size and why, never the payload.
+fn receive(publish: &Publish, max_bytes: usize, check_cluster: bool) -> Result<Event, TransportError> {
+    use ocm_ce_core::EventExt;
     let topic = String::from_utf8_lossy(&publish.topic);
     let size = publish.size();
     if size > max_bytes {
@@ -503,12 +508,26 @@ fn receive(publish: &Publish, max_bytes: usize) -> Result<Event, TransportError>
         Some(p) => (p.content_type.as_deref(), p.user_properties.as_slice()),
         None => (None, &[][..]),
     };
-    binding::decode(content_type, user_properties, &publish.payload).map_err(|e| {
+    let event = binding::decode(content_type, user_properties, &publish.payload).map_err(|e| {
         TransportError::dropped(
             "malformed_message",
             format!("a message of {size} bytes on {topic} is not a valid CloudEvent: {e}"),
         )
-    })
+    })?;
+    if check_cluster
+        && let Some(cluster) = ocm_ce_core::topics::cluster_of_agent_events_topic(&topic)
+        && event.cluster_name().ok().as_deref() != Some(cluster)
+    {
+        return Err(TransportError::dropped(
+            "wrong_cluster",
+            format!(
+                "event {} on {topic} names cluster {:?}, not the topic's",
+                event.id(),
+                event.cluster_name().unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(event)
 }
 
 /// Ends the session when the client certificate files change, so the next connection

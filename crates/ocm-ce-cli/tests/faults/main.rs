@@ -1,0 +1,498 @@
+//! Fault injection: real brokers (the ocm-ce gRPC broker, Mosquitto, Kafka), a long-running
+//! source (`ocm-ce source … sync`) and `ocm-ce agent`s as separate processes on loopback, and
+//! faults — brokers, agents and sources killed (SIGKILL) and restarted, connections that go
+//! silent or are cut, a stalled subscriber, 10 000 works through one cluster, 400 KB works,
+//! status resyncs of 3000 works, forged and colliding statuses. After each fault the suite
+//! waits for the invariant of `check.rs` (both sides' own state agree, nothing lost) to hold
+//! within 30 s.
+//!
+//! Scenarios run one at a time (they measure convergence times on a small machine). MQTT
+//! scenarios need `OCM_CE_MOSQUITTO_BIN`, Kafka ones `OCM_CE_TEST_KAFKA` (both from
+//! `scripts/test-env.sh`, which CI runs); without them they are skipped with a note.
+
+// These tests drive separate processes from plain threads: blocking sleeps are what they need.
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stderr,
+    clippy::disallowed_methods,
+    unreachable_pub
+)]
+
+mod check;
+mod proxy;
+mod system;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use system::{Kind, Options, System};
+
+/// The bound of every convergence after a fault.
+const CONVERGE: Duration = Duration::from_secs(30);
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn available(kind: Kind) -> bool {
+    let need = match kind {
+        Kind::Grpc => return true,
+        Kind::Mqtt => "OCM_CE_MOSQUITTO_BIN",
+        Kind::Kafka => "OCM_CE_TEST_KAFKA",
+    };
+    let ok = std::env::var_os(need).is_some()
+        && (kind != Kind::Kafka || cfg!(feature = "kafka") || std::env::var_os("OCM_CE_BIN").is_some());
+    if !ok {
+        eprintln!(
+            "skipping the {} scenario: {need} is not set (run scripts/test-env.sh)",
+            kind.name()
+        );
+    }
+    ok
+}
+
+fn pause(d: Duration) {
+    std::thread::sleep(d);
+}
+
+/// Kills the broker `at` into a phase and starts it again `down` later.
+fn restart_broker(sys: &mut System, down: Duration) {
+    sys.kill_broker();
+    pause(down);
+    sys.start_broker();
+}
+
+fn broker_restarts(kind: Kind) {
+    if !available(kind) {
+        return;
+    }
+    let _one = serial();
+    let mut sys = System::start(kind, Options::clusters(2));
+    let n = 100;
+    let started = Instant::now();
+    // create: the broker dies while the works are being sent
+    let works = sys.works("w", n, 1024, "v1");
+    sys.put_file("works.yaml", &works);
+    pause(Duration::from_millis(300));
+    restart_broker(&mut sys, Duration::from_secs(1));
+    sys.converge("broker restarted during the create phase", CONVERGE);
+    // update
+    let works = sys.works("w", n, 1024, "v2");
+    sys.put_file("works.yaml", &works);
+    pause(Duration::from_millis(300));
+    restart_broker(&mut sys, Duration::from_secs(1));
+    sys.converge("broker restarted during the update phase", CONVERGE);
+    // delete half
+    let keep: Vec<_> = works
+        .into_iter()
+        .filter(|(_, name, _)| {
+            name.ends_with('0')
+                || name.ends_with('2')
+                || name.ends_with('4')
+                || name.ends_with('6')
+                || name.ends_with('8')
+        })
+        .collect();
+    sys.put_file("works.yaml", &keep);
+    pause(Duration::from_millis(300));
+    restart_broker(&mut sys, Duration::from_secs(1));
+    sys.converge("broker restarted during the delete phase", CONVERGE);
+    eprintln!(
+        "[{}] broker restarts: {:.1}s in all",
+        kind.name(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn the_grpc_broker_killed_in_each_phase_loses_nothing() {
+    broker_restarts(Kind::Grpc);
+}
+
+#[test]
+fn mosquitto_killed_in_each_phase_loses_nothing() {
+    broker_restarts(Kind::Mqtt);
+}
+
+#[test]
+fn kafka_killed_in_each_phase_loses_nothing() {
+    broker_restarts(Kind::Kafka);
+}
+
+#[test]
+fn an_agent_killed_and_restarted_completes_what_changed_while_it_was_down() {
+    let _one = serial();
+    let mut sys = System::start(Kind::Grpc, Options::clusters(2));
+    let works = sys.works("w", 100, 1024, "v1");
+    sys.put_file("works.yaml", &works);
+    sys.converge("initial works", CONVERGE);
+    // killed in the middle of applying updates
+    let works = sys.works("w", 100, 1024, "v2");
+    sys.put_file("works.yaml", &works);
+    pause(Duration::from_millis(200));
+    sys.kill_agent("cluster1");
+    // while it is down: more updates, and deletions (which it completes from its records)
+    let mut works = sys.works("w", 100, 1024, "v3");
+    works.retain(|(c, name, _)| !(c == "cluster1" && name.ends_with('7')));
+    sys.put_file("works.yaml", &works);
+    pause(Duration::from_secs(2));
+    sys.start_agent("cluster1");
+    sys.converge("agent killed and restarted", CONVERGE);
+    // a graceful stop exits 0 (SIGTERM is handled like Ctrl-C)
+    assert_eq!(sys.stop_agent("cluster2"), Some(0), "SIGTERM ends the agent cleanly");
+    sys.start_agent("cluster2");
+    sys.converge("agent stopped with SIGTERM and started", CONVERGE);
+}
+
+#[test]
+fn a_source_killed_and_restarted_converges() {
+    let _one = serial();
+    let mut sys = System::start(Kind::Grpc, Options::clusters(2));
+    let works = sys.works("w", 150, 1024, "v1");
+    sys.put_file("works.yaml", &works);
+    pause(Duration::from_millis(300));
+    sys.kill_source();
+    // while it is down the directory changes
+    let mut works = sys.works("w", 150, 1024, "v2");
+    works.retain(|(_, name, _)| !name.ends_with('3'));
+    sys.put_file("works.yaml", &works);
+    pause(Duration::from_secs(1));
+    sys.start_source();
+    sys.converge("source killed and restarted", CONVERGE);
+    assert_eq!(sys.stop_source(), Some(0), "SIGTERM ends the source cleanly");
+}
+
+fn silent_connection(kind: Kind) {
+    if !available(kind) {
+        return;
+    }
+    let _one = serial();
+    let mut options = Options::clusters(2);
+    options.proxy = true;
+    let mut sys = System::start(kind, options);
+    let works = sys.works("w", 50, 1024, "v1");
+    sys.put_file("works.yaml", &works);
+    sys.converge("before the network fault", CONVERGE);
+    // the path goes silent while updates are sent: nothing closes, nothing arrives
+    let proxy = sys.proxy.as_ref().unwrap();
+    proxy.set_silent(true);
+    let works = sys.works("w", 50, 1024, "v2");
+    sys.put_file("works.yaml", &works);
+    pause(Duration::from_secs(10));
+    // then every connection is cut, and the path works again
+    let proxy = sys.proxy.as_ref().unwrap();
+    proxy.cut();
+    proxy.set_silent(false);
+    sys.converge("a silent, then cut connection", CONVERGE);
+    let detected = sys.log_lines("agent-cluster1.log", "disconnected").len()
+        + sys.log_lines("agent-cluster1.log", "reconnect").len();
+    assert!(detected > 0, "the agent noticed the dead connection");
+}
+
+#[test]
+fn a_grpc_connection_that_goes_silent_is_detected_and_repaired() {
+    silent_connection(Kind::Grpc);
+}
+
+#[test]
+fn an_mqtt_connection_that_goes_silent_is_detected_and_repaired() {
+    silent_connection(Kind::Mqtt);
+}
+
+/// One cluster's only subscriber stops reading: the broker holds back the publishes for that
+/// cluster only. The other cluster's works go through at the pace of a run without it; once
+/// the stuck subscriber is disconnected and a real agent comes, everything converges.
+#[test]
+fn a_stalled_subscriber_holds_back_only_its_own_cluster_and_loses_nothing() {
+    use ocm_ce_client::transport::grpc::{GrpcConfig, GrpcTransport};
+    use ocm_ce_client::{Connection, Role, Transport};
+
+    let _one = serial();
+    let mut options = Options::clusters(2);
+    options.broker_args = vec!["--stall-timeout".into(), "3s".into(), "--queue".into(), "50".into()];
+    let mut sys = System::start(Kind::Grpc, options);
+    sys.kill_agent("cluster1");
+    sys.checked = vec!["cluster2".into()];
+    // Baseline: cluster2 alone.
+    let baseline = sys.works("base", 300, 1024, "v1");
+    let baseline: Vec<_> = baseline.into_iter().filter(|(c, _, _)| c == "cluster2").collect();
+    sys.put_file("base.yaml", &baseline);
+    let alone = sys.converge("cluster2 alone", CONVERGE);
+
+    // cluster1's only subscriber reads nothing.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = std::fs::read_to_string(sys.path("source.yaml")).unwrap();
+    let url = url.lines().next().unwrap().trim_start_matches("url: ").to_owned();
+    let (_conn, _stalled) = runtime.block_on(async {
+        let transport = GrpcTransport::new(
+            GrpcConfig::new(url),
+            Role::Agent {
+                cluster_name: "cluster1".into(),
+                agent_id: "stalled".into(),
+            },
+        )
+        .unwrap();
+        let conn = transport.connect().await.unwrap();
+        let sub = conn.subscribe().await.unwrap();
+        (conn, sub)
+    });
+    let stalled: Vec<_> = sys
+        .works("s", 300, 64 * 1024, "v1")
+        .into_iter()
+        .filter(|(c, _, _)| c == "cluster1")
+        .collect();
+    let more: Vec<_> = sys
+        .works("more", 300, 1024, "v1")
+        .into_iter()
+        .filter(|(c, _, _)| c == "cluster2")
+        .collect();
+    sys.put_file("stalled.yaml", &stalled);
+    sys.put_file("more.yaml", &more);
+    let beside = sys.converge("cluster2 beside a stalled cluster1", CONVERGE);
+    eprintln!(
+        "[grpc] 300 works on cluster2: {:.2}s alone, {:.2}s beside a stalled cluster (ratio {:.2})",
+        alone.as_secs_f64(),
+        beside.as_secs_f64(),
+        beside.as_secs_f64() / alone.as_secs_f64()
+    );
+    assert!(
+        beside < alone * 2 + Duration::from_secs(2),
+        "a stalled cluster must not slow the others down: {alone:?} alone, {beside:?} beside it"
+    );
+
+    // A real agent for cluster1: the stuck subscriber is disconnected, nothing is lost.
+    sys.checked = sys.clusters.clone();
+    sys.start_agent("cluster1");
+    sys.converge("after the stuck subscriber was disconnected", CONVERGE);
+    let kicked = sys.log_lines("broker.log", "disconnecting a stuck subscriber");
+    assert_eq!(
+        kicked.len(),
+        1,
+        "the stuck subscriber, and only it, was disconnected: {kicked:?}"
+    );
+}
+
+#[test]
+fn ten_thousand_works_through_one_cluster() {
+    let _one = serial();
+    let mut sys = System::start(Kind::Grpc, Options::clusters(1));
+    let started = Instant::now();
+    for f in 0..10 {
+        let works: Vec<_> = sys.works(&format!("f{f}"), 1000, 256, "v1").into_iter().collect();
+        sys.put_file(&format!("works-{f}.yaml"), &works);
+    }
+    let took = sys.converge("10 000 works in one cluster", Duration::from_secs(120));
+    eprintln!(
+        "[grpc] 10 000 works created, applied and reported in {:.1}s ({:.0} works/s)",
+        took.as_secs_f64(),
+        10_000.0 / started.elapsed().as_secs_f64()
+    );
+    for f in 0..10 {
+        sys.remove_file(&format!("works-{f}.yaml"));
+    }
+    sys.converge("10 000 works deleted", Duration::from_secs(120));
+}
+
+fn large_works(kind: Kind) {
+    if !available(kind) {
+        return;
+    }
+    let _one = serial();
+    let mut sys = System::start(kind, Options::clusters(1));
+    let works = sys.works("big", 3, 400 * 1024, "v1");
+    sys.put_file("works.yaml", &works);
+    sys.converge("400 KB works", CONVERGE);
+    let works = sys.works("big", 3, 400 * 1024, "v2");
+    sys.put_file("works.yaml", &works);
+    sys.converge("400 KB works updated", CONVERGE);
+}
+
+#[test]
+fn works_of_400_kb_travel_over_grpc() {
+    large_works(Kind::Grpc);
+}
+
+#[test]
+fn works_of_400_kb_travel_over_mqtt() {
+    large_works(Kind::Mqtt);
+}
+
+#[test]
+fn works_of_400_kb_travel_over_kafka() {
+    large_works(Kind::Kafka);
+}
+
+/// A source restored from an old backup of its database (specs, but none of the statuses):
+/// its status resync of 3000 works brings every status back.
+fn status_resync(kind: Kind) {
+    if !available(kind) {
+        return;
+    }
+    let _one = serial();
+    let mut sys = System::start(kind, Options::clusters(1));
+    // The backup is taken while the agent is away: every work, no status.
+    let cluster = sys.clusters[0].clone();
+    assert_eq!(sys.stop_agent(&cluster), Some(0), "SIGTERM ends the agent cleanly");
+    let works = sys.works("w", 3000, 64, "v1");
+    sys.put_file("works.yaml", &works);
+    let backup = sys.path("backup.db");
+    let deadline = Instant::now() + CONVERGE;
+    while !copy_when(&sys, 3000, &backup) {
+        assert!(Instant::now() < deadline, "the source never held the 3000 works");
+        pause(Duration::from_millis(100));
+    }
+    sys.start_agent(&cluster);
+    sys.converge("3000 works", Duration::from_secs(60));
+    assert_eq!(sys.stop_source(), Some(0));
+    std::fs::copy(&backup, sys.db_path()).unwrap();
+    let _ = std::fs::remove_file(sys.db_path().with_extension("db-wal"));
+    let _ = std::fs::remove_file(sys.db_path().with_extension("db-shm"));
+    sys.start_source();
+    sys.converge("a status resync of 3000 works", CONVERGE);
+}
+
+/// Copies the source database to `to` when it holds `n` works.
+fn copy_when(sys: &System, n: usize, to: &std::path::Path) -> bool {
+    let Ok(conn) = rusqlite::Connection::open(sys.db_path()) else {
+        return false;
+    };
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM works", [], |r| r.get(0))
+        .unwrap_or(0);
+    if usize::try_from(count).unwrap_or(0) < n {
+        return false;
+    }
+    conn.execute("VACUUM INTO ?1", [to.display().to_string()]).is_ok()
+}
+
+#[test]
+fn a_status_resync_of_3000_works_over_grpc() {
+    status_resync(Kind::Grpc);
+}
+
+#[test]
+fn a_status_resync_of_3000_works_over_mqtt() {
+    status_resync(Kind::Mqtt);
+}
+
+#[test]
+fn a_status_resync_of_3000_works_over_kafka() {
+    status_resync(Kind::Kafka);
+}
+
+/// An agent of cluster `rogue` publishes a `Deleted` status carrying the id of cluster
+/// `payroll`'s work; and two works whose ids collide are both in the directory.
+fn forged_and_colliding(kind: Kind) {
+    use ocm_ce_client::{Connection, PublishTarget, Transport};
+    use ocm_ce_core::{Codec, EventType};
+
+    if !available(kind) {
+        return;
+    }
+    let _one = serial();
+    let mut options = Options::clusters(0);
+    options.clusters = vec!["payroll".into(), "prod-east".into(), "prod".into()];
+    let mut sys = System::start(kind, options);
+    let mut works = vec![("payroll".to_owned(), "salaries".to_owned(), "s".to_owned())];
+    works.push(("prod-east".into(), "app".into(), "a".into()));
+    sys.put_file("works.yaml", &works);
+    sys.converge("payroll and prod-east/app", CONVERGE);
+    // The colliding work: same resource id as prod-east/app.
+    let mut with_collision = works.clone();
+    with_collision.push(("prod".into(), "east-app".into(), "b".into()));
+    sys.put_file("works.yaml", &with_collision);
+    sys.desired.remove(&("prod".to_owned(), "east-app".to_owned()));
+    pause(Duration::from_secs(1));
+    sys.converge("a colliding work refused", CONVERGE);
+    assert!(
+        !sys.log_lines("source.log", "would have the resource id").is_empty(),
+        "the refusal is logged"
+    );
+
+    // The rogue agent.
+    let record = std::fs::read_dir(sys.path("apply/payroll"))
+        .unwrap()
+        .flatten()
+        .find_map(|e| std::fs::read_to_string(e.path().join(".work.json")).ok())
+        .unwrap();
+    let mut forged: ocm_ce_work::ManifestWork = serde_json::from_str(&record).unwrap();
+    forged.metadata.namespace = Some("rogue".into());
+    forged.metadata.finalizers = None;
+    ocm_ce_work::mark_manifests_deleted(&mut forged, chrono::Utc::now());
+    let ty: EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.status.delete_request"
+        .parse()
+        .unwrap();
+    let event = ocm_ce_work::AgentManifestBundleCodec::new()
+        .encode("rogue-agent", &ty, &forged)
+        .unwrap();
+    let config = sys.path("rogue.yaml");
+    let text = std::fs::read_to_string(sys.path("agent-payroll.yaml"))
+        .unwrap()
+        .replace("clusters/payroll/", "clusters/rogue/")
+        .replace("-payroll-agent", "-rogue-agent");
+    std::fs::write(&config, text).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let transport_config = ocm_ce_client::TransportConfig::load(
+            match kind {
+                Kind::Grpc => ocm_ce_client::TransportKind::Grpc,
+                Kind::Mqtt => ocm_ce_client::TransportKind::Mqtt,
+                Kind::Kafka => unreachable!("not a scenario"),
+            },
+            &config,
+        )
+        .unwrap();
+        let rogue = ocm_ce_client::AnyTransport::agent(&transport_config, "rogue", "rogue-agent").unwrap();
+        let conn = rogue.connect().await.unwrap();
+        conn.publish(&PublishTarget::Source(sys.source_id.clone()), &event)
+            .await
+            .unwrap();
+        conn.close().await;
+    });
+    pause(Duration::from_secs(2));
+    sys.converge("after a forged Deleted status", CONVERGE);
+    let dropped = sys
+        .log_lines("source.log", "from a cluster the work does not belong to")
+        .len()
+        + sys.log_lines("source.log", "not the topic's").len();
+    assert!(dropped >= 1, "the forged status was dropped and logged");
+}
+
+#[test]
+fn forged_and_colliding_statuses_are_refused_over_grpc() {
+    forged_and_colliding(Kind::Grpc);
+}
+
+#[test]
+fn forged_and_colliding_statuses_are_refused_over_mqtt() {
+    forged_and_colliding(Kind::Mqtt);
+}
+
+#[test]
+fn sigterm_stops_the_broker_gracefully() {
+    let _one = serial();
+    let port = system::free_port();
+    let mut cmd = std::process::Command::new(system::bin());
+    cmd.args(["broker", "--listen", &format!("127.0.0.1:{port}"), "--insecure"]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("broker.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let child = cmd.stdout(file.try_clone().unwrap()).stderr(file).spawn().unwrap();
+    system::wait_port(port, Duration::from_secs(10));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", std::fs::read_to_string(&log).unwrap());
+    assert!(std::fs::read_to_string(&log).unwrap().contains("shutting down"));
+}
