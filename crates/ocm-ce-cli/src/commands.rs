@@ -67,27 +67,38 @@ fn load_config(kind: ocm_ce_client::TransportKind, path: &Path) -> Result<Transp
     TransportConfig::load(kind, path).map_err(|e| anyhow::anyhow!("invalid {kind} config: {e}"))
 }
 
-/// Resolves when the process is asked to stop: SIGINT (Ctrl-C) or SIGTERM (what Kubernetes
-/// and service managers send). Long-running commands shut down gracefully on either.
-pub(crate) async fn shutdown_signal() {
+/// The process's stop signals: SIGINT (Ctrl-C) and SIGTERM (what Kubernetes and service
+/// managers send). Long-running commands install it first thing — from then on a stop signal
+/// no longer kills the process but asks it to shut down gracefully — and wait on it.
+pub(crate) struct Shutdown {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops gracefully");
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+impl Shutdown {
+    /// Installs the handlers now.
+    pub(crate) fn install() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+            let terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+            Ok(Self {
+                signals: (interrupt, terminate),
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Resolves at the next stop signal.
+    pub(crate) async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.signals.0.recv() => {}
+            _ = self.signals.1.recv() => {}
+        }
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -134,6 +145,7 @@ where
 // ---- broker ----------------------------------------------------------------------------------
 
 async fn broker(args: BrokerArgs) -> Result<ExitCode> {
+    let mut shutdown = Shutdown::install()?;
     let authenticated = args.client_ca.is_some() || args.tokens.is_some();
     if !args.listen.ip().is_loopback() && !authenticated && !args.insecure {
         bail!(
@@ -177,8 +189,8 @@ async fn broker(args: BrokerArgs) -> Result<ExitCode> {
         eprintln!("metrics on http://{m}/metrics");
     }
     broker
-        .serve_with_shutdown(listener, async {
-            shutdown_signal().await;
+        .serve_with_shutdown(listener, async move {
+            shutdown.recv().await;
             eprintln!("shutting down");
         })
         .await
@@ -189,6 +201,7 @@ async fn broker(args: BrokerArgs) -> Result<ExitCode> {
 // ---- agent -----------------------------------------------------------------------------------
 
 async fn agent(args: AgentArgs) -> Result<ExitCode> {
+    let mut shutdown = Shutdown::install()?;
     let config = load_config(args.transport.transport.kind(), &args.transport.config)?;
     let agent_id = args
         .agent_id
@@ -214,7 +227,7 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
         args.cluster,
         dir.display()
     );
-    applier.run(&client, shutdown_signal()).await?;
+    applier.run(&client, shutdown.recv()).await?;
     client.close(FLUSH_ON_EXIT).await;
     eprintln!("agent stopped");
     Ok(ExitCode::SUCCESS)
@@ -223,6 +236,12 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
 // ---- source ----------------------------------------------------------------------------------
 
 async fn source(args: SourceArgs) -> Result<ExitCode> {
+    // The long-running commands stop gracefully on SIGINT/SIGTERM; the one-shot ones keep the
+    // default (a signal ends them at once), so Ctrl-C never hangs.
+    let mut shutdown = match args.command {
+        SourceCommand::Sync { .. } | SourceCommand::Watch { .. } => Some(Shutdown::install()?),
+        _ => None,
+    };
     let config = load_config(args.transport.transport.kind(), &args.transport.config)?;
     let client_id = args
         .client_id
@@ -295,10 +314,16 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
                 }
             }
             SourceCommand::Sync { dir, interval } => {
-                crate::sync::run(&client, &mut db, &mut watch, &dir, interval).await?;
+                let Some(shutdown) = shutdown.as_mut() else {
+                    bail!("no signal handler");
+                };
+                crate::sync::run(&client, &mut db, &mut watch, &dir, interval, shutdown).await?;
                 ExitCode::SUCCESS
             }
             SourceCommand::Watch { namespace } => {
+                let Some(shutdown) = shutdown.as_mut() else {
+                    bail!("no signal handler");
+                };
                 let ns = namespace.unwrap_or_default();
                 loop {
                     tokio::select! {
@@ -306,7 +331,7 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
                             Some(ev) => { db.apply(&ev)?; print_event(&ev, &ns); }
                             None => break,
                         },
-                        () = shutdown_signal() => break,
+                        () = shutdown.recv() => break,
                     }
                 }
                 ExitCode::SUCCESS

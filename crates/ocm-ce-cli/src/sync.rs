@@ -16,7 +16,7 @@ use ocm_ce_work::client::SourceWorkClient;
 use ocm_ce_work::selector::ListParams;
 use ocm_ce_work::store::WatchStream;
 
-use crate::commands::{Upserted, persist_pending, read_works, shutdown_signal, upsert};
+use crate::commands::{Shutdown, Upserted, persist_pending, read_works, upsert};
 use crate::state::StateDb;
 
 /// One file of the directory, as last read.
@@ -152,6 +152,7 @@ pub(crate) async fn run<Tr: Transport>(
     watch: &mut WatchStream,
     dir: &Path,
     interval: Duration,
+    shutdown: &mut Shutdown,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     eprintln!(
@@ -162,8 +163,6 @@ pub(crate) async fn run<Tr: Transport>(
     let mut files = Desired::default();
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
     // Reconcile when a file changed, while a recreation waits for a deletion, and now and then.
     let mut due = true;
     let mut last = tokio::time::Instant::now();
@@ -191,7 +190,7 @@ pub(crate) async fn run<Tr: Transport>(
                 }
                 None => return Ok(()),
             },
-            () = &mut shutdown => return Ok(()),
+            () = shutdown.recv() => return Ok(()),
         }
     }
 }

@@ -219,12 +219,22 @@ where
             action::RESYNC_RESPONSE,
         );
         let hasher = &self.base.hasher;
-        for r in agent_status_resync(&local, &request, |r| hasher.status_hash(r)) {
-            let out = self.encode(&reply_type, r)?;
-            let target = PublishTarget::for_agent_event(&out)?;
-            self.base.send_resync_part(&target, &out).await?;
-        }
-        Ok(())
+        let lister = &self.base.lister;
+        // Each answer carries the resource as it is when it is sent, not as it was when the
+        // list was taken: its sequence id is made then, so an older status with a newer
+        // sequence id could overwrite a status sent meanwhile (answers take time under load).
+        let ids: Vec<String> = agent_status_resync(&local, &request, |r| hasher.status_hash(r))
+            .into_iter()
+            .map(|r| r.resource_id().to_owned())
+            .collect();
+        let answers = ids
+            .into_iter()
+            .filter_map(|id: String| match lister.get(&id, &options) {
+                Ok(Some(current)) => Some(self.encode(&reply_type, &current)),
+                Ok(None) => None,
+                Err(e) => Some(Err(Error::List(e))),
+            });
+        self.base.send_answers(answers, PublishTarget::for_agent_event).await
     }
 }
 

@@ -21,6 +21,10 @@ use crate::metrics::ClientMetrics;
 use crate::rate_limit::{Limiter, RateLimit};
 use crate::transport::{Connection, PublishTarget, Subscription, Transport};
 
+/// Events of one resync answer in flight at a time.
+const ANSWER_WINDOW: usize = 32;
+/// Resync requests of one peer that may wait while an earlier one is answered.
+const QUEUED_ANSWERS: usize = 64;
 /// How often one part of a resync is tried before the resync fails.
 pub(crate) const RESYNC_PART_ATTEMPTS: u32 = 5;
 /// Bytes reserved for the topic, the attributes and the framing of an event whose data is a
@@ -283,6 +287,27 @@ impl<T, Tr: Transport> Base<T, Tr> {
         }
     }
 
+    /// Sends the events of a resync answer, up to [`ANSWER_WINDOW`] at a time, each retried on
+    /// its own ([`send_resync_part`](Self::send_resync_part)); the first error ends it. The
+    /// events are built lazily, each just before it is sent.
+    pub(crate) async fn send_answers(
+        &self,
+        events: impl Iterator<Item = Result<Event>>,
+        target: fn(&Event) -> Result<PublishTarget, ocm_ce_core::TopicError>,
+    ) -> Result<()> {
+        let mut sends = futures::stream::iter(events)
+            .map(|event| async move {
+                let event = event?;
+                let target = target(&event)?;
+                self.send_resync_part(&target, &event).await
+            })
+            .buffer_unordered(ANSWER_WINDOW);
+        while let Some(sent) = sends.next().await {
+            sent?;
+        }
+        Ok(())
+    }
+
     /// The largest resync data this client puts in one event: the configured maximum, or less
     /// when the current connection cannot carry that much (an MQTT broker's packet limit, with
     /// room for the topic and the event's attributes).
@@ -380,9 +405,9 @@ struct Driver<T, S: Side<T>> {
     resyncing: bool,
     pending: VecDeque<Result<ClientEvent<T>>>,
     tasks: futures::stream::FuturesUnordered<futures::future::BoxFuture<'static, Task>>,
-    /// Peers whose resync request is being answered, with the newest request that arrived
-    /// meanwhile (answered next; older ones are superseded).
-    answering: std::collections::HashMap<String, Option<Box<Event>>>,
+    /// Peers whose resync request is being answered, with the requests that arrived
+    /// meanwhile (answered next, in order: a large request comes in several parts).
+    answering: std::collections::HashMap<String, VecDeque<Box<Event>>>,
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -445,13 +470,24 @@ impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
     }
 
     /// Answers `request` from `peer` beside receiving; a request from a peer already being
-    /// answered waits for that answer and replaces any older waiting one.
+    /// answered waits for that answer (at most [`QUEUED_ANSWERS`] wait per peer).
     fn start_answer(&mut self, peer: String, request: Box<Event>) {
-        if let Some(next) = self.answering.get_mut(&peer) {
-            *next = Some(request);
+        if let Some(waiting) = self.answering.get_mut(&peer) {
+            if waiting.len() >= QUEUED_ANSWERS {
+                // A peer that keeps asking faster than we answer: the oldest waiting request
+                // is dropped; any later one covers what it asked for again.
+                tracing::warn!(client = %self.side.describe(), peer, "too many resync requests from one peer; dropping the oldest");
+                self.side.base().options.metrics.dropped("resync_backlog");
+                waiting.pop_front();
+            }
+            waiting.push_back(request);
             return;
         }
-        self.answering.insert(peer.clone(), None);
+        self.answering.insert(peer.clone(), VecDeque::new());
+        self.spawn_answer(peer, request);
+    }
+
+    fn spawn_answer(&mut self, peer: String, request: Box<Event>) {
         let side = self.side.clone();
         self.tasks.push(Box::pin(async move {
             side.answer(*request).await;
@@ -460,8 +496,11 @@ impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
     }
 
     fn answered(&mut self, peer: String) {
-        if let Some(Some(next)) = self.answering.remove(&peer) {
-            self.start_answer(peer, next);
+        match self.answering.get_mut(&peer).and_then(VecDeque::pop_front) {
+            Some(request) => self.spawn_answer(peer, request),
+            None => {
+                self.answering.remove(&peer);
+            }
         }
     }
 

@@ -197,23 +197,26 @@ where
         };
         let own = self.base.lister.list(&options).map_err(Error::List)?;
         let reply_type = EventType::new(event_type.data_type.clone(), SubResource::Spec, action::RESYNC_RESPONSE);
-        for reply in source_spec_resync(&own, &request) {
-            let out = match reply {
-                SpecResyncReply::Resend(r) => self.encode(&reply_type, r)?,
+        // Built before sending: a spec carries its version, so a late answer cannot undo a
+        // newer spec (the agent ignores older versions).
+        let answers: Vec<Result<Event>> = source_spec_resync(&own, &request)
+            .into_iter()
+            .map(|reply| match reply {
+                SpecResyncReply::Resend(r) => self.encode(&reply_type, r),
                 SpecResyncReply::Delete {
                     resource_id,
                     resource_version,
-                } => EventBuilder::new(&self.source_id, reply_type.clone())
+                } => Ok(EventBuilder::new(&self.source_id, reply_type.clone())
                     .cluster_name(cluster)
                     .resource_id(resource_id)
                     .resource_version(resource_version)
                     .deletion_timestamp(Utc::now())
-                    .build()?,
-            };
-            let target = PublishTarget::for_source_event(&out)?;
-            self.base.send_resync_part(&target, &out).await?;
-        }
-        Ok(())
+                    .build()?),
+            })
+            .collect();
+        self.base
+            .send_answers(answers.into_iter(), PublishTarget::for_source_event)
+            .await
     }
 }
 

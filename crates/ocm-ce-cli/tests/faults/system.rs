@@ -419,7 +419,7 @@ impl System {
             .args(self.client_args(&format!("agent-{cluster}.yaml")))
             .args(["--cluster", cluster, "--apply-dir"])
             .arg(self.path("apply"))
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", log_filter("info"));
         let proc = Proc::spawn(&mut cmd, self.path(&format!("logs/agent-{cluster}.log")));
         self.agents.insert(cluster.to_owned(), proc);
     }
@@ -445,7 +445,7 @@ impl System {
             .arg(self.path("state"))
             .args(["sync", "--interval", "200ms", "--dir"])
             .arg(self.path("works"))
-            .env("RUST_LOG", "info,ocm_ce_work=debug");
+            .env("RUST_LOG", log_filter("info,ocm_ce_work=debug"));
         self.source = Some(Proc::spawn(&mut cmd, self.path("logs/source.log")));
     }
 
@@ -548,6 +548,7 @@ impl System {
     pub fn converge(&self, what: &str, within: Duration) -> Duration {
         let started = Instant::now();
         loop {
+            let checking = Instant::now();
             let last = match super::check::check(self) {
                 Ok(()) => {
                     let took = started.elapsed();
@@ -568,7 +569,12 @@ impl System {
                     self.log_tails()
                 );
             }
-            std::thread::sleep(Duration::from_millis(200));
+            if std::env::var_os("OCM_CE_FAULTS_TIMING").is_some() {
+                eprintln!("check took {:?}", checking.elapsed());
+            }
+            // The check reads every record: keep it to a third of one core at most, so it does
+            // not slow down the processes it waits for.
+            std::thread::sleep(Duration::from_millis(200).max(checking.elapsed() * 2));
         }
     }
 
@@ -608,8 +614,10 @@ impl System {
 
 impl Drop for System {
     fn drop(&mut self) {
-        // OCM_CE_FAULTS_KEEP=1 keeps the files (logs, records, database) of a failed scenario.
-        if std::thread::panicking() && std::env::var_os("OCM_CE_FAULTS_KEEP").is_some() {
+        // OCM_CE_FAULTS_KEEP=1 keeps the files (logs, records, database) of a failed scenario,
+        // OCM_CE_FAULTS_KEEP=always those of every scenario.
+        let keep = std::env::var("OCM_CE_FAULTS_KEEP").unwrap_or_default();
+        if (std::thread::panicking() && !keep.is_empty()) || keep == "always" {
             let root = std::mem::replace(&mut self.root, tempfile::tempdir().unwrap());
             eprintln!("kept the scenario's files in {}", root.keep().display());
         }
@@ -623,6 +631,11 @@ impl Drop for System {
             test_env_script("kafka-start", &[]);
         }
     }
+}
+
+/// The log filter of the processes: `default`, or `OCM_CE_FAULTS_LOG` when set.
+fn log_filter(default: &str) -> String {
+    std::env::var("OCM_CE_FAULTS_LOG").unwrap_or_else(|_| default.to_owned())
 }
 
 fn rand_suffix() -> u32 {
