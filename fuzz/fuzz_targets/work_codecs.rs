@@ -50,17 +50,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut event) = builder.build() else {
         return;
     };
-    let content_type = frame.text(2);
-    let content_type = Some(content_type).filter(|c| !c.is_empty());
-    match frame.payload {
-        Some(payload) if !payload.is_empty() => {
-            event.set_data_unchecked(Data::Binary(payload.to_vec()));
-            event.set_datacontenttype(content_type);
-        }
-        _ => {
-            event.set_datacontenttype(content_type);
-        }
+    if let Some(payload) = frame.payload.filter(|p| !p.is_empty()) {
+        event.set_data_unchecked(Data::Binary(payload.to_vec()));
     }
+    event.set_datacontenttype(Some(frame.text(2)).filter(|c| !c.is_empty()));
 
     if let Ok(work) = AgentManifestBundleCodec::new().decode(&event) {
         check(&work);
