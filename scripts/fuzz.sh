@@ -31,11 +31,11 @@ cd "$root/fuzz"
 # The main workspace's CARGO_TARGET_DIR would mix sanitizer builds into its cache.
 unset CARGO_TARGET_DIR
 cargo +nightly fuzz build --target-dir "$target_dir"
-# cargo-fuzz has no --locked: a build that had to change the committed lock file fails here.
+# cargo-fuzz has no --locked. When a product crate gained or lost a dependency, the build
+# adds it to fuzz/Cargo.lock (every version already pinned stays): say so, so it gets committed.
 if git -C "$root" rev-parse --git-dir >/dev/null 2>&1 && ! git -C "$root" diff --quiet -- fuzz/Cargo.lock; then
     git -C "$root" diff --stat -- fuzz/Cargo.lock >&2
-    echo "fuzz/Cargo.lock is out of date: build in fuzz/ and commit it" >&2
-    exit 1
+    echo "note: the build updated fuzz/Cargo.lock (a product crate's dependencies changed): commit it" >&2
 fi
 
 if [ "$#" -gt 0 ]; then
