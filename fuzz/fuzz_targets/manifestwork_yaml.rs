@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     for doc in docs.into_iter().filter(|d| !d.is_null()) {
-        if doc.get("kind").and_then(|k| k.as_str()).is_some_and(|k| k != "ManifestWork") {
+        if doc
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .is_some_and(|k| k != "ManifestWork")
+        {
             return;
         }
         let Ok(work) = serde_json::from_value::<ManifestWork>(doc) else {

@@ -61,9 +61,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(work) = AgentManifestCodec::new(None).decode(&event) {
         check(&work);
     }
-    let mapper = StaticRestMapper::new()
-        .with("", "v1", "ConfigMap", "configmaps")
-        .with("apps", "v1", "Deployment", "deployments");
+    let mapper = StaticRestMapper::new().with("", "v1", "ConfigMap", "configmaps").with(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+    );
     if let Ok(work) = AgentManifestCodec::new(Some(Arc::new(mapper))).decode(&event) {
         check(&work);
     }

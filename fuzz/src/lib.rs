@@ -43,10 +43,7 @@ impl<'a> Frame<'a> {
 
     /// Field `i` as text (lossy UTF-8), `""` when absent.
     pub fn text(&self, i: usize) -> String {
-        self.fields
-            .get(i)
-            .map(|f| String::from_utf8_lossy(f).into_owned())
-            .unwrap_or_default()
+        self.fields.get(i).map(|f| text(f)).unwrap_or_default()
     }
 
     /// The fields from `start` on, as (name, value) pairs; an odd last name gets an empty value.
