@@ -5,6 +5,7 @@
 #
 #   bash scripts/test.sh            everything
 #   OCM_CE_SKIP_LINT=1 bash scripts/test.sh   tests only (local iteration)
+#   OCM_CE_SKIP_FUZZ=1 bash scripts/test.sh   without the fuzz smoke run (it needs nightly)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -80,6 +81,12 @@ step "interoperability with the Go SDK: sdk-go v0.15.0 and v1.3.0 against ocm-ce
 command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null || { echo "the Go toolchain is required for the interop stage" >&2; exit 1; }
 OCM_CE_BIN="$CARGO_TARGET_DIR/release/ocm-ce" python3 interop/run.py
+
+if [ -z "${OCM_CE_SKIP_FUZZ:-}" ]; then
+    step "fuzz targets: build, 15 s each from the committed corpus ($(elapsed))"
+    # Installs nightly and cargo-fuzz when missing; fails on any crash, panic or timeout.
+    bash scripts/fuzz.sh 15
+fi
 
 if [ -z "${OCM_CE_SKIP_LINT:-}" ]; then
     step "cargo doc ($(elapsed))"

@@ -94,8 +94,9 @@ impl ResourceStatusHashList {
         let mut current = Self::default();
         let mut size = ENVELOPE;
         for h in self.hashes {
-            // `{"resourceID":"…","statusHash":"…"}` plus a separating comma.
-            let entry = 34 + h.resource_id.len() + h.status_hash.len();
+            // The entry's JSON as written (strings escaped) plus a separating comma; writing
+            // two strings cannot fail.
+            let entry = serde_json::to_vec(&h).map_or(0, |json| json.len()) + 1;
             if !current.hashes.is_empty() && size + entry > max_bytes {
                 parts.push(std::mem::take(&mut current));
                 size = ENVELOPE;
@@ -177,5 +178,31 @@ mod tests {
         let rejoined: Vec<_> = parts.into_iter().flat_map(|p| p.hashes).collect();
         assert_eq!(rejoined, list.hashes);
         assert_eq!(ResourceStatusHashList::default().split(10).len(), 1);
+    }
+
+    #[test]
+    fn the_split_bound_counts_escaped_characters() {
+        // Found by fuzzing (fuzz/corpus/resync_status_hashes): tabs, quotes and backslashes are
+        // written escaped, two bytes each, so counting raw string bytes let parts overflow.
+        let list = ResourceStatusHashList {
+            hashes: (0..40)
+                .map(|i| ResourceStatusHash {
+                    resource_id: format!("uid-{i}\\t\"\u{1}"),
+                    status_hash: "a\tb".repeat(8),
+                })
+                .collect(),
+        };
+        for max in [100, 150, 230, 1000] {
+            let parts = list.clone().split(max);
+            for p in &parts {
+                assert!(
+                    p.hashes.len() == 1 || p.to_json().len() <= max,
+                    "{} > {max}",
+                    p.to_json().len()
+                );
+            }
+            let rejoined: Vec<_> = parts.into_iter().flat_map(|p| p.hashes).collect();
+            assert_eq!(rejoined, list.hashes);
+        }
     }
 }
