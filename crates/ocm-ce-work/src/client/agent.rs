@@ -22,7 +22,7 @@ use crate::metrics::WorkMetrics;
 use crate::patch::{PatchType, patch};
 use crate::selector::ListParams;
 use crate::status_hash::manifest_work_status_hash;
-use crate::store::{Store, WatchStream, Writer, store};
+use crate::store::{Store, WatchStream, Writer, store_from};
 
 /// The agent codecs: ManifestBundle, plus the single-manifest codec when configured.
 #[derive(Debug)]
@@ -133,7 +133,8 @@ struct Inner<Tr: Transport> {
 impl<Tr: Transport> AgentWorkClient<Tr> {
     /// Starts the agent client of `cluster_name` over `transport` (built for this agent),
     /// sending as `agent_id`. The store starts empty and ready; the first spec resync fills it.
-    /// Must be called inside a tokio runtime.
+    /// Must be called inside a tokio runtime. To start with works recorded earlier, see
+    /// [`start_with_works`](Self::start_with_works).
     pub fn start(
         transport: Tr,
         cluster_name: impl Into<String>,
@@ -141,9 +142,31 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
         codecs: AgentCodecs,
         options: WorkClientOptions,
     ) -> Self {
+        Self::start_with_works(transport, cluster_name, agent_id, codecs, options, Vec::new())
+    }
+
+    /// Like [`start`](Self::start), but the store starts with `works` instead of empty: what
+    /// the agent recorded before it stopped (e.g. rebuilt from the AppliedManifestWorks on its
+    /// cluster by `ocm-ce-kube`), so that it finishes what the sources did while it was down.
+    ///
+    /// Each work must be named by its UID in the agent's cluster (the namespace) and carry the
+    /// data type annotation ([`DATA_TYPE_ANNOTATION`]) it was received with; its original
+    /// source label, finalizers and status are kept. The works take part in the first spec
+    /// resync like received ones: give them resource version `"0"` to have every source resend
+    /// its current spec (sources answer an agent-reported `0` with the spec, and with a delete
+    /// for a work they no longer have), or the recorded version to be sent only newer specs.
+    /// A recorded work whose source deletes it arrives as a deletion of a work that still has
+    /// its finalizers, so it is not acknowledged `Deleted` before the caller removed them.
+    pub fn start_with_works(
+        transport: Tr,
+        cluster_name: impl Into<String>,
+        agent_id: impl Into<String>,
+        codecs: AgentCodecs,
+        options: WorkClientOptions,
+        works: impl IntoIterator<Item = ManifestWork>,
+    ) -> Self {
         let cluster_name = cluster_name.into();
-        let (store, writer) = store();
-        writer.mark_ready();
+        let (store, writer) = store_from(works);
         let client = AgentClient::new(
             transport,
             cluster_name.clone(),
