@@ -634,7 +634,8 @@ async fn a_deletion_made_while_the_agent_was_down_completes_after_a_restart() {
             |_| {},
         )
         .await;
-    env.create_work("kept", vec![configmap(&ns, "k1", json!({"k": "v"}))], |_| {})
+    let kept_uid = env
+        .create_work("kept", vec![configmap(&ns, "k1", json!({"k": "v"}))], |_| {})
         .await;
     env.wait_work("gone", "gone applied", |w| all_applied(w, 2)).await;
     env.wait_work("kept", "kept applied", |w| all_applied(w, 1)).await;
@@ -652,6 +653,14 @@ async fn a_deletion_made_while_the_agent_was_down_completes_after_a_restart() {
     assert!(configmap_of(&env, &ns, "g1").await.is_none());
     assert!(configmap_of(&env, &ns, "g2").await.is_none());
     assert!(record(&env, &gone_uid).await.is_none());
+    // The kept work was rebuilt without its spec; the source sent it again.
+    eventually("the kept work's spec to be back", || async {
+        agent
+            .agent
+            .get(&kept_uid)
+            .is_ok_and(|w| w.spec.workload.manifests.len() == 1)
+    })
+    .await;
     env.wait_work("kept", "kept still applied", |w| all_applied(w, 1)).await;
     assert_eq!(data(&configmap_of(&env, &ns, "k1").await.unwrap())["k"], "v");
     assert_eq!(agent.metrics.works_deleted(), 1);

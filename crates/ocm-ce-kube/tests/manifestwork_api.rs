@@ -92,38 +92,55 @@ fn status() -> ManifestWorkStatus {
             condition("Available", "Unknown", "ResourcesStatusUnknown", Some(1)),
         ],
         resource_status: ocm_ce_work::ManifestResourceStatus {
-            manifests: vec![ManifestCondition {
-                resource_meta: ManifestResourceMeta {
-                    ordinal: 1,
-                    group: "apps".into(),
-                    version: "v1".into(),
-                    kind: "Deployment".into(),
-                    resource: "deployments".into(),
-                    name: "web".into(),
-                    namespace: "default".into(),
-                },
-                status_feedback: StatusFeedbackResult {
-                    values: vec![
-                        FeedbackValue {
-                            name: "ready".into(),
-                            field_value: FieldValue {
-                                type_: ValueType::Integer,
-                                integer: Some(1),
-                                ..FieldValue::default()
+            manifests: vec![
+                ManifestCondition {
+                    resource_meta: ManifestResourceMeta {
+                        ordinal: 1,
+                        group: "apps".into(),
+                        version: "v1".into(),
+                        kind: "Deployment".into(),
+                        resource: "deployments".into(),
+                        name: "web".into(),
+                        namespace: "default".into(),
+                    },
+                    status_feedback: StatusFeedbackResult {
+                        values: vec![
+                            FeedbackValue {
+                                name: "ready".into(),
+                                field_value: FieldValue {
+                                    type_: ValueType::Integer,
+                                    integer: Some(1),
+                                    ..FieldValue::default()
+                                },
                             },
-                        },
-                        FeedbackValue {
-                            name: "phase".into(),
-                            field_value: FieldValue {
-                                type_: ValueType::String,
-                                string: Some("Running".into()),
-                                ..FieldValue::default()
+                            FeedbackValue {
+                                name: "phase".into(),
+                                field_value: FieldValue {
+                                    type_: ValueType::String,
+                                    string: Some("Running".into()),
+                                    ..FieldValue::default()
+                                },
                             },
-                        },
-                    ],
+                        ],
+                    },
+                    conditions: Some(vec![condition("Applied", "True", "AppliedManifestComplete", None)]),
                 },
-                conditions: Some(vec![condition("Applied", "True", "AppliedManifestComplete", None)]),
-            }],
+                // Go's nil conditions (written `null`): the schema does not allow null, the server
+                // drops the field, and it reads back as nil.
+                ManifestCondition {
+                    resource_meta: ManifestResourceMeta {
+                        ordinal: 0,
+                        version: "v1".into(),
+                        kind: "ConfigMap".into(),
+                        resource: "configmaps".into(),
+                        name: "cm1".into(),
+                        namespace: "default".into(),
+                        ..ManifestResourceMeta::default()
+                    },
+                    status_feedback: StatusFeedbackResult::default(),
+                    conditions: None,
+                },
+            ],
         },
     }
 }
