@@ -25,6 +25,7 @@ use crate::applier::Applier;
 use crate::cli::{
     AgentArgs, BenchArgs, BrokerArgs, Cli, Command, ConfigCommand, Output, QuickstartArgs, SourceArgs, SourceCommand,
 };
+use crate::kube_agent;
 use crate::lifecycle::{self, Plan, Summary};
 use crate::state::StateDb;
 
@@ -157,6 +158,9 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
         .agent_id
         .clone()
         .unwrap_or_else(|| format!("{}-work-agent", args.cluster));
+    if let Some(cluster) = kube_agent::cluster_of(&args) {
+        return kube_agent::run(&args, &config, &agent_id, cluster, client_options()).await;
+    }
     let transport = AnyTransport::agent(&config, &args.cluster, &agent_id).map_err(anyhow::Error::msg)?;
     let dir = args.apply_dir.clone().unwrap_or_else(|| state_home().join("apply"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the apply directory {}", dir.display()))?;
@@ -178,14 +182,18 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
-    // Flush: give pending Deleted acknowledgements a moment to go out.
+    close_agent(&client).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Stops an agent: gives pending Deleted acknowledgements a moment to go out, then closes.
+pub(crate) async fn close_agent(client: &AgentWorkClient<AnyTransport>) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while client.pending_deletion_acks() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     client.close().await;
     eprintln!("agent stopped");
-    Ok(ExitCode::SUCCESS)
 }
 
 // ---- source ----------------------------------------------------------------------------------
