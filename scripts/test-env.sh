@@ -796,6 +796,17 @@ cmd_selftest() {
         kafka_topics_cmd --delete --topic "$topic" >/dev/null
         log "kafka produce/consume ok"
     fi
+    if pid_alive kube-apiserver; then
+        [[ "$(kube_curl admin /readyz)" == ok ]] || die "kube-apiserver is not ready"
+        kube_curl admin /apis/work.open-cluster-management.io/v1 | grep -q '"manifestworks"' ||
+            die "the ManifestWork CRD is not served"
+        # The second identity is authenticated but has no permission.
+        kube_curl limited -o /dev/null -w '%{http_code}' /api/v1/namespaces | grep -qx 403 ||
+            die "the limited identity is not refused"
+        check_loopback_only etcd
+        check_loopback_only kube-apiserver
+        log "kubernetes ok: ready, ManifestWork CRD served, RBAC enforced, loopback only"
+    fi
 }
 
 main() {
