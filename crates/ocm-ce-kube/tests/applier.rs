@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -717,4 +718,81 @@ async fn requests_to_the_api_server_are_rate_limited() {
     // One token at once, then one per 200 ms: ten waits.
     assert!(elapsed >= Duration::from_millis(1900), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+}
+
+/// RBAC through the API server's own authorizer: an agent whose identity may not create
+/// ConfigMaps reports the server's Forbidden message on the manifest, and applies it once a
+/// Role allows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_manifest_reports_the_authorizers_message_until_a_role_allows_it() {
+    let Some(env) = Env::new().await else { return };
+    let (limited, user) = support::limited_kube().await;
+    let subject = json!([{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}]);
+    let records = unique("ocm-ce-records");
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": records},
+        "rules": [{"apiGroups": ["work.open-cluster-management.io"],
+            "resources": ["appliedmanifestworks", "appliedmanifestworks/status"], "verbs": ["*"]}]
+    }))
+    .unwrap();
+    Api::<ClusterRole>::all(env.kube.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": records},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": records},
+        "subjects": subject,
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(env.kube.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let roles = Api::<Role>::namespaced(env.kube.clone(), &env.ns);
+    let read_only: Role = serde_json::from_value(json!({
+        "metadata": {"name": "configmaps"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]
+    }))
+    .unwrap();
+    roles.create(&PostParams::default(), &read_only).await.unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "configmaps"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "configmaps"},
+        "subjects": subject,
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(env.kube.clone(), &env.ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+
+    let agent = env.start_agent_as(limited, applier_config(&env.hub)).await;
+    env.create_work("rbac", vec![configmap(&env.ns, "cm", json!({"k": "v"}))], |_| {})
+        .await;
+    let work = env
+        .wait_work("rbac", "the forbidden manifest reported", |w| {
+            manifest_cond(w, 0, "Applied").is_some()
+        })
+        .await;
+    let applied = manifest_cond(&work, 0, "Applied").unwrap();
+    assert_eq!(applied.status, "False");
+    assert_eq!(
+        applied.message,
+        format!(
+            "Failed to apply manifest: configmaps is forbidden: User \"{user}\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"{}\"",
+            env.ns
+        )
+    );
+
+    let mut writer = roles.get("configmaps").await.unwrap();
+    writer.rules.as_mut().unwrap()[0].verbs.push("create".into());
+    roles
+        .replace("configmaps", &PostParams::default(), &writer)
+        .await
+        .unwrap();
+    env.wait_work("rbac", "the manifest applied once allowed", |w| all_applied(w, 1))
+        .await;
+    assert!(configmap_of(&env, &env.ns, "cm").await.is_some());
+    stop(agent).await;
 }

@@ -42,6 +42,19 @@ pub async fn kube() -> Option<kube::Client> {
     Some(client_from_kubeconfig(Some(&path)).await.unwrap())
 }
 
+/// A client of the test API server as the identity without permissions of
+/// `OCM_CE_TEST_KUBECONFIG_LIMITED`, and its user name.
+pub async fn limited_kube() -> (kube::Client, String) {
+    let path = std::env::var_os("OCM_CE_TEST_KUBECONFIG_LIMITED").expect("test-env writes it with the admin one");
+    let user = std::env::var("OCM_CE_TEST_KUBE_LIMITED_USER").unwrap();
+    (
+        client_from_kubeconfig(Some(PathBuf::from(path).as_path()))
+            .await
+            .unwrap(),
+        user,
+    )
+}
+
 /// A name nobody else uses (tests share one API server).
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
@@ -149,7 +162,13 @@ impl Env {
     /// Starts an agent (its store seeded with the works it recorded, as after a restart) and
     /// its applier.
     pub async fn start_agent(&self, config: ApplierConfig) -> RunningAgent {
-        let applier = KubeApplier::new(self.kube.clone(), config);
+        self.start_agent_as(self.kube.clone(), config).await
+    }
+
+    /// [`start_agent`](Self::start_agent) with the applier writing through `kube` (another
+    /// identity).
+    pub async fn start_agent_as(&self, kube: kube::Client, config: ApplierConfig) -> RunningAgent {
+        let applier = KubeApplier::new(kube, config);
         let recorded = applier.recorded_works(&self.cluster).await.unwrap();
         let agent = AgentWorkClient::start_with_works(
             self.broker.agent(&self.cluster, "agent1"),
