@@ -152,7 +152,7 @@ enum Outcome {
 struct Applied {
     spec: u64,
     at: Instant,
-    /// Every manifest applied without error.
+    /// Every manifest applied, or failed only with a server-side apply conflict.
     clean: bool,
 }
 
@@ -434,7 +434,10 @@ impl KubeApplier {
                     objects.insert(r.meta.ordinal, o.clone());
                 }
             }
-            if results.iter().any(|r| r.error.is_some() && !r.conflict) {
+            // Server-side apply conflicts wait for the next spec change or periodic re-apply
+            // (OCM's rule: retrying cannot resolve them); other failures are retried.
+            let retry = results.iter().any(|r| r.error.is_some() && !r.conflict);
+            if retry {
                 outcome = Outcome::Retry;
             }
             self.applied_state().insert(
@@ -442,7 +445,7 @@ impl KubeApplier {
                 Applied {
                     spec,
                     at: Instant::now(),
-                    clean: failed == 0,
+                    clean: !retry,
                 },
             );
             record = Some((amw, owner, results));

@@ -409,6 +409,11 @@ async fn each_update_strategy_does_what_ocm_does() {
     );
     assert_eq!(cond(&work.status.conditions, "Applied").unwrap().status, "False");
     assert_eq!(data(&cms.get("ssa").await.unwrap())["k"], "theirs");
+    // Not retried on every status sync (every 500 ms here): only a spec change or the periodic
+    // re-apply tries again. (Nothing to wait for: this checks that nothing happens.)
+    let applies = agent.metrics.applies();
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(agent.metrics.applies(), applies, "the conflict was retried");
     // Update: the content is replaced, labels are merged, the record owns it.
     let upd = cms.get("upd").await.unwrap();
     assert_eq!(data(&upd), BTreeMap::from([("k".to_owned(), "new".to_owned())]));
