@@ -653,8 +653,37 @@ async fn a_deletion_made_while_the_agent_was_down_completes_after_a_restart() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(configmap_of(&env, &ns, "g1").await.is_some(), "nobody deleted it yet");
 
+    // A finalizer of someone else's holds g1 once deleted.
+    Api::<ConfigMap>::namespaced(env.kube.clone(), &ns)
+        .patch(
+            "g1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["ocm-ce.test/hold"]}})),
+        )
+        .await
+        .unwrap();
+
     // The new agent starts from its records: the deletion completes, the other work stays.
     let agent = env.start_agent(applier_config(&env.hub)).await;
+    eventually("g1 to be deleted and held", || async {
+        configmap_of(&env, &ns, "g1")
+            .await
+            .is_some_and(|cm| cm.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    wait_configmap_gone(&env, &ns, "g2").await;
+    // Not reported deleted while one of its resources is being finalized.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(env.work("gone").is_some_and(|w| w.is_deleting()));
+    assert!(record(&env, &gone_uid).await.is_some());
+    Api::<ConfigMap>::namespaced(env.kube.clone(), &ns)
+        .patch(
+            "g1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
     env.wait_work_gone("gone").await;
     assert!(configmap_of(&env, &ns, "g1").await.is_none());
     assert!(configmap_of(&env, &ns, "g2").await.is_none());
@@ -669,6 +698,46 @@ async fn a_deletion_made_while_the_agent_was_down_completes_after_a_restart() {
     .await;
     env.wait_work("kept", "kept still applied", |w| all_applied(w, 1)).await;
     assert_eq!(data(&configmap_of(&env, &ns, "k1").await.unwrap())["k"], "v");
+    assert_eq!(agent.metrics.works_deleted(), 1);
+    stop(agent).await;
+}
+
+/// The agent reports the works it recorded in its first resync; a source that no longer has
+/// one answers with a deletion, and the recorded resources go. (An agent started empty reports
+/// nothing, and the resources would stay forever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_the_source_forgot_while_the_agent_was_down_is_deleted_from_its_record() {
+    let Some(mut env) = Env::new().await else { return };
+    let ns = env.ns.clone();
+    let agent = env.start_agent(applier_config(&env.hub)).await;
+    let forgotten = env
+        .create_work("forgotten", vec![configmap(&ns, "f1", json!({}))], |_| {})
+        .await;
+    env.create_work("kept", vec![configmap(&ns, "k1", json!({}))], |_| {})
+        .await;
+    env.wait_work("forgotten", "forgotten applied", |w| all_applied(w, 1))
+        .await;
+    env.wait_work("kept", "kept applied", |w| all_applied(w, 1)).await;
+    stop(agent).await;
+
+    // The source comes back without the work (its database lost it): it will never send a
+    // deletion of its own.
+    env.restart_source(|w| w.name() != "forgotten").await;
+    assert!(env.work("forgotten").is_none());
+
+    let agent = env.start_agent(applier_config(&env.hub)).await;
+    wait_configmap_gone(&env, &ns, "f1").await;
+    eventually("the record to be deleted", || async {
+        record(&env, &forgotten).await.is_none()
+    })
+    .await;
+    eventually("the agent to forget the work", || {
+        let gone = agent.agent.get(&forgotten).is_err();
+        async move { gone }
+    })
+    .await;
+    env.wait_work("kept", "kept still applied", |w| all_applied(w, 1)).await;
+    assert!(configmap_of(&env, &ns, "k1").await.is_some());
     assert_eq!(agent.metrics.works_deleted(), 1);
     stop(agent).await;
 }

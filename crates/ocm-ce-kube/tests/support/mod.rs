@@ -197,6 +197,23 @@ impl Env {
         }
     }
 
+    /// Restarts the source from the works it holds that `keep` accepts (what a source that
+    /// lost the others, e.g. removed from its database, loads).
+    pub async fn restart_source(&mut self, keep: impl Fn(&ManifestWork) -> bool) {
+        let works: Vec<ManifestWork> = self
+            .source
+            .list(&self.cluster, &Default::default())
+            .iter()
+            .filter(|w| keep(w))
+            .map(|w| (**w).clone())
+            .collect();
+        self.source.close().await;
+        self.source = SourceWorkClient::start(self.broker.source("source1"), "source1", works, client_options());
+        tokio::time::timeout(WAIT, self.source.wait_until_connected())
+            .await
+            .unwrap();
+    }
+
     /// Creates work `name` with `manifests`, changed by `configure`; returns its UID.
     pub async fn create_work(
         &self,
