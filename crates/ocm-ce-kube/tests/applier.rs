@@ -311,6 +311,11 @@ async fn a_crd_is_applied_before_its_custom_resource_in_the_same_work() {
         work.status.resource_status.manifests[0].resource_meta.resource,
         "widgets"
     );
+    assert_eq!(
+        agent.metrics.manifest_failures(),
+        0,
+        "the widget never failed: its CRD was applied and established first"
+    );
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&group, "v1", "Widget"), "widgets");
     let widgets = Api::<DynamicObject>::namespaced_with(env.kube.clone(), &env.ns, &ar);
     let w1 = widgets.get("w1").await.unwrap();
