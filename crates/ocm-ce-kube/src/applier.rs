@@ -450,6 +450,12 @@ impl KubeApplier {
             );
             record = Some((amw, owner, results));
         }
+        // Record what was applied before reporting it: the record is what a deletion (also
+        // after a restart) goes by.
+        let recorded = match record {
+            Some((amw, owner, results)) => Some(self.update_record(&amw, &owner, &results).await),
+            None => None,
+        };
         self.refresh_status(work, &mut status, &objects, generation).await;
         if status != work.status {
             let patch = json!({ "status": status });
@@ -463,9 +469,7 @@ impl KubeApplier {
                 })?;
             self.metrics.status_updates.inc();
         }
-        if let Some((amw, owner, results)) = record
-            && self.update_record(&amw, &owner, &results).await? == Outcome::Retry
-        {
+        if recorded.transpose()? == Some(Outcome::Retry) {
             outcome = Outcome::Retry;
         }
         Ok(outcome)
