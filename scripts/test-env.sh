@@ -4,12 +4,18 @@
 # Starts real brokers on free 127.0.0.1 ports and writes STATE_DIR/env
 # (lines `export NAME='value'`) for the tests to source.
 #
-#   scripts/test-env.sh start STATE_DIR [--no-kafka|--no-mqtt]
+#   scripts/test-env.sh start STATE_DIR [--no-kafka|--no-mqtt|--no-kube]
 #       Installs what is missing (apt: mosquitto, mosquitto-clients; Maven
-#       Central: Kafka jars, cached in $HOME/.cache/ocm-ce/kafka), then starts
-#       four Mosquitto instances and one single-node KRaft Kafka broker.
+#       Central: Kafka jars, cached in $HOME/.cache/ocm-ce/kafka; the Go module
+#       proxy: kube-apiserver and etcd, built once and cached in
+#       $HOME/.cache/ocm-ce/kube, see scripts/kube-env.sh), then starts four
+#       Mosquitto instances, one single-node KRaft Kafka broker and a
+#       Kubernetes API server (etcd + kube-apiserver with the ManifestWork CRDs).
 #       Idempotent: components already running are kept (same ports).
 #   scripts/test-env.sh stop STATE_DIR          stop everything started there
+#   scripts/test-env.sh kube-build              build (or find cached) etcd and kube-apiserver
+#   scripts/test-env.sh kube-start STATE_DIR    start (only) the Kubernetes API server
+#   scripts/test-env.sh kube-stop STATE_DIR     stop it
 #   scripts/test-env.sh kafka-stop STATE_DIR [--kill]
 #                                               stop Kafka (SIGTERM, or SIGKILL)
 #   scripts/test-env.sh kafka-start STATE_DIR   restart Kafka on the same port
@@ -27,11 +33,16 @@
 #   OCM_CE_TEST_MQTT_AUTH, OCM_CE_TEST_MQTT_USER, OCM_CE_TEST_MQTT_PASSWORD,
 #   OCM_CE_TEST_CERTS, OCM_CE_MOSQUITTO_BIN,
 #   OCM_CE_TEST_KAFKA, OCM_CE_KAFKA_JAVA_CP,
+#   OCM_CE_TEST_KUBECONFIG (admin), OCM_CE_TEST_KUBECONFIG_LIMITED (a user
+#   without permissions), OCM_CE_TEST_KUBE_LIMITED_USER, OCM_CE_TEST_OCM_API_DIR
+#   (the Go module open-cluster-management.io/api the CRDs came from),
 #   OCM_CE_TEST_ENV_SCRIPT, OCM_CE_TEST_STATE_DIR
 #
 # Tunables (environment): OCM_CE_CACHE (default $HOME/.cache/ocm-ce),
 #   OCM_CE_KAFKA_VERSION (default 4.4.0), OCM_CE_KAFKA_HEAP (default -Xms256m -Xmx512m),
-#   OCM_CE_KAFKA_READY_TIMEOUT (default 90 s), OCM_CE_MQTT_READY_TIMEOUT (default 15 s).
+#   OCM_CE_KAFKA_READY_TIMEOUT (default 90 s), OCM_CE_MQTT_READY_TIMEOUT (default 15 s),
+#   OCM_CE_KUBE_VERSION (default v1.37.2), OCM_CE_ETCD_VERSION (default v3.7.3),
+#   OCM_CE_OCM_API_VERSION (default v0.15.0), OCM_CE_KUBE_READY_TIMEOUT (default 90 s).
 set -euo pipefail
 
 SCRIPT_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
@@ -47,6 +58,9 @@ MQTT_READY_TIMEOUT="${OCM_CE_MQTT_READY_TIMEOUT:-15}"
 MQTT_USER="ocm-ce-test"
 MQTT_PASSWORD="ocm-ce-test-password"
 MQTT_INSTANCES=(plain smallq tls auth)
+
+# shellcheck source=scripts/kube-env.sh
+source "$(dirname "$SCRIPT_PATH")/kube-env.sh"
 
 log() { printf '[test-env] %s\n' "$*" >&2; }
 die() { printf '[test-env] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -77,7 +91,8 @@ load_ports() {
 
 save_ports() {
     {
-        for v in PORT_MQTT_PLAIN PORT_MQTT_SMALLQ PORT_MQTT_TLS PORT_MQTT_AUTH PORT_KAFKA PORT_KAFKA_CONTROLLER; do
+        for v in PORT_MQTT_PLAIN PORT_MQTT_SMALLQ PORT_MQTT_TLS PORT_MQTT_AUTH PORT_KAFKA PORT_KAFKA_CONTROLLER \
+            PORT_ETCD PORT_ETCD_PEER PORT_KUBE; do
             [[ -n "${!v:-}" ]] && printf '%s=%s\n' "$v" "${!v}"
         done
     } >"$STATE/ports.tmp"
@@ -640,6 +655,7 @@ write_env() {
             q OCM_CE_TEST_KAFKA "127.0.0.1:$PORT_KAFKA"
             q OCM_CE_KAFKA_JAVA_CP "$KAFKA_LIB/*"
         fi
+        kube_env_lines
     } >"$f"
     mv "$f" "$STATE/env"
 }
@@ -647,23 +663,26 @@ write_env() {
 # ---------------------------------------------------------------- commands
 
 cmd_start() {
-    local want_mqtt=1 want_kafka=1 t0
+    local want_mqtt=1 want_kafka=1 want_kube=1 t0
     t0=$(now)
     for a in "${@:2}"; do
         case "$a" in
         --no-kafka | --mqtt-only) want_kafka=0 ;;
         --no-mqtt | --kafka-only) want_mqtt=0 ;;
+        --no-kube) want_kube=0 ;;
         *) die "unknown option: $a" ;;
         esac
     done
     init_state "$1"
     load_ports
-    CLEANUP_ON_FAIL=(stop_kafka stop_mosquitto)
-    # Fetch Kafka jars before starting anything, so a slow first download
-    # does not delay mosquitto readiness checks.
+    CLEANUP_ON_FAIL=(stop_kafka stop_mosquitto stop_kube)
+    # Fetch Kafka jars and build Kubernetes before starting anything, so a
+    # slow first download does not delay mosquitto readiness checks.
     ((want_kafka == 0)) || ensure_kafka_jars
+    ((want_kube == 0)) || ensure_kube_binaries
     ((want_mqtt == 0)) || start_mosquitto
     ((want_kafka == 0)) || start_kafka
+    ((want_kube == 0)) || start_kube
     save_ports
     write_env
     log "environment ready in $(($(now) - t0))s; source $STATE/env"
@@ -673,6 +692,7 @@ cmd_stop() {
     [[ -n "${1:-}" ]] || usage
     [[ -d "$1" ]] || return 0
     init_state "$1"
+    stop_kube
     stop_kafka
     stop_mosquitto
     log "stopped (state kept in $STATE)"
@@ -740,10 +760,27 @@ cmd_status() {
     init_state "$1"
     load_ports
     local n
-    for n in mosquitto-plain mosquitto-smallq mosquitto-tls mosquitto-auth kafka; do
+    for n in mosquitto-plain mosquitto-smallq mosquitto-tls mosquitto-auth kafka etcd kube-apiserver; do
         if pid_alive "$n"; then echo "$n: running (pid $(cat "$PIDS/$n.pid"))"; else echo "$n: stopped"; fi
     done
     [[ -f "$STATE/ports" ]] && cat "$STATE/ports"
+}
+
+cmd_kube_start() {
+    init_state "$1"
+    load_ports
+    CLEANUP_ON_FAIL=(stop_kube)
+    start_kube
+    write_env
+}
+
+cmd_kube_stop() {
+    [[ -n "${1:-}" ]] || usage
+    [[ -d "$1" ]] || return 0
+    init_state "$1"
+    stop_kube
+    write_env
+    log "kubernetes stopped"
 }
 
 cmd_selftest() {
@@ -759,6 +796,17 @@ cmd_selftest() {
         kafka_topics_cmd --delete --topic "$topic" >/dev/null
         log "kafka produce/consume ok"
     fi
+    if pid_alive kube-apiserver; then
+        [[ "$(kube_curl admin /readyz)" == ok ]] || die "kube-apiserver is not ready"
+        kube_curl admin /apis/work.open-cluster-management.io/v1 | grep -q '"manifestworks"' ||
+            die "the ManifestWork CRD is not served"
+        # The second identity is authenticated but has no permission.
+        kube_curl limited -o /dev/null -w '%{http_code}' /api/v1/namespaces | grep -qx 403 ||
+            die "the limited identity is not refused"
+        check_loopback_only etcd
+        check_loopback_only kube-apiserver
+        log "kubernetes ok: ready, ManifestWork CRD served, RBAC enforced, loopback only"
+    fi
 }
 
 main() {
@@ -773,6 +821,9 @@ main() {
     kafka-topics) cmd_kafka_topics "$@" ;;
     kafka-produce) cmd_kafka_produce "$@" ;;
     kafka-consume) cmd_kafka_consume "$@" ;;
+    kube-build) ensure_kube_binaries && printf '%s\n%s\n' "$(kube_apiserver_bin)" "$(etcd_bin)" ;;
+    kube-start) cmd_kube_start "$@" ;;
+    kube-stop) cmd_kube_stop "$@" ;;
     status) cmd_status "$@" ;;
     selftest) cmd_selftest "$@" ;;
     mqtt-only)

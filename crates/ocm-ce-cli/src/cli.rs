@@ -29,9 +29,10 @@ pub(crate) enum Command {
         after_help = "Examples:\n  ocm-ce broker --listen 127.0.0.1:8090 --insecure\n  ocm-ce broker --listen 0.0.0.0:8090 --tls-cert server.pem --tls-key server-key.pem --client-ca ca.pem --authz policy.yaml"
     )]
     Broker(BrokerArgs),
-    /// Run an agent that applies works into a directory and reports their status.
+    /// Run an agent that applies works to a Kubernetes cluster (or into a directory) and reports
+    /// their status.
     #[command(
-        after_help = "Example:\n  ocm-ce agent --transport grpc --config grpc.yaml --cluster cluster1 --apply-dir ./applied"
+        after_help = "Examples:\n  ocm-ce agent --transport grpc --config grpc.yaml --cluster cluster1 --apply-dir ./applied\n  ocm-ce agent --transport grpc --config grpc.yaml --cluster cluster1 --kubeconfig managed.kubeconfig"
     )]
     Agent(AgentArgs),
     /// Act as a source: apply, get, list, delete and watch ManifestWorks.
@@ -211,6 +212,22 @@ pub(crate) struct AgentArgs {
     /// Where to write applied manifests (default: a directory under the user's state dir).
     #[arg(long)]
     pub(crate) apply_dir: Option<PathBuf>,
+    /// Apply works to the Kubernetes cluster of this kubeconfig, as OCM's work agent does, instead
+    /// of writing files. Run in a pod without `--apply-dir`, the agent applies to its own cluster.
+    #[arg(long, conflicts_with = "apply_dir")]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// Hub hash of the AppliedManifestWork records (default: the SHA-256 of the broker address).
+    #[arg(long)]
+    pub(crate) hub_hash: Option<String>,
+    /// Works applied to the cluster at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) workers: usize,
+    /// Requests per second to the Kubernetes API server (client-side limit).
+    #[arg(long, default_value_t = 50.0)]
+    pub(crate) kube_api_qps: f32,
+    /// Requests at once to the Kubernetes API server (client-side limit).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) kube_api_burst: u32,
 }
 
 /// `source` options.

@@ -25,6 +25,7 @@ use crate::applier::Applier;
 use crate::cli::{
     AgentArgs, BenchArgs, BrokerArgs, Cli, Command, ConfigCommand, Output, QuickstartArgs, SourceArgs, SourceCommand,
 };
+use crate::kube_agent;
 use crate::lifecycle::{self, Plan, Summary};
 use crate::state::StateDb;
 
@@ -105,7 +106,7 @@ impl Shutdown {
 
 /// How long a stopping process waits for its unsent reports (statuses, deletion
 /// acknowledgements, specs) to be acknowledged by the transport.
-const FLUSH_ON_EXIT: Duration = Duration::from_secs(5);
+pub(crate) const FLUSH_ON_EXIT: Duration = Duration::from_secs(5);
 
 /// Client options for the command-line processes: Go's defaults, but reconnect attempts
 /// every 1, 2, 4, 8 and then 10 s (Go: 5, 25, then 60 s), so a restarted broker is found
@@ -207,6 +208,9 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
         .agent_id
         .clone()
         .unwrap_or_else(|| format!("{}-work-agent", args.cluster));
+    if let Some(cluster) = kube_agent::cluster_of(&args) {
+        return kube_agent::run(&args, &config, &agent_id, cluster, client_options(args.rate), &mut shutdown).await;
+    }
     let transport = AnyTransport::agent(&config, &args.cluster, &agent_id).map_err(anyhow::Error::msg)?;
     let dir = args.apply_dir.clone().unwrap_or_else(|| state_home().join("apply"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the apply directory {}", dir.display()))?;
@@ -214,13 +218,13 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
     // What this agent applied before it stopped: its store starts from it, so the first spec
     // resync completes the deletions made while it was down.
     let applied = applier.recorded(&args.cluster)?;
-    let client = AgentWorkClient::start_with(
+    let client = AgentWorkClient::start_with_works(
         transport,
         &args.cluster,
         &agent_id,
         AgentCodecs::bundles(),
-        applied,
         client_options(args.rate),
+        applied,
     );
     eprintln!(
         "agent {agent_id} for cluster {} applying into {}",

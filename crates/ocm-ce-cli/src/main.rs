@@ -5,6 +5,7 @@
 mod applier;
 mod cli;
 mod commands;
+mod kube_agent;
 mod lifecycle;
 mod state;
 mod sync;

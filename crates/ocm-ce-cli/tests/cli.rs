@@ -1,5 +1,6 @@
 //! The `ocm-ce` binary end to end: quickstart, and broker + agent + source as separate
-//! processes over gRPC (our broker) and MQTT (a real Mosquitto from `scripts/test-env.sh`).
+//! processes over gRPC (our broker) and MQTT (a real Mosquitto from `scripts/test-env.sh`), the
+//! agent applying into files or into the Kubernetes API server of `scripts/test-env.sh`.
 
 // These tests drive separate processes from plain threads: blocking sleeps are what they need.
 #![allow(clippy::unwrap_used, clippy::print_stderr, clippy::disallowed_methods)]
@@ -358,4 +359,145 @@ fn the_broker_refuses_a_public_address_without_authentication() {
     let out = ocm(&["broker", "--listen", "0.0.0.0:0"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("refusing to serve"), "{}", stderr(&out));
+}
+
+/// `ocm-ce agent --kubeconfig`: broker, agent and source as processes, the agent applying to
+/// the real API server of `scripts/test-env.sh`: the objects appear with our field manager and
+/// owned by the work's AppliedManifestWork, the status reaches the source, and deleting the work
+/// deletes them.
+#[test]
+fn an_agent_with_a_kubeconfig_applies_works_to_the_cluster() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use kube::api::{Api, PostParams};
+
+    let Some(kubeconfig) = test_env("OCM_CE_TEST_KUBECONFIG") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kube = rt
+        .block_on(ocm_ce_kube::client_from_kubeconfig(Some(Path::new(&kubeconfig))))
+        .unwrap();
+    let unique = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let ns = format!("cli-{unique}");
+    let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+    rt.block_on(Api::<Namespace>::all(kube.clone()).create(&PostParams::default(), &namespace))
+        .unwrap();
+    let (_broker, addr) = broker();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write(tmp.path(), "grpc.yaml", &format!("url: {addr}\n"));
+    let cluster = format!("kube-{unique}");
+    let _agent = Proc(
+        Command::new(BIN)
+            .args(["agent", "--transport", "grpc", "--config"])
+            .arg(&config)
+            .args([
+                "--cluster",
+                &cluster,
+                "--kubeconfig",
+                &kubeconfig,
+                "--hub-hash",
+                &format!("hub-{unique}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let work = write(
+        tmp.path(),
+        "work.yaml",
+        &format!(
+            r#"
+apiVersion: work.open-cluster-management.io/v1
+kind: ManifestWork
+metadata:
+  name: work1
+  namespace: {cluster}
+spec:
+  workload:
+    manifests:
+      - apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: cm1
+          namespace: {ns}
+        data:
+          greeting: hello
+      - apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: web
+          namespace: {ns}
+        spec:
+          replicas: 2
+          selector:
+            matchLabels:
+              app: web
+          template:
+            metadata:
+              labels:
+                app: web
+            spec:
+              containers:
+                - name: web
+                  image: example.invalid/web:1
+"#
+        ),
+    );
+    let state = tmp.path().join("state");
+    let source = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["source", "--transport", "grpc", "--config"])
+            .arg(&config)
+            .args(["--source", "source1", "--state-dir"])
+            .arg(&state)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    let out = source(&["apply", "-f", work.to_str().unwrap(), "--wait", "--timeout", "60s"]);
+    assert!(out.status.success(), "apply failed: {}", stderr(&out));
+    assert!(stdout(&out).contains("type: Applied"), "{}", stdout(&out));
+    let cms = Api::<ConfigMap>::namespaced(kube.clone(), &ns);
+    let cm = rt.block_on(cms.get("cm1")).unwrap();
+    assert_eq!(cm.data.unwrap()["greeting"], "hello");
+    let managers: Vec<_> = cm
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| f.manager.clone())
+        .collect();
+    assert!(managers.contains(&"ocm-ce-agent".to_owned()), "{managers:?}");
+    let owners = cm.metadata.owner_references.unwrap_or_default();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(owners[0].kind, "AppliedManifestWork");
+    let deployments = Api::<Deployment>::namespaced(kube, &ns);
+    assert_eq!(
+        rt.block_on(deployments.get("web")).unwrap().spec.unwrap().replicas,
+        Some(2)
+    );
+    let out = source(&["get", "work1", "-n", &cluster, "-o", "json"]);
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        got["status"]["resourceStatus"]["manifests"][1]["resourceMeta"]["resource"], "deployments",
+        "{got}"
+    );
+
+    let out = source(&["delete", "work1", "-n", &cluster, "--wait", "--timeout", "60s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        rt.block_on(cms.get_opt("cm1")).unwrap().is_none(),
+        "deleted with the work"
+    );
+    assert!(rt.block_on(deployments.get_opt("web")).unwrap().is_none());
 }

@@ -30,6 +30,6 @@ pub use client::{ClientEvent, ClientOptions, ClientStream};
 pub use error::{BoxError, Error, Report, Result, TransportError};
 pub use lister::{Lister, StatusHasher};
 pub use metrics::ClientMetrics;
-pub use rate_limit::RateLimit;
+pub use rate_limit::{Limiter, RateLimit};
 pub use source::SourceClient;
 pub use transport::{Connection, PublishTarget, Role, Subscription, Transport};

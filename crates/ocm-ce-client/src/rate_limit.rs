@@ -1,4 +1,5 @@
-//! The publish rate limiter: a token bucket per client (Go: 50 QPS, burst 100).
+//! The client-side rate limiter: a token bucket per client (Go: 50 QPS, burst 100). The clients
+//! limit their publishes with it; `ocm-ce-kube` limits its Kubernetes API requests with it.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -31,14 +32,15 @@ impl Default for RateLimit {
     }
 }
 
-/// A limiter built from a [`RateLimit`].
+/// A limiter built from a [`RateLimit`]: [`acquire`](Self::acquire) waits for a token.
 #[derive(Debug)]
-pub(crate) struct Limiter {
+pub struct Limiter {
     inner: DefaultDirectRateLimiter,
 }
 
 impl Limiter {
-    pub(crate) fn new(limit: RateLimit) -> Self {
+    /// A full bucket of `limit.burst` tokens refilled at `limit.qps` per second.
+    pub fn new(limit: RateLimit) -> Self {
         let qps = if limit.qps > 0.0 {
             limit.qps
         } else {
@@ -57,12 +59,12 @@ impl Limiter {
     }
 
     /// Waits for a token; logs when throttled for more than a second, as Go does.
-    pub(crate) async fn acquire(&self) {
+    pub async fn acquire(&self) {
         let start = Instant::now();
         self.inner.until_ready().await;
         let waited = start.elapsed();
         if waited > Duration::from_secs(1) {
-            tracing::warn!(?waited, "client-side throttling delayed a publish");
+            tracing::warn!(?waited, "client-side throttling delayed a request");
         }
     }
 }

@@ -52,7 +52,6 @@
 //! ```
 
 mod index;
-mod queue;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -73,11 +72,11 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use self::index::OwnerIndex;
-use self::queue::WorkQueue;
 use crate::api::ManifestWork;
 use crate::client::SourceWorkClient;
 use crate::error::{Error, Result};
 use crate::patch::PatchType;
+use crate::queue::WorkQueue;
 use crate::store::Store;
 
 /// What the collector needs from a source work client. [`SourceWorkClient`] implements it;

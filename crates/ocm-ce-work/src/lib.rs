@@ -41,6 +41,7 @@
 //! - [`payload`]: the event payloads.
 //! - [`conditions`]: condition helpers and the agent's `Deleted` condition.
 //! - [`validation`], [`patch`](mod@patch), [`uid`], [`status_hash`](mod@status_hash), [`rest_mapper`].
+//! - [`queue`]: a deduplicating work queue with per-item back-off for controllers.
 //!
 //! # Feature flags
 //!
@@ -67,6 +68,7 @@ pub mod lister;
 pub mod metrics;
 pub mod patch;
 pub mod payload;
+pub mod queue;
 pub mod rest_mapper;
 pub mod selector;
 pub mod status_hash;

@@ -1,22 +1,24 @@
 //! The garbage collector end to end: works of a source client over the in-memory broker, owners
-//! served by an in-process mock Kubernetes API server (metadata-only list and watch of ConfigMaps
-//! and Secrets, behind `kube::Client::new` + `tower::service_fn`). Go's "Garbage Collector Test",
+//! (ConfigMaps and Secrets) in the real API server of `scripts/test-env.sh`
+//! (`OCM_CE_TEST_KUBECONFIG`; the tests skip when it is unset). Go's "Garbage Collector Test",
 //! TestProcessManifestWorkEvent and TestAttemptToDeleteItem, plus owners gone before the start,
-//! verified deletions of filtered watches and retries.
+//! verified deletions of filtered watches (an owner whose labels stop matching) and retries.
+//! Faults a real API server does not produce (failing lookups) are covered by the unit tests in
+//! `src/gc/tests.rs`.
 
 #![cfg(feature = "gc")]
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cloudevents::AttributesReader;
-use http::{Request, Response, StatusCode};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use http::Request;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::client::Body;
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use ocm_ce_client::testing::{FakeBroker, FakeTransport};
 use ocm_ce_client::{BackoffConfig, ClientOptions};
 use ocm_ce_core::EventExt;
@@ -25,224 +27,116 @@ use ocm_ce_work::client::{AgentCodecs, AgentWorkClient, SourceWorkClient, WorkCl
 use ocm_ce_work::gc::{Config, GarbageCollector, GcHandle, OwnerFilter};
 use ocm_ce_work::{Manifest, ManifestWork, PatchType, work_uid};
 use serde_json::{Value, json};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 type Source = SourceWorkClient<FakeTransport>;
 type Agent = AgentWorkClient<FakeTransport>;
 
-const WAIT: Duration = Duration::from_secs(10);
-/// How long the mock API server holds a watch request open without events.
-const WATCH_POLL: Duration = Duration::from_millis(500);
+const WAIT: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------------------------------------
-// The mock Kubernetes API server.
+// The API server: the real one of scripts/test-env.sh, seen through a recording client.
 
-#[derive(Debug, Clone)]
-struct Object {
-    uid: String,
-    rv: u64,
+/// A client of the test API server that records each request's method, path and query, and a
+/// namespace of the test's own for the owners. `None` (the test skips) without a test server.
+#[derive(Clone)]
+struct ApiServer {
+    client: kube::Client,
+    requests: Arc<Mutex<Vec<String>>>,
+    namespace: String,
 }
 
-#[derive(Debug)]
-struct Recorded {
-    rv: u64,
-    plural: String,
-    kind: &'static str,
-    object: Value,
-}
-
-#[derive(Debug, Default)]
-struct ApiState {
-    rv: u64,
-    /// (plural, namespace, name) → object.
-    objects: BTreeMap<(String, String, String), Object>,
-    events: Vec<Recorded>,
-    requests: Vec<String>,
-}
-
-/// Serves `GET /api/v1/{configmaps,secrets}` for all namespaces: metadata-only lists (with
-/// `metadata.name`/`metadata.namespace` field selectors) and watches (newline-delimited watch
-/// events since the requested resource version, held open up to [`WATCH_POLL`]). Anything that
-/// is not a metadata request is refused with 406.
-#[derive(Debug, Clone)]
-struct FakeApiServer {
-    state: Arc<Mutex<ApiState>>,
-    changed: Arc<watch::Sender<u64>>,
-}
-
-fn partial(ns: &str, name: &str, obj: &Object) -> Value {
-    json!({
-        "apiVersion": "meta.k8s.io/v1",
-        "kind": "PartialObjectMetadata",
-        "metadata": {"name": name, "namespace": ns, "uid": obj.uid, "resourceVersion": obj.rv.to_string()},
-    })
-}
-
-impl FakeApiServer {
-    fn new() -> Self {
-        Self {
-            state: Arc::default(),
-            changed: Arc::new(watch::channel(0).0),
-        }
-    }
-
-    fn client(&self) -> kube::Client {
-        let server = self.clone();
-        let service = tower::service_fn(move |req: Request<Body>| {
-            let server = server.clone();
-            async move { Ok::<_, Infallible>(server.serve(req).await) }
-        });
-        kube::Client::new(service, "default")
-    }
-
-    fn create(&self, plural: &str, ns: &str, name: &str, uid: &str) {
-        let mut st = self.state.lock().unwrap();
-        st.rv += 1;
-        let obj = Object {
-            uid: uid.to_owned(),
-            rv: st.rv,
+impl ApiServer {
+    async fn new() -> Option<Self> {
+        let Some(path) = std::env::var_os("OCM_CE_TEST_KUBECONFIG").filter(|p| !p.is_empty()) else {
+            eprintln!("skipped: OCM_CE_TEST_KUBECONFIG is unset (scripts/test-env.sh start DIR writes it)");
+            return None;
         };
-        let object = partial(ns, name, &obj);
-        st.objects
-            .insert((plural.to_owned(), ns.to_owned(), name.to_owned()), obj);
-        let rv = st.rv;
-        st.events.push(Recorded {
-            rv,
-            plural: plural.to_owned(),
-            kind: "ADDED",
-            object,
+        let kubeconfig = Kubeconfig::read_from(path).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap();
+        let real = kube::Client::try_from(config).unwrap();
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = requests.clone();
+        let inner = real.clone();
+        let service = tower::service_fn(move |req: Request<Body>| {
+            log.lock().unwrap().push(format!(
+                "{} {}",
+                req.method(),
+                req.uri().path_and_query().map(|p| p.as_str()).unwrap_or_default()
+            ));
+            let inner = inner.clone();
+            async move { inner.send(req).await }
         });
-        self.changed.send_replace(rv);
+        let namespace = format!("gc-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
+        Api::<Namespace>::all(real)
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
+        Some(Self {
+            client: kube::Client::new(service, "default"),
+            requests,
+            namespace,
+        })
     }
 
-    /// Deletes an object (a `DELETED` watch event). With `keep`, the object stays: it only left
-    /// the watch's selector.
-    fn delete(&self, plural: &str, ns: &str, name: &str, keep: bool) {
-        let mut st = self.state.lock().unwrap();
-        let key = (plural.to_owned(), ns.to_owned(), name.to_owned());
-        let mut obj = st.objects.get(&key).cloned().unwrap();
-        if !keep {
-            st.objects.remove(&key);
+    /// Creates owner `name` of `kind` (ConfigMap or Secret) with labels; returns its UID.
+    async fn create(&self, kind: &str, name: &str, labels: Value) -> String {
+        let object = json!({"metadata": {"name": name, "namespace": self.namespace, "labels": labels}});
+        let uid = match kind {
+            "ConfigMap" => {
+                self.configmaps()
+                    .create(&PostParams::default(), &serde_json::from_value(object).unwrap())
+                    .await
+                    .unwrap()
+                    .metadata
+                    .uid
+            }
+            _ => {
+                self.secrets()
+                    .create(&PostParams::default(), &serde_json::from_value(object).unwrap())
+                    .await
+                    .unwrap()
+                    .metadata
+                    .uid
+            }
+        };
+        uid.unwrap()
+    }
+
+    async fn delete(&self, kind: &str, name: &str) {
+        match kind {
+            "ConfigMap" => drop(self.configmaps().delete(name, &DeleteParams::default()).await.unwrap()),
+            _ => drop(self.secrets().delete(name, &DeleteParams::default()).await.unwrap()),
         }
-        st.rv += 1;
-        obj.rv = st.rv;
-        let rv = st.rv;
-        let object = partial(ns, name, &obj);
-        st.events.push(Recorded {
-            rv,
-            plural: plural.to_owned(),
-            kind: "DELETED",
-            object,
-        });
-        self.changed.send_replace(rv);
+    }
+
+    /// Replaces the labels of ConfigMap `name`.
+    async fn relabel(&self, name: &str, labels: Value) {
+        self.configmaps()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": labels}})),
+            )
+            .await
+            .unwrap();
+    }
+
+    fn configmaps(&self) -> Api<ConfigMap> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.namespace)
     }
 
     fn requests(&self) -> Vec<String> {
-        self.state.lock().unwrap().requests.clone()
+        self.requests.lock().unwrap().clone()
     }
-
-    async fn serve(&self, req: Request<Body>) -> Response<Body> {
-        let path = req.uri().path().to_owned();
-        let query = req.uri().query().unwrap_or_default().to_owned();
-        let accept = req
-            .headers()
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        self.state
-            .lock()
-            .unwrap()
-            .requests
-            .push(format!("{} {path}?{query}", req.method()));
-        if req.method() != http::Method::GET || !accept.contains("as=PartialObjectMetadata") {
-            return status(
-                StatusCode::NOT_ACCEPTABLE,
-                "NotAcceptable",
-                "only metadata requests are served",
-            );
-        }
-        let Some(plural) = path
-            .strip_prefix("/api/v1/")
-            .filter(|p| matches!(*p, "configmaps" | "secrets"))
-        else {
-            return status(StatusCode::NOT_FOUND, "NotFound", "no such resource");
-        };
-        let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-        if params.get("watch").map(String::as_str) == Some("true") {
-            let since = params.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
-            self.watch(plural, since).await
-        } else {
-            self.list(plural, params.get("fieldSelector").map(String::as_str))
-        }
-    }
-
-    fn list(&self, plural: &str, fields: Option<&str>) -> Response<Body> {
-        let wanted: Vec<(&str, &str)> = fields
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|f| f.split_once('='))
-            .collect();
-        let st = self.state.lock().unwrap();
-        let items: Vec<Value> = st
-            .objects
-            .iter()
-            .filter(|((p, ns, name), _)| {
-                p == plural
-                    && wanted.iter().all(|(k, v)| match *k {
-                        "metadata.name" => name == v,
-                        "metadata.namespace" => ns == v,
-                        _ => true,
-                    })
-            })
-            .map(|((_, ns, name), obj)| partial(ns, name, obj))
-            .collect();
-        let body = json!({
-            "apiVersion": "meta.k8s.io/v1",
-            "kind": "PartialObjectMetadataList",
-            "metadata": {"resourceVersion": st.rv.to_string()},
-            "items": items,
-        });
-        ok(serde_json::to_vec(&body).unwrap())
-    }
-
-    async fn watch(&self, plural: &str, since: u64) -> Response<Body> {
-        let deadline = tokio::time::Instant::now() + WATCH_POLL;
-        let mut changed = self.changed.subscribe();
-        loop {
-            changed.borrow_and_update();
-            let mut body = Vec::new();
-            {
-                let st = self.state.lock().unwrap();
-                for e in st.events.iter().filter(|e| e.rv > since && e.plural == plural) {
-                    serde_json::to_writer(&mut body, &json!({"type": e.kind, "object": e.object})).unwrap();
-                    body.push(b'\n');
-                }
-            }
-            if !body.is_empty() || tokio::time::Instant::now() >= deadline {
-                // The watch ends; the watcher watches again from the last version it saw.
-                return ok(body);
-            }
-            let _ = tokio::time::timeout_at(deadline, changed.changed()).await;
-        }
-    }
-}
-
-fn ok(body: Vec<u8>) -> Response<Body> {
-    Response::builder()
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body))
-        .unwrap()
-}
-
-fn status(code: StatusCode, reason: &str, message: &str) -> Response<Body> {
-    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": reason, "code": code.as_u16()});
-    Response::builder()
-        .status(code)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -319,8 +213,8 @@ struct Running {
 }
 
 impl Running {
-    fn start(source: &Source, api: &FakeApiServer, filters: Vec<OwnerFilter>) -> Self {
-        let gc = GarbageCollector::new(source.clone(), api.client(), filters).config(gc_config());
+    fn start(source: &Source, api: &ApiServer, filters: Vec<OwnerFilter>) -> Self {
+        let gc = GarbageCollector::new(source.clone(), api.client.clone(), filters).config(gc_config());
         let handle = gc.handle();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(gc.run(async move {
@@ -371,13 +265,13 @@ fn the_collector_and_its_handle_are_send_and_sync() {
 /// Go's TestProcessManifestWorkEvent, through the source client's store.
 #[tokio::test]
 async fn the_index_maps_each_owner_uid_to_the_works_it_owns() {
+    let Some(api) = ApiServer::new().await else { return };
     let broker = FakeBroker::new();
-    let api = FakeApiServer::new();
-    api.create("configmaps", "default", "cm0", "0");
-    let source = source_only(&broker, vec![stored("work0", vec![owner("ConfigMap", "cm0", "0")])]).await;
+    let uid0 = api.create("ConfigMap", "cm0", json!({})).await;
+    let source = source_only(&broker, vec![stored("work0", vec![owner("ConfigMap", "cm0", &uid0)])]).await;
     let gc = Running::start(&source, &api, owner_filters()).synced().await;
     assert_eq!(
-        gc.handle.works_owned_by("0"),
+        gc.handle.works_owned_by(&uid0),
         [("cluster1".to_owned(), "work0".to_owned())]
     );
 
@@ -425,21 +319,21 @@ async fn the_index_maps_each_owner_uid_to_the_works_it_owns() {
 /// Go's TestAttemptToDeleteItem, through the source client: a delete_request is published.
 #[tokio::test]
 async fn a_work_whose_only_owner_is_deleted_is_deleted_through_the_source_client() {
+    let Some(api) = ApiServer::new().await else { return };
     let broker = FakeBroker::new();
-    let api = FakeApiServer::new();
-    api.create("configmaps", "default", "owner", "456");
+    let uid = api.create("ConfigMap", "owner", json!({})).await;
     let source = source_only(&broker, vec![]).await;
     let created = source
         .create(
             "cluster1",
-            work("to-be-deleted-work", vec![owner("ConfigMap", "owner", "456")]),
+            work("to-be-deleted-work", vec![owner("ConfigMap", "owner", &uid)]),
         )
         .await
         .unwrap();
     let gc = Running::start(&source, &api, owner_filters()).synced().await;
     assert!(source.get("cluster1", "to-be-deleted-work").is_ok(), "the owner exists");
 
-    api.delete("configmaps", "default", "owner", false);
+    api.delete("ConfigMap", "owner").await;
     eventually("the work to be deleted", || {
         source.get("cluster1", "to-be-deleted-work").is_err()
     })
@@ -484,10 +378,10 @@ fn finalizer_remover(agent: &Agent) -> JoinHandle<()> {
 /// Go's integration "Garbage Collector Test".
 #[tokio::test]
 async fn deleting_owners_deletes_their_works_or_removes_their_references() {
+    let Some(api) = ApiServer::new().await else { return };
     let broker = FakeBroker::new();
-    let api = FakeApiServer::new();
-    api.create("configmaps", "default", "test", "123");
-    api.create("secrets", "default", "test", "456");
+    let cm_uid = api.create("ConfigMap", "test", json!({})).await;
+    let secret_uid = api.create("Secret", "test", json!({})).await;
     let source = source_only(&broker, vec![]).await;
     let agent = AgentWorkClient::start(
         broker.agent("cluster1", "cluster1-agent"),
@@ -498,8 +392,8 @@ async fn deleting_owners_deletes_their_works_or_removes_their_references() {
     );
     tokio::time::timeout(WAIT, agent.wait_until_connected()).await.unwrap();
 
-    let cm = owner("ConfigMap", "test", "123");
-    let secret = owner("Secret", "test", "456");
+    let cm = owner("ConfigMap", "test", &cm_uid);
+    let secret = owner("Secret", "test", &secret_uid);
     let mut uids = Vec::new();
     for (name, owners) in [("test1", vec![cm.clone()]), ("test2", vec![cm, secret.clone()])] {
         let created = source.create("cluster1", work(name, owners)).await.unwrap();
@@ -536,10 +430,10 @@ async fn deleting_owners_deletes_their_works_or_removes_their_references() {
     let remover = finalizer_remover(&agent);
     let gc = Running::start(&source, &api, owner_filters()).synced().await;
 
-    api.delete("configmaps", "default", "test", false);
+    api.delete("ConfigMap", "test").await;
     eventually("test1 to be deleted", || source.get("cluster1", "test1").is_err()).await;
     eventually("test2 to keep only the Secret owner", || {
-        owners_of(&source, "test2") == ["456"]
+        owners_of(&source, "test2") == [secret_uid.clone()]
     })
     .await;
     assert_eq!(
@@ -548,7 +442,7 @@ async fn deleting_owners_deletes_their_works_or_removes_their_references() {
     );
     assert!(!source.get("cluster1", "test2").unwrap().is_deleting());
 
-    api.delete("secrets", "default", "test", false);
+    api.delete("Secret", "test").await;
     eventually("test2 to be deleted", || source.get("cluster1", "test2").is_err()).await;
     let metrics = gc.handle.metrics().clone();
     assert_eq!(metrics.works_deleted(), 2);
@@ -560,9 +454,11 @@ async fn deleting_owners_deletes_their_works_or_removes_their_references() {
 /// Go's known gap: owners deleted while no collector ran.
 #[tokio::test]
 async fn works_of_owners_deleted_before_the_start_are_collected() {
+    let Some(api) = ApiServer::new().await else { return };
     let broker = FakeBroker::new();
-    let api = FakeApiServer::new();
-    api.create("configmaps", "default", "alive", "111");
+    let alive = api.create("ConfigMap", "alive", json!({})).await;
+    let gone = api.create("ConfigMap", "gone", json!({})).await;
+    api.delete("ConfigMap", "gone").await;
     let deployment = OwnerReference {
         api_version: "apps/v1".into(),
         kind: "Deployment".into(),
@@ -573,12 +469,12 @@ async fn works_of_owners_deleted_before_the_start_are_collected() {
     let source = source_only(
         &broker,
         vec![
-            stored("orphan", vec![owner("ConfigMap", "gone", "999")]),
+            stored("orphan", vec![owner("ConfigMap", "gone", &gone)]),
             stored(
                 "mixed",
-                vec![owner("ConfigMap", "gone", "999"), owner("ConfigMap", "alive", "111")],
+                vec![owner("ConfigMap", "gone", &gone), owner("ConfigMap", "alive", &alive)],
             ),
-            stored("kept", vec![owner("ConfigMap", "alive", "111")]),
+            stored("kept", vec![owner("ConfigMap", "alive", &alive)]),
             stored("unwatched-kind", vec![deployment]),
         ],
     )
@@ -587,13 +483,13 @@ async fn works_of_owners_deleted_before_the_start_are_collected() {
 
     eventually("the orphan to be deleted", || source.get("cluster1", "orphan").is_err()).await;
     eventually("mixed to lose the missing owner", || {
-        owners_of(&source, "mixed") == ["111"]
+        owners_of(&source, "mixed") == [alive.clone()]
     })
     .await;
-    assert_eq!(owners_of(&source, "kept"), ["111"]);
+    assert_eq!(owners_of(&source, "kept"), std::slice::from_ref(&alive));
     assert_eq!(owners_of(&source, "unwatched-kind"), ["777"]);
     let metrics = gc.handle.metrics();
-    assert_eq!(metrics.missing_owners(), 1, "only ConfigMap 999");
+    assert_eq!(metrics.missing_owners(), 1, "only the deleted ConfigMap");
     assert_eq!(metrics.works_deleted(), 1);
     assert_eq!(metrics.owner_references_removed(), 1);
     let requests = api.requests();
@@ -608,10 +504,10 @@ async fn works_of_owners_deleted_before_the_start_are_collected() {
 
 #[tokio::test]
 async fn a_filtered_watch_deletion_of_an_owner_that_still_exists_keeps_its_works() {
+    let Some(api) = ApiServer::new().await else { return };
     let broker = FakeBroker::new();
-    let api = FakeApiServer::new();
-    api.create("configmaps", "default", "demo", "5");
-    let source = source_only(&broker, vec![stored("w", vec![owner("ConfigMap", "demo", "5")])]).await;
+    let uid = api.create("ConfigMap", "demo", json!({"app": "demo"})).await;
+    let source = source_only(&broker, vec![stored("w", vec![owner("ConfigMap", "demo", &uid)])]).await;
     let filters = vec![OwnerFilter::of::<ConfigMap>().labels("app=demo")];
     let gc = Running::start(&source, &api, filters).synced().await;
     assert!(
@@ -621,29 +517,32 @@ async fn a_filtered_watch_deletion_of_an_owner_that_still_exists_keeps_its_works
         "the selector narrows the owner watch"
     );
 
-    // The owner's labels changed: the filtered watch reports it deleted, but it exists.
-    api.delete("configmaps", "default", "demo", true);
+    // The owner's labels change: the filtered watch reports it deleted, but it exists.
+    api.relabel("demo", json!({"app": "other"})).await;
     eventually("the owner lookup", || gc.handle.metrics().live_owners() == 1).await;
     assert!(source.get("cluster1", "w").is_ok());
     assert_eq!(gc.handle.metrics().works_deleted(), 0);
 
-    api.delete("configmaps", "default", "demo", false);
+    // Back in the selector, then deleted: the watch reports it, and the work goes.
+    api.relabel("demo", json!({"app": "demo"})).await;
+    api.delete("ConfigMap", "demo").await;
     eventually("the work to be deleted", || source.get("cluster1", "w").is_err()).await;
+    assert_eq!(gc.handle.metrics().live_owners(), 1);
     gc.stop().await;
 }
 
 #[tokio::test]
 async fn a_deletion_while_the_broker_is_away_is_kept_and_sent_once_it_is_back() {
+    let Some(api) = ApiServer::new().await else { return };
     let broker = FakeBroker::new();
-    let api = FakeApiServer::new();
-    api.create("secrets", "default", "s", "42");
-    let source = source_only(&broker, vec![stored("w", vec![owner("Secret", "s", "42")])]).await;
+    let uid = api.create("Secret", "s", json!({})).await;
+    let source = source_only(&broker, vec![stored("w", vec![owner("Secret", "s", &uid)])]).await;
     let gc = Running::start(&source, &api, owner_filters()).synced().await;
 
     broker.set_down(true);
     broker.disconnect_all();
     eventually("the source to notice", || !source.is_connected()).await;
-    api.delete("secrets", "default", "s", false);
+    api.delete("Secret", "s").await;
     // The deletion is the source's state at once; it waits for the broker, never lost.
     eventually("the work to be marked deleting", || {
         source.get("cluster1", "w").is_ok_and(|w| w.is_deleting())

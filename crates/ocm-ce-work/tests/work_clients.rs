@@ -340,12 +340,11 @@ async fn an_agent_of_another_cluster_cannot_touch_a_work() {
     eventually("the payroll agent to get the work", || payroll.get(&uid).is_ok()).await;
 
     // A rogue agent publishes a `Deleted` status carrying payroll's work id.
-    let rogue = AgentWorkClient::start_with(
+    let rogue = AgentWorkClient::start(
         broker.agent("rogue", "rogue-agent"),
         "rogue",
         "rogue-agent",
         AgentCodecs::bundles(),
-        Vec::new(),
         options(),
     );
     rogue.wait_until_connected().await;

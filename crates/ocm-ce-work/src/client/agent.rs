@@ -23,7 +23,7 @@ use crate::metrics::WorkMetrics;
 use crate::patch::{PatchType, patch};
 use crate::selector::ListParams;
 use crate::status_hash::manifest_work_status_hash;
-use crate::store::{Store, WatchStream, Writer, store};
+use crate::store::{Store, WatchStream, Writer, store_from};
 
 /// The agent codecs: ManifestBundle, plus the single-manifest codec when configured.
 #[derive(Debug)]
@@ -135,7 +135,8 @@ struct Inner<Tr: Transport> {
 impl<Tr: Transport> AgentWorkClient<Tr> {
     /// Starts the agent client of `cluster_name` over `transport` (built for this agent),
     /// sending as `agent_id`. The store starts empty and ready; the first spec resync fills it.
-    /// Must be called inside a tokio runtime.
+    /// Must be called inside a tokio runtime. To start with works recorded earlier, see
+    /// [`start_with_works`](Self::start_with_works).
     pub fn start(
         transport: Tr,
         cluster_name: impl Into<String>,
@@ -143,32 +144,41 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
         codecs: AgentCodecs,
         options: WorkClientOptions,
     ) -> Self {
-        Self::start_with(transport, cluster_name, agent_id, codecs, Vec::new(), options)
+        Self::start_with_works(transport, cluster_name, agent_id, codecs, options, Vec::new())
     }
 
-    /// Starts the agent client like [`start`](Self::start), its store holding `applied`: the
-    /// works this agent applied before it stopped, as it recorded them (in its apply
-    /// directory, or in the cluster). Its first spec resync then lists them with their
-    /// versions, so the sources answer with what changed while it was down, including the
-    /// deletions, which complete like any other. Statuses recorded with them are reported
-    /// again (the sources may have missed them).
-    pub fn start_with(
+    /// Like [`start`](Self::start), but the store starts with `works` instead of empty: what
+    /// the agent applied before it stopped, as it recorded them (the CLI's file applier in its
+    /// apply directory; `ocm-ce-kube` in the AppliedManifestWorks on its cluster), so that it
+    /// finishes what the sources did while it was down.
+    ///
+    /// Each work must be named by its UID in the agent's cluster (the namespace; works of other
+    /// namespaces are ignored) and carry the data type annotation ([`DATA_TYPE_ANNOTATION`]) it
+    /// was received with; its original source label, finalizers and status are kept. The works
+    /// take part in the first spec resync like received ones: give them resource version `"0"`
+    /// to have every source resend its current spec (sources answer an agent-reported `0` with
+    /// the spec, and with a delete for a work they no longer have), or the recorded version to
+    /// be sent only newer specs. A recorded work whose source deletes it arrives as a deletion
+    /// of a work that still has its finalizers, so it is not acknowledged `Deleted` before the
+    /// caller removed them. Recorded statuses are reported again (the sources may have missed
+    /// them).
+    pub fn start_with_works(
         transport: Tr,
         cluster_name: impl Into<String>,
         agent_id: impl Into<String>,
         codecs: AgentCodecs,
-        applied: Vec<ManifestWork>,
         options: WorkClientOptions,
+        works: impl IntoIterator<Item = ManifestWork>,
     ) -> Self {
         let cluster_name = cluster_name.into();
-        let (store, writer) = store();
         let outbox = Outbox::default();
-        for w in &applied {
+        let works: Vec<ManifestWork> = works.into_iter().filter(|w| w.namespace() == cluster_name).collect();
+        for w in &works {
             if w.is_deleting() || !w.status.conditions.is_empty() {
                 outbox.mark(w.uid(), source_lane(w), false);
             }
         }
-        writer.replace_all(applied.into_iter().filter(|w| w.namespace() == cluster_name));
+        let (store, writer) = store_from(works);
         let client = AgentClient::new(
             transport,
             cluster_name.clone(),

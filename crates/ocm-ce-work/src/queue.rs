@@ -1,6 +1,10 @@
 //! A rate-limited work queue in the style of client-go's `workqueue`: an item is queued at most
 //! once, an item re-added while it is processed is processed again afterwards (never twice at
 //! the same time), and a failed item comes back after a per-item exponential back-off.
+//!
+//! The garbage collector and the Kubernetes work applier (`ocm-ce-kube`) drive their workers
+//! with it: pop items while fewer than N run, report each one [`done`](WorkQueue::done), and
+//! poll [`poll_expired`](WorkQueue::poll_expired) to bring back items whose back-off ended.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
@@ -9,7 +13,9 @@ use std::time::Duration;
 
 use tokio_util::time::DelayQueue;
 
-pub(super) struct WorkQueue<T> {
+/// The queue (see the [module docs](self)). Not synchronised: one owner drives it.
+#[derive(Debug)]
+pub struct WorkQueue<T> {
     ready: VecDeque<T>,
     /// Items in `ready` or waiting in `delayed`.
     queued: HashSet<T>,
@@ -23,7 +29,9 @@ pub(super) struct WorkQueue<T> {
 }
 
 impl<T: Hash + Eq + Clone> WorkQueue<T> {
-    pub(super) fn new(base_delay: Duration, max_delay: Duration) -> Self {
+    /// An empty queue whose failed items come back after `base_delay * 2^(failures - 1)`,
+    /// at most `max_delay`.
+    pub fn new(base_delay: Duration, max_delay: Duration) -> Self {
         Self {
             ready: VecDeque::new(),
             queued: HashSet::new(),
@@ -37,7 +45,7 @@ impl<T: Hash + Eq + Clone> WorkQueue<T> {
     }
 
     /// Queues `item` unless it is queued already; an item being processed is marked to run again.
-    pub(super) fn add(&mut self, item: T) {
+    pub fn add(&mut self, item: T) {
         if self.processing.contains(&item) {
             self.dirty.insert(item);
         } else if self.queued.insert(item.clone()) {
@@ -46,7 +54,7 @@ impl<T: Hash + Eq + Clone> WorkQueue<T> {
     }
 
     /// The next item to process; it counts as processing until [`done`](Self::done).
-    pub(super) fn pop(&mut self) -> Option<T> {
+    pub fn pop(&mut self) -> Option<T> {
         let item = self.ready.pop_front()?;
         self.queued.remove(&item);
         self.processing.insert(item.clone());
@@ -55,7 +63,7 @@ impl<T: Hash + Eq + Clone> WorkQueue<T> {
 
     /// Ends processing of `item`. A failed item is queued again after its back-off
     /// (`base * 2^(failures - 1)`, capped); a successful one forgets its failures.
-    pub(super) fn done(&mut self, item: T, failed: bool) {
+    pub fn done(&mut self, item: T, failed: bool) {
         self.processing.remove(&item);
         if failed {
             let failures = self.failures.entry(item.clone()).or_default();
@@ -74,7 +82,7 @@ impl<T: Hash + Eq + Clone> WorkQueue<T> {
     }
 
     /// Moves the next item whose back-off expired to the ready queue.
-    pub(super) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match self.delayed.poll_expired(cx) {
             Poll::Ready(Some(expired)) => {
                 // Still in `queued`: it only changes lanes.
@@ -86,13 +94,18 @@ impl<T: Hash + Eq + Clone> WorkQueue<T> {
     }
 
     /// True when an item waits for its back-off.
-    pub(super) fn has_delayed(&self) -> bool {
+    pub fn has_delayed(&self) -> bool {
         !self.delayed.is_empty()
     }
 
     /// Items queued or waiting (not those being processed).
-    pub(super) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.queued.len()
+    }
+
+    /// True when nothing is queued or waiting (items being processed do not count).
+    pub fn is_empty(&self) -> bool {
+        self.queued.is_empty()
     }
 }
 
