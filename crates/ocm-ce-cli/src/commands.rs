@@ -209,7 +209,15 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| format!("{}-work-agent", args.cluster));
     if let Some(cluster) = kube_agent::cluster_of(&args) {
-        return kube_agent::run(&args, &config, &agent_id, cluster, client_options(args.rate), &mut shutdown).await;
+        return kube_agent::run(
+            &args,
+            &config,
+            &agent_id,
+            cluster,
+            client_options(args.rate),
+            &mut shutdown,
+        )
+        .await;
     }
     let transport = AnyTransport::agent(&config, &args.cluster, &agent_id).map_err(anyhow::Error::msg)?;
     let dir = args.apply_dir.clone().unwrap_or_else(|| state_home().join("apply"));

@@ -465,7 +465,7 @@ impl KubeApplier {
                 .await
                 .map_err(|source| Error::Work {
                     name: uid.to_owned(),
-                    source,
+                    source: Box::new(source),
                 })?;
             self.metrics.status_updates.inc();
         }
@@ -843,7 +843,7 @@ async fn patch_work<Tr: Transport>(agent: &AgentWorkClient<Tr>, uid: &str, patch
         .await
         .map_err(|source| Error::Work {
             name: uid.to_owned(),
-            source,
+            source: Box::new(source),
         })
 }
 

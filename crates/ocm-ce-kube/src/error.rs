@@ -57,7 +57,7 @@ pub enum Error {
         name: String,
         /// Why.
         #[source]
-        source: ocm_ce_work::Error,
+        source: Box<ocm_ce_work::Error>,
     },
     /// A status feedback rule could not be evaluated.
     #[error("{reason}")]

@@ -203,14 +203,10 @@ fn an_mqtt_connection_that_goes_silent_is_detected_and_repaired() {
 
 /// How long cluster2's 300 works take to converge while cluster1 gets 300 works of 64 KB:
 /// with cluster1's agent reading, or with cluster1's only subscriber reading nothing.
-/// (The subscription is dropped before its runtime.)
-fn cluster2_beside_cluster1(
-    stalled: bool,
-) -> (
-    System,
-    Duration,
-    Option<(Box<dyn std::any::Any>, tokio::runtime::Runtime)>,
-) {
+/// A raw subscription kept open, and its runtime (the subscription is dropped first).
+type Held = (Box<dyn std::any::Any>, tokio::runtime::Runtime);
+
+fn cluster2_beside_cluster1(stalled: bool) -> (System, Duration, Option<Held>) {
     use ocm_ce_client::transport::grpc::{GrpcConfig, GrpcTransport};
     use ocm_ce_client::{Connection, Role, Transport};
 
