@@ -3,7 +3,7 @@
 
     python3 fuzz/seeds.py [OUT_DIR]      (default: fuzz/corpus)
 
-Sources: the Go golden vectors (`$OCM_CE_GOLDEN_DIR`, else `shared/golden` beside the
+Sources: the Go golden vectors (`$OCM_CE_GOLDEN_DIR`, else `testdata/golden` of the
 repository: `decode.json`, `events.json`, `agent_spec_action.json`, `topics.json`) and the YAML
 examples of `docs/config-*.md` and `docs/broker.md`. Multi-field inputs use the framing of
 `fuzz/src/lib.rs` (fields separated by 0xFF, the payload after 0xFE).
@@ -21,7 +21,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-GOLDEN = os.environ.get("OCM_CE_GOLDEN_DIR") or os.path.join(REPO, "..", "shared", "golden")
+GOLDEN = os.environ.get("OCM_CE_GOLDEN_DIR") or os.path.join(REPO, "testdata", "golden")
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus")
 MAX_SEED = 16 * 1024  # keep the committed corpus small: no golden size cases
 

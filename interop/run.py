@@ -725,11 +725,15 @@ class OcmAgent:
         poll(f"ocm-ce agent directory of {uid} removed", lambda: not os.path.exists(self.work_dir(uid)), TIMEOUT, 0.05)
 
     def change_status(self, uid, status):
-        """Restart: the fresh Applied condition gets a new lastTransitionTime (RFC 3339 seconds,
-        so make sure the clock has moved past the old one first)."""
+        """Restart on a new node: a fresh apply directory holds no records of what was applied,
+        so the agent applies the work again when a source answers its spec resync, and the fresh
+        Applied condition gets a new lastTransitionTime (RFC 3339 seconds, so make sure the clock
+        has moved past the old one first). A restart over the same directory keeps the recorded
+        status, transition time included, as OCM's agent does."""
         old = cond(status, "Applied")["lastTransitionTime"]
         poll("the clock to pass the old lastTransitionTime", lambda: time.time() >= parse_time(old) + 1.05, 3, 0.05)
         self.stop()
+        self.dir = self.cell.path("apply-new-node")
         self.start()
         return (f"Applied lastTransitionTime newer than {old}",
                 lambda st: (cond(st, "Applied") or {}).get("lastTransitionTime", "") > old)

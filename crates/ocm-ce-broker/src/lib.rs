@@ -285,6 +285,11 @@ impl BrokerBuilder {
         if self.heartbeat_interval.is_some_and(|d| d.is_zero()) {
             return Err(Error::config("the heartbeat interval must not be zero"));
         }
+        if self.tls.is_none() && self.tokens_file.is_some() {
+            return Err(Error::config(
+                "bearer tokens need TLS (they must not travel in plaintext): set a server certificate and key",
+            ));
+        }
         if self.tls.is_none() && !self.insecure {
             return Err(Error::config(
                 "TLS is not configured: set a server certificate, or insecure mode for plaintext",

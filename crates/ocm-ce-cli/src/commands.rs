@@ -154,6 +154,9 @@ async fn broker(args: BrokerArgs) -> Result<ExitCode> {
             args.listen
         );
     }
+    if args.tokens.is_some() && args.tls_cert.is_none() {
+        bail!("--tokens needs TLS: pass --tls-cert and --tls-key too (bearer tokens must not travel in plaintext)");
+    }
     let mut builder = Broker::builder()
         .queue_capacity(args.queue)
         .queue_bytes(args.queue_bytes)
@@ -173,7 +176,7 @@ async fn broker(args: BrokerArgs) -> Result<ExitCode> {
         builder = builder.metrics_addr(addr);
     }
     builder = builder.insecure(!authenticated);
-    let broker = builder.build().context("invalid broker configuration")?;
+    let broker = builder.build()?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -402,44 +405,8 @@ pub(crate) fn read_works(file: &Path) -> Result<Vec<ManifestWork>> {
     } else {
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
     };
-    // serde-saphyr's default budget (1024 documents, 250 000 nodes) guards configuration
-    // files; a file of works may hold many thousands. The limits grow with the input, which
-    // is in memory already; depth, alias and anchor limits stay.
-    let budget = serde_saphyr::budget! {
-        max_documents: text.len() / 16 + 1024,
-        max_nodes: text.len() / 2 + 250_000,
-        max_events: text.len() + 1_000_000,
-        max_total_scalar_bytes: text.len() + 1024,
-    };
-    let docs: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple_with_options(&text, serde_saphyr::options! { budget: budget })
-            .with_context(|| format!("{} is not valid YAML", file.display()))?;
-    let mut works = Vec::new();
-    for (i, doc) in docs.into_iter().filter(|d| !d.is_null()).enumerate() {
-        if let Some(kind) = doc.get("kind").and_then(|k| k.as_str())
-            && kind != "ManifestWork"
-        {
-            bail!(
-                "document {} of {} is a {kind}, not a ManifestWork",
-                i + 1,
-                file.display()
-            );
-        }
-        let work: ManifestWork = serde_json::from_value(doc)
-            .with_context(|| format!("document {} of {} is not a valid ManifestWork", i + 1, file.display()))?;
-        if work.namespace().is_empty() {
-            bail!(
-                "work {} in {} has no metadata.namespace (the target cluster)",
-                work.name(),
-                file.display()
-            );
-        }
-        works.push(work);
-    }
-    if works.is_empty() {
-        bail!("{} holds no ManifestWork", file.display());
-    }
-    Ok(works)
+    ocm_ce_work::file::works_from_yaml(&text)
+        .with_context(|| format!("{} is not a file of ManifestWorks", file.display()))
 }
 
 fn version_of(work: &ManifestWork) -> u64 {
@@ -1005,37 +972,5 @@ fn bench_source_id(config: &TransportConfig) -> String {
             .filter(|s| s != "+")
             .unwrap_or_else(|| "ocm-ce-bench".to_owned()),
         _ => "ocm-ce-bench".to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn work_doc(i: usize) -> String {
-        format!(
-            "---\napiVersion: work.open-cluster-management.io/v1\nkind: ManifestWork\nmetadata:\n  name: w{i}\n  namespace: cluster1\nspec:\n  workload:\n    manifests:\n    - apiVersion: v1\n      kind: ConfigMap\n      metadata:\n        name: cm{i}\n        namespace: default\n      data:\n        k: v{i}\n"
-        )
-    }
-
-    #[test]
-    fn a_file_of_thousands_of_works_reads_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("works.yaml");
-        let text: String = (0..2000).map(work_doc).collect();
-        std::fs::write(&path, text).unwrap();
-        let works = read_works(&path).unwrap();
-        assert_eq!(works.len(), 2000);
-        assert_eq!(works[1999].name(), "w1999");
-        assert_eq!(works[1999].spec.workload.manifests.len(), 1);
-    }
-
-    #[test]
-    fn a_work_without_namespace_is_refused_in_plain_words() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("works.yaml");
-        std::fs::write(&path, work_doc(1).replace("  namespace: cluster1\n", "")).unwrap();
-        let err = format!("{:#}", read_works(&path).unwrap_err());
-        assert!(err.contains("has no metadata.namespace"), "{err}");
     }
 }

@@ -501,3 +501,23 @@ spec:
     );
     assert!(rt.block_on(deployments.get_opt("web")).unwrap().is_none());
 }
+
+#[test]
+fn tokens_without_tls_are_refused_with_the_flags_that_fix_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tokens = write(tmp.path(), "tokens.yaml", "tokens: []\n");
+    let out = ocm(&[
+        "broker",
+        "--listen",
+        "127.0.0.1:0",
+        "--tokens",
+        tokens.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--tokens needs TLS: pass --tls-cert and --tls-key"),
+        "{err}"
+    );
+}

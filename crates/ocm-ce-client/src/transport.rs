@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use cloudevents::{AttributesReader, Event};
 use futures::Stream;
-use ocm_ce_core::{EventExt, EventType, TopicError, extensions};
+use ocm_ce_core::{EventType, TopicError, extensions};
 use tokio::sync::mpsc;
 
 use crate::error::TransportError;
@@ -50,9 +50,7 @@ impl PublishTarget {
     /// `clustername` goes to all clusters, everything else to its `clustername`.
     pub fn for_source_event(event: &Event) -> Result<Self, TopicError> {
         let ty: EventType = event.ty().parse().map_err(TopicError::EventType)?;
-        let cluster = event.cluster_name().map_err(|_| TopicError::MissingExtension {
-            name: extensions::CLUSTER_NAME,
-        })?;
+        let cluster = ocm_ce_core::topics::routing_extension(event, extensions::CLUSTER_NAME)?;
         Ok(if ty.is_resync_request() && cluster.is_empty() {
             Self::AllClusters
         } else {
@@ -64,9 +62,7 @@ impl PublishTarget {
     /// `originalsource` goes to all sources, everything else to its `originalsource`.
     pub fn for_agent_event(event: &Event) -> Result<Self, TopicError> {
         let ty: EventType = event.ty().parse().map_err(TopicError::EventType)?;
-        let source = event.original_source().map_err(|_| TopicError::MissingExtension {
-            name: extensions::ORIGINAL_SOURCE,
-        })?;
+        let source = ocm_ce_core::topics::routing_extension(event, extensions::ORIGINAL_SOURCE)?;
         Ok(if ty.is_resync_request() && source.is_empty() {
             Self::AllSources
         } else {

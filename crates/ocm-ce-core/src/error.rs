@@ -152,6 +152,15 @@ pub enum TopicError {
         /// Extension name.
         name: &'static str,
     },
+    /// A routing extension is not a string (an event cannot be routed by a number or a time:
+    /// it would name no cluster or source, or the wrong one).
+    #[error("the {name} extension must be a string, not {value}")]
+    WrongExtensionType {
+        /// Extension name.
+        name: &'static str,
+        /// The value, as Go prints it.
+        value: String,
+    },
     /// A broadcast status resync needs `sourceBroadcast`.
     #[error("the source broadcast topic not set")]
     NoSourceBroadcast,

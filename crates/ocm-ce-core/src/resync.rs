@@ -62,11 +62,11 @@ pub fn source_spec_resync<'a, T: ResourceObject>(
     if own.is_empty() {
         return Vec::new();
     }
-    let reported: HashMap<&str, i64> = request
-        .versions
-        .iter()
-        .map(|v| (v.resource_id.as_str(), v.resource_version))
-        .collect();
+    // A resource listed twice counts with its first entry, as Go's linear lookup finds it.
+    let mut reported: HashMap<&str, i64> = HashMap::with_capacity(request.versions.len());
+    for v in &request.versions {
+        reported.entry(v.resource_id.as_str()).or_insert(v.resource_version);
+    }
     let mut replies = Vec::new();
     for obj in own {
         if obj.deletion_timestamp().is_some() {
@@ -107,11 +107,11 @@ where
     if request.hashes.is_empty() {
         return local.iter().collect();
     }
-    let known: HashMap<&str, &str> = request
-        .hashes
-        .iter()
-        .map(|h| (h.resource_id.as_str(), h.status_hash.as_str()))
-        .collect();
+    // A resource listed twice counts with its first entry, as Go's linear lookup finds it.
+    let mut known: HashMap<&str, &str> = HashMap::with_capacity(request.hashes.len());
+    for h in &request.hashes {
+        known.entry(h.resource_id.as_str()).or_insert(h.status_hash.as_str());
+    }
     local
         .iter()
         .filter(|obj| match known.get(obj.resource_id()) {
@@ -297,5 +297,45 @@ mod tests {
             }
             prop_assert_eq!(model.len(), source.len());
         }
+    }
+
+    #[test]
+    fn a_resource_listed_twice_counts_with_its_first_entry_as_in_go() {
+        let own = vec![R {
+            status: "s".into(),
+            ..r("a", "5")
+        }];
+        let versions = ResourceVersionList {
+            versions: vec![
+                ResourceVersion {
+                    resource_id: "a".into(),
+                    resource_version: 5,
+                },
+                ResourceVersion {
+                    resource_id: "a".into(),
+                    resource_version: 1,
+                },
+            ],
+        };
+        assert!(
+            source_spec_resync(&own, &versions).is_empty(),
+            "the first entry (5) counts"
+        );
+        let hashes = ResourceStatusHashList {
+            hashes: vec![
+                ResourceStatusHash {
+                    resource_id: "a".into(),
+                    status_hash: "s".into(),
+                },
+                ResourceStatusHash {
+                    resource_id: "a".into(),
+                    status_hash: "other".into(),
+                },
+            ],
+        };
+        assert!(
+            agent_status_resync(&own, &hashes, |x: &R| Ok::<_, ()>(x.status.clone())).is_empty(),
+            "the first entry (same hash) counts"
+        );
     }
 }

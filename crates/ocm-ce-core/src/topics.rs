@@ -5,9 +5,9 @@
 use cloudevents::{AttributesReader, Event};
 use serde::{Deserialize, Serialize};
 
-use crate::error::TopicError;
+use crate::error::{ExtensionError, TopicError};
 use crate::event_type::EventType;
-use crate::extensions::{self, EventExt};
+use crate::extensions;
 
 /// Pattern of any events topic (Go's `EventsTopicPattern`).
 pub const EVENTS_TOPIC_PATTERN: &str =
@@ -205,9 +205,7 @@ impl Topics {
             };
         }
         let ty: EventType = event.ty().parse().map_err(TopicError::EventType)?;
-        let cluster = event.cluster_name().map_err(|_| TopicError::MissingExtension {
-            name: extensions::CLUSTER_NAME,
-        })?;
+        let cluster = routing_extension(event, extensions::CLUSTER_NAME)?;
         if ty.is_resync_request() && cluster.is_empty() {
             if self.source_broadcast.is_empty() {
                 return Err(TopicError::NoSourceBroadcast);
@@ -233,9 +231,7 @@ impl Topics {
             };
         }
         let ty: EventType = event.ty().parse().map_err(TopicError::EventType)?;
-        let original_source = event.original_source().map_err(|_| TopicError::MissingExtension {
-            name: extensions::ORIGINAL_SOURCE,
-        })?;
+        let original_source = routing_extension(event, extensions::ORIGINAL_SOURCE)?;
         if ty.is_resync_request() && original_source.is_empty() {
             if self.agent_broadcast.is_empty() {
                 return Ok((
@@ -262,6 +258,20 @@ pub fn source_of_events_topic(topic: &str) -> Result<String, TopicError> {
     let seg: Vec<&str> = topic.split('/').collect();
     let idx = if topic.starts_with("$share") { 3 } else { 1 };
     Ok(seg.get(idx).copied().unwrap_or_default().to_owned())
+}
+
+/// A routing extension of `event` (`clustername`, `originalsource`) as the string it must be:
+/// absent and not-a-string are distinct errors, so a wrongly typed one can never turn into an
+/// empty topic segment or a broadcast.
+pub fn routing_extension(event: &Event, name: &'static str) -> Result<String, TopicError> {
+    match extensions::to_string(event.extension(name)) {
+        Ok(s) => Ok(s),
+        Err(ExtensionError::Missing) => Err(TopicError::MissingExtension { name }),
+        Err(_) => Err(TopicError::WrongExtensionType {
+            name,
+            value: event.extension(name).map(ToString::to_string).unwrap_or_default(),
+        }),
+    }
 }
 
 /// The cluster segment of a received agent events topic (`a/<source>/b/<cluster>/agentevents`),
@@ -436,5 +446,32 @@ mod tests {
         );
         assert_eq!(cluster_of_agent_events_topic("sources/s1/clusters/+/agentevents"), None);
         assert_eq!(cluster_of_agent_events_topic("sources/s1/sourcebroadcast"), None);
+    }
+
+    #[test]
+    fn a_routing_extension_that_is_not_a_string_is_a_clear_error() {
+        let ty: EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.status.resync_request"
+            .parse()
+            .unwrap();
+        let mut event = crate::EventBuilder::new("s1", ty).build().unwrap();
+        event.set_extension("clustername", 5_i64);
+        let err = routing_extension(&event, extensions::CLUSTER_NAME).unwrap_err();
+        assert_eq!(err.to_string(), "the clustername extension must be a string, not 5");
+        let topics = t(
+            "sources/s1/clusters/+/sourceevents",
+            "sources/s1/clusters/+/agentevents",
+            "sources/s1/sourcebroadcast",
+            "",
+        );
+        // Not a broadcast to every cluster (what an empty clustername would mean).
+        assert!(matches!(
+            topics.source_publish_topic("s1", &event, None),
+            Err(TopicError::WrongExtensionType { .. })
+        ));
+        event.remove_extension("clustername");
+        assert!(matches!(
+            routing_extension(&event, extensions::CLUSTER_NAME),
+            Err(TopicError::MissingExtension { .. })
+        ));
     }
 }

@@ -65,7 +65,7 @@ pub fn encoding(msg: &pb::CloudEvent) -> Encoding {
     match mode(msg) {
         Mode::Structured { .. } => Encoding::STRUCTURED,
         Mode::Binary(_) => Encoding::BINARY,
-        Mode::Unknown => Encoding::UNKNOWN,
+        Mode::Unknown(_) => Encoding::UNKNOWN,
     }
 }
 
@@ -174,7 +174,7 @@ pub fn encode_publish_request(event: &Event) -> Result<pb::PublishRequest> {
 #[doc(alias = "NewMessage")]
 pub fn decode(msg: pb::CloudEvent) -> Result<Event> {
     match mode(&msg) {
-        Mode::Unknown => Err(Error::UnknownEncoding),
+        Mode::Unknown(reason) => Err(Error::UnknownEncoding { reason }),
         Mode::Structured { batch: true } => Err(Error::UnsupportedFormat {
             media_type: content_type(&msg).unwrap_or_default().to_owned(),
         }),
@@ -187,9 +187,12 @@ pub fn decode(msg: pb::CloudEvent) -> Result<Event> {
 // Receiving.
 
 enum Mode {
-    Structured { batch: bool },
+    Structured {
+        batch: bool,
+    },
     Binary(SpecVersion),
-    Unknown,
+    /// Neither, and why.
+    Unknown(String),
 }
 
 fn content_type(msg: &pb::CloudEvent) -> Option<&str> {
@@ -202,7 +205,11 @@ fn content_type(msg: &pb::CloudEvent) -> Option<&str> {
 /// Go's `NewMessage` decision.
 fn mode(msg: &pb::CloudEvent) -> Mode {
     if msg.attributes.is_empty() {
-        return Mode::Unknown;
+        return Mode::Unknown(if msg.r#type.is_empty() {
+            "the event has no type (and no other attribute)".to_owned()
+        } else {
+            "the message has no attributes".to_owned()
+        });
     }
     if let Some(ct) = content_type(msg).filter(|ct| ct.starts_with(STRUCTURED_PREFIX)) {
         // `format.Lookup`: parameters dropped, trimmed, lower-cased.
@@ -211,13 +218,13 @@ fn mode(msg: &pb::CloudEvent) -> Mode {
         return match media_type.as_str() {
             STRUCTURED_JSON_CONTENT_TYPE => Mode::Structured { batch: false },
             BATCH_JSON_CONTENT_TYPE => Mode::Structured { batch: true },
-            _ => Mode::Unknown,
+            _ => Mode::Unknown(format!("no event format is named {media_type:?}")),
         };
     }
     match msg.spec_version.as_str() {
         "1.0" => Mode::Binary(SpecVersion::V10),
         "0.3" => Mode::Binary(SpecVersion::V03),
-        _ => Mode::Unknown,
+        other => Mode::Unknown(format!("unknown spec_version {other:?}")),
     }
 }
 

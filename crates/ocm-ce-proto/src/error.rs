@@ -13,8 +13,11 @@ pub enum Error {
     /// The message is neither a binary-mode nor a structured-mode CloudEvent: it has no
     /// attributes at all, or an unknown `spec_version`, or a `contenttype` naming an unknown
     /// `application/cloudevents…` format. Go drops such messages.
-    #[error("unknown message encoding")]
-    UnknownEncoding,
+    #[error("unknown message encoding: {reason}")]
+    UnknownEncoding {
+        /// What the message lacks (e.g. "the event has no type").
+        reason: String,
+    },
     /// A structured-mode message in an event format this binding cannot read (batches).
     #[error("unsupported event format {media_type:?}")]
     UnsupportedFormat {

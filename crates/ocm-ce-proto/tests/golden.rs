@@ -1,5 +1,5 @@
-//! The gRPC parts of the golden vectors made by the Go SDK v0.15.0 (`shared/golden/`, next to
-//! the repository; read at test time, never copied in). A missing file fails the test.
+//! The gRPC parts of the golden vectors made by the Go SDK v0.15.0 (`testdata/golden/`, see
+//! `ocm_ce_core::golden`). A missing file fails the test.
 //!
 //! * `events.json`: Go's outbound messages decode to Go's event, and encoding that event
 //!   gives Go's message back, byte for byte in Go's deterministic form.
@@ -8,8 +8,6 @@
 
 // Helpers outside `#[test]` functions panic on bad vectors too.
 #![allow(clippy::unwrap_used)]
-
-use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -22,19 +20,6 @@ use ocm_ce_proto::pb::{self, CloudEvent, CloudEventAttributeValue, Timestamp};
 use ocm_ce_proto::{decode, encode, encode_publish_request};
 use prost::Message as _;
 use serde_json::Value;
-
-fn golden(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/golden")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "golden file {} is required (shared/ next to the repository): {e}",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key]
@@ -187,13 +172,8 @@ fn assert_encodes_like_go(event: &Event, go: &CloudEvent, grpc: &Value, context:
 
 #[test]
 fn go_outbound_grpc_messages_decode_to_go_events_and_encode_back_byte_for_byte() {
-    let vectors = golden("events.json");
-    let cases: Vec<&Value> = vectors["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|case| !case["grpc"].is_null())
-        .collect();
+    let vectors = ocm_ce_core::golden::cases("events.json");
+    let cases: Vec<&Value> = vectors.iter().filter(|case| !case["grpc"].is_null()).collect();
     assert!(cases.len() >= 20, "expected the 20 gRPC cases, got {}", cases.len());
 
     for case in cases {
@@ -208,13 +188,8 @@ fn go_outbound_grpc_messages_decode_to_go_events_and_encode_back_byte_for_byte()
 
 #[test]
 fn go_inbound_grpc_messages_decode_as_go_decoded_them() {
-    let vectors = golden("decode.json");
-    let cases: Vec<&Value> = vectors["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|case| case["transport"] == "grpc")
-        .collect();
+    let vectors = ocm_ce_core::golden::cases("decode.json");
+    let cases: Vec<&Value> = vectors.iter().filter(|case| case["transport"] == "grpc").collect();
     assert!(cases.len() >= 10, "expected the 10 gRPC cases, got {}", cases.len());
 
     for case in cases {

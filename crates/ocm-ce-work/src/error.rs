@@ -62,6 +62,12 @@ pub enum Error {
         /// `namespace/name` of the work that has it.
         existing: String,
     },
+    /// A ManifestWork file that cannot be read as works ([`crate::file::works_from_yaml`]).
+    #[error("{reason}")]
+    InvalidWorksFile {
+        /// What is wrong, naming the document.
+        reason: String,
+    },
     /// The work changed since the caller read it.
     #[error("{reason}")]
     Conflict {

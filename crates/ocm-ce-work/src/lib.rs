@@ -61,6 +61,7 @@ pub mod conditions;
 mod decoding;
 mod encoding;
 mod error;
+pub mod file;
 #[cfg(feature = "gc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "gc")))]
 pub mod gc;

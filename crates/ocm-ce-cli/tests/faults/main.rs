@@ -510,3 +510,111 @@ fn sigterm_stops_the_broker_gracefully() {
     assert_eq!(out.status.code(), Some(0), "{}", std::fs::read_to_string(&log).unwrap());
     assert!(std::fs::read_to_string(&log).unwrap().contains("shutting down"));
 }
+
+/// The broker's peak memory (VmHWM of the `ocm-ce broker` process) while a subscriber that
+/// reads nothing is sent 120 events of 3.9 MB (468 MB): bounded by the queue's byte budget
+/// (64 MiB by default), not by the number of events.
+#[test]
+fn a_stalled_subscriber_of_4_mb_events_holds_the_broker_to_its_byte_budget() {
+    use ocm_ce_client::transport::grpc::{GrpcConfig, GrpcTransport};
+    use ocm_ce_client::{Connection, PublishTarget, Role, Transport};
+    use ocm_ce_core::{EventBuilder, EventType};
+
+    let _one = serial();
+    let port = system::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("broker.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut broker = std::process::Command::new(system::bin())
+        .args([
+            "broker",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--insecure",
+            "--stall-timeout",
+            "5s",
+        ])
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    system::wait_port(port, Duration::from_secs(10));
+    let peak_kib = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let idle = peak_kib(broker.id());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!("127.0.0.1:{port}");
+    let (stalled, published) = runtime.block_on(async {
+        let agent = GrpcTransport::new(
+            GrpcConfig::new(url.clone()),
+            Role::Agent {
+                cluster_name: "cluster1".into(),
+                agent_id: "stalled".into(),
+            },
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+        let stalled = (agent.subscribe().await.unwrap(), agent);
+        let source = GrpcTransport::new(
+            GrpcConfig::new(url),
+            Role::Source {
+                source_id: "source1".into(),
+            },
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+        let ty: EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.spec.create_request"
+            .parse()
+            .unwrap();
+        let mut published = 0;
+        for i in 0..120 {
+            let mut e = EventBuilder::new("source1", ty.clone())
+                .cluster_name("cluster1")
+                .resource_id(format!("w{i}"))
+                .resource_version(1)
+                .build()
+                .unwrap();
+            e.set_data("application/json", vec![b'x'; 3_900_000]);
+            source
+                .publish(&PublishTarget::Cluster("cluster1".into()), &e)
+                .await
+                .unwrap();
+            published += 1;
+        }
+        source.close().await;
+        (stalled, published)
+    });
+    let peak = peak_kib(broker.id());
+    drop(stalled);
+    drop(runtime);
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    eprintln!(
+        "[grpc] broker peak RSS {:.1} MiB (idle {:.1} MiB) after {published} events of 3.9 MB to a stalled subscriber",
+        peak as f64 / 1024.0,
+        idle as f64 / 1024.0
+    );
+    assert_eq!(published, 120);
+    assert!(text.contains("disconnecting a stuck subscriber"), "{text}");
+    assert!(
+        peak < 200 * 1024,
+        "the broker held {} MiB for a 64 MiB queue budget",
+        peak / 1024
+    );
+}

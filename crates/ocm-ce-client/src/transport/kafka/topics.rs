@@ -63,12 +63,9 @@ pub enum RouteError {
     /// The event type does not parse (`unsupported cloudevents type format: …`).
     #[error(transparent)]
     EventType(#[from] EventTypeError),
-    /// A routing extension is absent.
-    #[error("{name:?} not found")]
-    MissingExtension {
-        /// `clustername` or `originalsource`.
-        name: &'static str,
-    },
+    /// A routing extension is absent or not a string.
+    #[error(transparent)]
+    Extension(#[from] ocm_ce_core::TopicError),
     /// The target is not one this side sends to (a source publishing to a source, …).
     #[error("a {role} cannot publish to {target:?}")]
     WrongDirection {
@@ -122,10 +119,7 @@ pub fn agent_route(layout: TopicLayout, cluster_name: &str, target: &PublishTarg
 }
 
 fn string_extension(event: &Event, name: &'static str) -> Result<String, RouteError> {
-    match event.extension(name) {
-        None => Err(RouteError::MissingExtension { name }),
-        Some(v) => Ok(v.to_string()),
-    }
+    Ok(ocm_ce_core::topics::routing_extension(event, name)?)
 }
 
 /// The route of an event built by source `source_id`, from its type and `clustername` (Go
