@@ -461,8 +461,10 @@ class GoSource:
         w = self.get(name)
         if w and pred(w.get("status") or {}):
             return w["status"]
-        with open(self.cell.path("go-source.stderr.log"), errors="replace") as f:
-            raced = [l.strip() for l in f if f"/{name} resource version" in l and "is great than" in l]
+        raced = []
+        if os.path.exists(self.cell.path("go-source.stderr.log")):
+            with open(self.cell.path("go-source.stderr.log"), errors="replace") as f:
+                raced = [l.strip() for l in f if f"/{name} resource version" in l and "is great than" in l]
         why = f" (sdk-go v0.15.0 Patch race: {raced[-1][raced[-1].find('the work'):]})" if raced else ""
         if heal is not None:
             heal(f"{name}: no '{what}' within {RACE_GRACE:.0f}s{why}")
@@ -501,6 +503,61 @@ class GoSource:
         return None
 
     def agent_returned(self, listener):
+        pass
+
+
+class GoLatestHub:
+    """sdk-go v1.3.0's GRPCBroker with an in-memory work service playing the source
+    (grpc-broker-latest): the hub side of today's Go fleet, where the broker and the source are
+    one process. Agents dial it; its works are kept in a state file across restarts, as a hub
+    keeps them in its database. Plays both the transport and the source of a cell."""
+    kind = "grpc"
+
+    def __init__(self, cell, source_id):
+        self.cell, self.sid = cell, source_id
+        self.state = cell.path("go-hub-state.json")
+        self.p = None
+        self.addr = "127.0.0.1:0"
+        self._start()
+        self.grpc_file = cell.write("grpc.yaml", f"url: {self.addr}\nserverHealthinessTimeout: 15s\n")
+
+    def _start(self):
+        self.p = self.cell.go("go-hub", "grpc-broker-latest", [
+            "--listen", self.addr, "--source-id", self.sid, "--state-file", self.state,
+            "--heartbeat-interval", "10s", "-v", "4"])
+        self.addr = self.p.ready["address"]
+
+    def restart_broker(self, down=1.0):
+        """Kills the Go hub (SIGKILL) and starts it again on the same port `down` s later."""
+        self.p.kill()
+        time.sleep(down)
+        self._start()
+
+    def agent_config(self, source_id, cluster):
+        return self.grpc_file
+
+
+class GoLatestSource(GoSource):
+    """The work service inside grpc-broker-latest (see GoLatestHub): the same commands and
+    events as go-source. It has no status resync of its own (a v1 hub answers the agents' spec
+    resync requests from its store), and it lives as long as the hub process."""
+    kind = "go-hub"
+
+    def __init__(self, cell, tr, source_id, cluster):
+        super().__init__(cell, tr, source_id, cluster)
+
+    @property
+    def p(self):
+        return self.tr.p
+
+    @p.setter
+    def p(self, _):
+        pass
+
+    def start(self):
+        pass
+
+    def stop(self):
         pass
 
 
@@ -1007,6 +1064,7 @@ def pairing(kind):
         "os-ga": (OcmSource, GoAgent),
         "gs-ga": (GoSource, GoAgent),
         "os-gl": (OcmSource, GoAgent),
+        "gh-oa": (GoLatestSource, OcmAgent),
     }[kind]
 
 
@@ -1015,6 +1073,7 @@ PAIR_TITLES = {
     "os-ga": "ocm-ce source -> Go agent",
     "gs-ga": "Go source <-> Go agent via ocm-ce broker",
     "os-gl": "ocm-ce source -> go-agent-latest (v1.3.0)",
+    "gh-oa": "sdk-go v1.3.0 GRPCBroker hub -> ocm-ce agent",
 }
 SCENARIOS = {"lifecycle": lifecycle, "agent restart": agent_restart, "source restart": source_restart}
 FAULTS = {"broker restart": broker_restart, "forged status": forged_status}
@@ -1028,10 +1087,13 @@ def matrix():
         def run(cell):
             ident = f"{transport}-{pair}-{sname.split()[0][:5]}-{RUN}"
             latest = pair == "os-gl"
-            tr = Transport(cell, transport, heartbeat=1 if latest else None,
-                           grpc_extra="serverHealthinessTimeout: 5s\n" if latest else "")
-            scls, acls = pairing(pair)
             sid, cluster = "src-" + ident, "cl-" + ident
+            if pair == "gh-oa":
+                tr = GoLatestHub(cell, sid)
+            else:
+                tr = Transport(cell, transport, heartbeat=1 if latest else None,
+                               grpc_extra="serverHealthinessTimeout: 5s\n" if latest else "")
+            scls, acls = pairing(pair)
             if transport == "kafka":
                 tr.create_topics(sid, cluster)
             src = scls(cell, tr, sid, cluster, **({"wait_applied": True} if latest else {}))
@@ -1080,6 +1142,10 @@ def matrix():
         cells.append((f"{transport:5} | {PAIR_TITLES['os-ga']} | forged status", scenario_cell(transport, "os-ga", "forged status"), False))
     for sname in SCENARIOS:
         cells.append((f"grpc  | {PAIR_TITLES['os-gl']} | {sname}", scenario_cell("grpc", "os-gl", sname), False))
+    # today's Go hubs: the v1.3.0 GRPCBroker (it requires SubscriptionRequest.data_type) serving
+    # an ocm-ce agent; a hub restart is a broker restart, its source state kept in its store
+    for sname in ("lifecycle", "agent restart", "broker restart"):
+        cells.append((f"grpc  | {PAIR_TITLES['gh-oa']} | {sname}", scenario_cell("grpc", "gh-oa", sname), False))
 
     def probe(fn):
         def run(cell):
@@ -1108,7 +1174,7 @@ class Runner:
         # v0.15.0 with the SDK's `kafka` build tag (cgo, the static librdkafka of confluent-kafka-go):
         # the same binaries serve the gRPC, MQTT and Kafka cells
         for module, tags, pkgs in (("go", ["-tags", "kafka"], ["./cmd/go-source", "./cmd/go-agent", "./cmd/go-forge", "./cmd/kafka-create-topics"]),
-                                   ("go-latest", [], ["./cmd/go-agent-latest"])):
+                                   ("go-latest", [], ["./cmd/go-agent-latest", "./cmd/grpc-broker-latest"])):
             r = subprocess.run(["go", "build", *tags, "-o", self.bin_dir + "/", *pkgs], cwd=os.path.join(HERE, module),
                                capture_output=True, text=True, timeout=1200,
                                env=dict(os.environ, CGO_ENABLED="1"))

@@ -223,7 +223,7 @@ where
         // Each answer carries the resource as it is when it is sent, not as it was when the
         // list was taken: its sequence id is made then, so an older status with a newer
         // sequence id could overwrite a status sent meanwhile (answers take time under load).
-        let ids: Vec<String> = agent_status_resync(&local, &request, |r| hasher.status_hash(r))
+        let ids: Vec<String> = agent_status_resync(&local, &request, |r, hash| hasher.same_status(r, hash))
             .into_iter()
             .map(|r| r.resource_id().to_owned())
             .collect();

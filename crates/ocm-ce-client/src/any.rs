@@ -186,6 +186,17 @@ impl Transport for AnyTransport {
             Self::Kafka(t) => t.connect().await.map(AnyConnection::Kafka),
         }
     }
+
+    fn set_data_types(&mut self, data_types: &[ocm_ce_core::DataType]) {
+        match self {
+            #[cfg(feature = "mqtt")]
+            Self::Mqtt(t) => t.set_data_types(data_types),
+            #[cfg(feature = "grpc")]
+            Self::Grpc(t) => t.set_data_types(data_types),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(t) => t.set_data_types(data_types),
+        }
+    }
 }
 
 impl Connection for AnyConnection {

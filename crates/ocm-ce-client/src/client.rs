@@ -159,12 +159,13 @@ impl<T, Tr: Transport> fmt::Debug for Base<T, Tr> {
 
 impl<T, Tr: Transport> Base<T, Tr> {
     pub(crate) fn new(
-        transport: Tr,
+        mut transport: Tr,
         codec: Arc<dyn Codec<T>>,
         lister: Arc<dyn Lister<T>>,
         hasher: Arc<dyn StatusHasher<T>>,
         options: ClientOptions,
     ) -> Self {
+        transport.set_data_types(codec.data_types());
         Self {
             transport,
             codec,

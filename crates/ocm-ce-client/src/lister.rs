@@ -24,8 +24,17 @@ pub trait Lister<T>: Send + Sync {
 /// Computes the status hash of a resource (Go `StatusHashGetter`); sources and agents must use
 /// the same function.
 pub trait StatusHasher<T>: Send + Sync {
-    /// The hash, usually lower-case hex SHA-256.
+    /// The hash, usually lower-case hex SHA-256: what a source lists in its status resync
+    /// request.
     fn status_hash(&self, resource: &T) -> Result<String, BoxError>;
+
+    /// Whether `hash`, from a source's status resync request, is the hash of the resource's
+    /// status: an agent resends the statuses for which it is not. Default: equal to
+    /// [`status_hash`](Self::status_hash); a hasher that knows several hash functions (sdk-go
+    /// changed its function in v0.16) accepts any of them.
+    fn same_status(&self, resource: &T, hash: &str) -> Result<bool, BoxError> {
+        Ok(self.status_hash(resource)? == hash)
+    }
 }
 
 impl<T, F, E> StatusHasher<T> for F

@@ -105,6 +105,14 @@ pub trait Transport: Send + Sync + 'static {
     /// Dials and handshakes a new connection. Called at start and after every loss; transports
     /// re-read credentials here so rotated certificates and tokens are picked up.
     fn connect(&self) -> impl Future<Output = Result<Self::Connection, TransportError>> + Send;
+
+    /// Told once, before the first connection, which data types the client decodes. A
+    /// transport whose subscription names a data type uses it: gRPC's
+    /// `SubscriptionRequest.data_type`, which sdk-go v1.x brokers require and v0.15 peers
+    /// ignore. Default: nothing.
+    fn set_data_types(&mut self, data_types: &[ocm_ce_core::DataType]) {
+        let _ = data_types;
+    }
 }
 
 /// A live connection.

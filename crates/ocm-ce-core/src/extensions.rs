@@ -22,6 +22,9 @@ pub const CLUSTER_NAME: &str = "clustername";
 pub const ORIGINAL_SOURCE: &str = "originalsource";
 /// `metadata`: the ObjectMeta JSON of a work (source ManifestBundle codec only).
 pub const METADATA: &str = "metadata";
+/// `statushash`: the status hash of the resource a status event carries (string; sdk-go v0.16
+/// and later stamp it on every status event, with their status hash function).
+pub const STATUS_HASH: &str = "statushash";
 
 /// Extensions whose wire type is a CloudEvents Timestamp.
 ///

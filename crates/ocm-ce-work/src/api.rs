@@ -44,6 +44,9 @@ pub const RESOURCE_VERSION_ANNOTATION: &str = "cloudevents.open-cluster-manageme
 /// Annotation holding the sequence id of the last status a source accepted.
 #[doc(alias = "CloudEventsSequenceIDAnnotationKey")]
 pub const SEQUENCE_ID_ANNOTATION: &str = "cloudevents.open-cluster-management.io/sequenceid";
+/// Annotation in which a source keeps the `statushash` an agent reported with the work's status
+/// (an ocm-ce name: sdk-go v1.x agents send the extension, no Go source keeps it).
+pub const STATUS_HASH_ANNOTATION: &str = "cloudevents.open-cluster-management.io/statushash";
 /// Label holding the source a work came from (agent side).
 #[doc(alias = "CloudEventsOriginalSourceLabelKey")]
 pub const ORIGINAL_SOURCE_LABEL: &str = "cloudevents.open-cluster-management.io/originalsource";

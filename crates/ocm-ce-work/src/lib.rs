@@ -90,6 +90,6 @@ pub use conditions::mark_manifests_deleted;
 pub use error::{Error, Result};
 pub use patch::{PatchType, patch};
 pub use rest_mapper::{RestMapper, StaticRestMapper};
-pub use status_hash::{manifest_work_status_hash, status_hash};
+pub use status_hash::{WorkStatusHasher, manifest_work_status_hash, status_hash, status_hash_v1};
 pub use uid::work_uid;
 pub use validation::{ManifestValidator, ManifestsError, ValidationErrors, validate};

@@ -1,6 +1,11 @@
 //! The ManifestWork status hash (Go `work.ManifestWorkStatusHash`): lower-case hex SHA-256 of
 //! Go's JSON of the status. Sources and agents compare these hashes during a status resync, so
 //! the bytes hashed must be Go's exactly.
+//!
+//! sdk-go v0.16 and later hash differently ([`status_hash_v1`], `clients/statushash`): the
+//! status goes through Kubernetes' unstructured converter first, so the JSON has its object keys
+//! sorted. Their agents stamp that hash on every status event (the `statushash` extension) and
+//! compare a source's resync hashes with it; ours stamp it too, and take either hash as a match.
 
 use std::convert::Infallible;
 
@@ -18,6 +23,76 @@ pub fn status_json(status: &ManifestWorkStatus) -> Vec<u8> {
 /// The hash of a status: 64 lower-case hex digits.
 pub fn status_hash(status: &ManifestWorkStatus) -> String {
     hex::encode(Sha256::digest(status_json(status)))
+}
+
+/// The sdk-go v1.x status hash (`statushash.StatusHash`, the `statushash` extension): SHA-256
+/// of Go's JSON of the status with every object's keys in sorted order, 64 lower-case hex
+/// digits.
+pub fn status_hash_v1(status: &ManifestWorkStatus) -> String {
+    hex::encode(Sha256::digest(status_json_v1(status)))
+}
+
+/// The bytes [`status_hash_v1`] hashes: Go's JSON of the status, object keys sorted.
+pub fn status_json_v1(status: &ManifestWorkStatus) -> Vec<u8> {
+    // Invariant as in `status_json`: a status always serializes, to a value and then to bytes.
+    let value = serde_json::to_value(status).expect("a ManifestWorkStatus always serializes");
+    ocm_ce_core::go_json::to_vec(&SortedKeys(&value)).expect("a JSON value always serializes")
+}
+
+/// Whether `hash` is the hash of `status` by either sdk-go's v0.15 or its v1.x function (a
+/// source's resync request carries whichever its agents reported).
+pub fn status_hash_matches(status: &ManifestWorkStatus, hash: &str) -> bool {
+    status_hash(status) == hash || status_hash_v1(status) == hash
+}
+
+/// The status hasher of the work clients. A source lists, for each work, the `statushash` its
+/// agent reported with the status when it did (a v1.x agent compares with that function), and
+/// otherwise the v0.15 hash it computes; an agent takes a source's hash as a match when it is the
+/// status' hash by either function, so neither a v0.15 nor a v1.x source gets statuses resent
+/// that did not change.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WorkStatusHasher;
+
+impl ocm_ce_client::StatusHasher<ManifestWork> for WorkStatusHasher {
+    fn status_hash(&self, work: &ManifestWork) -> Result<String, ocm_ce_client::BoxError> {
+        Ok(match work.annotation(crate::api::STATUS_HASH_ANNOTATION) {
+            Some(reported) => reported.to_owned(),
+            None => status_hash(&work.status),
+        })
+    }
+
+    fn same_status(&self, work: &ManifestWork, hash: &str) -> Result<bool, ocm_ce_client::BoxError> {
+        Ok(status_hash_matches(&work.status, hash))
+    }
+}
+
+/// A JSON value serialized with the keys of every object in sorted (byte) order, as Go's
+/// `json.Marshal` writes a map.
+struct SortedKeys<'a>(&'a serde_json::Value);
+
+impl serde::Serialize for SortedKeys<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                let mut out = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in entries {
+                    out.serialize_entry(key, &SortedKeys(value))?;
+                }
+                out.end()
+            }
+            serde_json::Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(&SortedKeys(item))?;
+                }
+                out.end()
+            }
+            other => other.serialize(serializer),
+        }
+    }
 }
 
 /// The hash of a work's status, in the shape the generic clients take as a status hasher

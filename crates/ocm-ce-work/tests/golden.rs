@@ -14,10 +14,10 @@ use ocm_ce_core::sequence::SequenceParts;
 use ocm_ce_core::{Codec, EventType, golden};
 use ocm_ce_work::api::{ORIGINAL_SOURCE_LABEL, time_from_chrono, time_to_chrono};
 use ocm_ce_work::payload::{ManifestBundle, ManifestBundleStatus, ManifestStatus};
-use ocm_ce_work::status_hash::status_json;
+use ocm_ce_work::status_hash::{status_hash_matches, status_json, status_json_v1};
 use ocm_ce_work::{
     AgentManifestBundleCodec, AgentManifestCodec, Manifest, ManifestResourceStatus, ManifestWork, ManifestWorkStatus,
-    ObjectMeta, SourceManifestBundleCodec, StaticRestMapper, status_hash, work_uid,
+    ObjectMeta, SourceManifestBundleCodec, StaticRestMapper, status_hash, status_hash_v1, work_uid,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -29,6 +29,34 @@ fn s(v: &Value) -> &str {
 
 fn go_json(v: &impl serde::Serialize) -> String {
     String::from_utf8(ocm_ce_core::go_json::to_vec(v).unwrap()).unwrap()
+}
+
+/// sdk-go v1.3.0's `statushash` of the statuses of `status_hash.json`, decoded from their Go
+/// JSON as a v1 source or agent decodes a status event.
+#[test]
+fn every_v1_status_hash_case_matches_go_byte_for_byte() {
+    let cases = golden::cases("status_hash_v1.json");
+    assert!(cases.len() >= 30);
+    let mut differs = 0;
+    for c in &cases {
+        let name = s(&c["name"]);
+        let status: ManifestWorkStatus = serde_json::from_str(s(&c["status_json"])).unwrap();
+        let json = String::from_utf8(status_json_v1(&status)).unwrap();
+        assert_eq!(json, s(&c["hashed_json"]), "{name}: JSON bytes");
+        assert_eq!(status_hash_v1(&status), s(&c["hash"]), "{name}: hash");
+        assert!(status_hash_matches(&status, s(&c["hash"])), "{name}: v1 hash accepted");
+        assert!(
+            status_hash_matches(&status, &status_hash(&status)),
+            "{name}: v0.15 hash accepted"
+        );
+        differs += usize::from(status_hash_v1(&status) != status_hash(&status));
+    }
+    // The two functions agree only where the struct order is already sorted (empty statuses).
+    assert!(
+        differs >= cases.len() - 4,
+        "only {differs} of {} cases hash differently",
+        cases.len()
+    );
 }
 
 #[test]
@@ -323,6 +351,27 @@ fn every_codec_built_event_is_encoded_like_go() {
                     *v = ExtensionValue::String(golden_id.to_owned());
                 }
             }
+        }
+        // sdk-go v0.15 agents send no `statushash`; ours stamp the v1.x one (a v0.15 source
+        // ignores it): it must be the status' v1.x hash.
+        if let Some(i) = ours.iter().position(|(k, _)| k == "statushash") {
+            assert!(
+                ty.sub_resource == ocm_ce_core::SubResource::Status && !manifests_codec,
+                "{name}"
+            );
+            let (_, ExtensionValue::String(hash)) = ours.remove(i) else {
+                panic!("{name}: statushash type")
+            };
+            assert_eq!(
+                hash,
+                status_hash_v1(&agent_work(ce, false).status),
+                "{name}: statushash"
+            );
+        } else {
+            assert!(
+                ty.sub_resource != ocm_ce_core::SubResource::Status || manifests_codec,
+                "{name}: no statushash"
+            );
         }
         assert_eq!(ours, theirs, "{name}: extensions");
         assert_eq!(

@@ -224,6 +224,16 @@ fn status_error(op: Op, context: &str, status: &Status) -> TransportError {
 impl Transport for GrpcTransport {
     type Connection = GrpcConnection;
 
+    /// A client of exactly one data type subscribes for it (sdk-go v1.x brokers serve one data
+    /// type per subscription and refuse an empty one); one that decodes several keeps the empty
+    /// data type, i.e. all of them, as v0.15 peers expect. A data type set with
+    /// [`GrpcTransport::data_type`] stays.
+    fn set_data_types(&mut self, data_types: &[ocm_ce_core::DataType]) {
+        if let ([only], true) = (data_types, self.data_type.is_empty()) {
+            self.data_type = only.to_string();
+        }
+    }
+
     async fn connect(&self) -> Result<GrpcConnection, TransportError> {
         let url = self.config.url.clone();
         let (host, port) = config::host_port(&url)?;
@@ -545,5 +555,30 @@ mod tests {
             ),
             ("", "c1", "io.x.v1.things")
         );
+    }
+
+    #[test]
+    fn a_client_of_one_data_type_subscribes_for_it_and_of_several_for_all() {
+        let bundles = ocm_ce_core::DataType::new("io.open-cluster-management.works", "v1alpha1", "manifestbundles");
+        let manifests = ocm_ce_core::DataType::new("io.open-cluster-management.works", "v1alpha1", "manifests");
+        let agent = || {
+            let role = Role::Agent {
+                cluster_name: "c1".into(),
+                agent_id: "a".into(),
+            };
+            GrpcTransport::new(GrpcConfig::new("127.0.0.1:1"), role).unwrap()
+        };
+        let mut one = agent();
+        one.set_data_types(std::slice::from_ref(&bundles));
+        assert_eq!(
+            one.subscription_request().data_type,
+            "io.open-cluster-management.works.v1alpha1.manifestbundles"
+        );
+        let mut several = agent();
+        several.set_data_types(&[bundles.clone(), manifests]);
+        assert_eq!(several.subscription_request().data_type, "");
+        let mut chosen = agent().data_type("io.x.v1.things");
+        chosen.set_data_types(&[bundles]);
+        assert_eq!(chosen.subscription_request().data_type, "io.x.v1.things");
     }
 }

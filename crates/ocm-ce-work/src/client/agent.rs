@@ -22,7 +22,7 @@ use crate::lister::AgentLister;
 use crate::metrics::WorkMetrics;
 use crate::patch::{PatchType, patch};
 use crate::selector::ListParams;
-use crate::status_hash::manifest_work_status_hash;
+use crate::status_hash::WorkStatusHasher;
 use crate::store::{Store, WatchStream, Writer, store_from};
 
 /// The agent codecs: ManifestBundle, plus the single-manifest codec when configured.
@@ -185,7 +185,7 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
             agent_id,
             codecs,
             AgentLister::new(store.clone()),
-            manifest_work_status_hash,
+            WorkStatusHasher,
             options.client,
         );
         let (connected_tx, connected) = Connected::channel();

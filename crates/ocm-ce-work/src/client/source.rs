@@ -18,7 +18,7 @@ use tokio_util::time::DelayQueue;
 
 use super::outbox::{Outbox, Send, Sent};
 use super::{Connected, Guard, LastError, TaskGuard, WorkClientOptions, publish_outcome};
-use crate::api::{ManifestWork, SEQUENCE_ID_ANNOTATION, SOURCE_FINALIZER, time_from_chrono};
+use crate::api::{ManifestWork, SEQUENCE_ID_ANNOTATION, SOURCE_FINALIZER, STATUS_HASH_ANNOTATION, time_from_chrono};
 use crate::codec::SourceManifestBundleCodec;
 use crate::conditions::is_deleted;
 use crate::error::{Error, Result};
@@ -27,7 +27,7 @@ use crate::metrics::WorkMetrics;
 use crate::patch::{PatchType, patch};
 use crate::payload::manifest_bundle_data_type;
 use crate::selector::ListParams;
-use crate::status_hash::manifest_work_status_hash;
+use crate::status_hash::WorkStatusHasher;
 use crate::store::{Store, WatchStream, Writer, store_from};
 use crate::uid::work_uid;
 use crate::validation::{FieldError, ValidationErrors, validate};
@@ -105,7 +105,7 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
             source_id.clone(),
             StatusFromCluster(SourceManifestBundleCodec::new()),
             SourceLister::new(store.clone()),
-            manifest_work_status_hash,
+            WorkStatusHasher,
             options.client.clone(),
         );
         let (connected_tx, connected) = Connected::channel();
@@ -447,7 +447,8 @@ fn apply_status(writer: &Writer, received: &ManifestWork) -> Outcome {
             Ok(false) => return Err(Outcome::Dropped("stale_sequence")),
             Err(_) => return Err(Outcome::Dropped("bad_sequence")),
         }
-        if last.status == received.status {
+        let hash = received.annotation(STATUS_HASH_ANNOTATION);
+        if last.status == received.status && last.annotation(STATUS_HASH_ANNOTATION) == hash {
             return Err(Outcome::Unchanged);
         }
         let mut w = last.clone();
@@ -455,10 +456,12 @@ fn apply_status(writer: &Writer, received: &ManifestWork) -> Outcome {
         if !finalizers.iter().any(|f| f == SOURCE_FINALIZER) {
             finalizers.push(SOURCE_FINALIZER.to_owned());
         }
-        w.metadata
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert(SEQUENCE_ID_ANNOTATION.to_owned(), seq.to_owned());
+        let annotations = w.metadata.annotations.get_or_insert_with(Default::default);
+        annotations.insert(SEQUENCE_ID_ANNOTATION.to_owned(), seq.to_owned());
+        match hash {
+            Some(hash) => annotations.insert(STATUS_HASH_ANNOTATION.to_owned(), hash.to_owned()),
+            None => annotations.remove(STATUS_HASH_ANNOTATION),
+        };
         w.status = received.status.clone();
         Ok(Some(w))
     });
@@ -625,6 +628,41 @@ mod tests {
             1,
             "the finalizer is added once"
         );
+    }
+
+    /// A v1.x agent's `statushash` (the codec keeps it as an annotation) is what the source
+    /// lists in its status resync requests; once an agent stops sending it, the source computes
+    /// the hash again.
+    #[test]
+    fn the_status_hash_an_agent_reported_is_kept_with_its_status() {
+        use ocm_ce_client::StatusHasher;
+        let (s, w) = store();
+        w.insert(cached("1", None)).unwrap();
+        let mut v1 = status("1", "1841085652792250368", "a");
+        let reported = crate::status_hash::status_hash_v1(&v1.status);
+        v1.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(STATUS_HASH_ANNOTATION.to_owned(), reported.clone());
+        assert_eq!(apply_status(&w, &v1), Outcome::Applied);
+        let got = s.get_by_uid("u1").unwrap();
+        assert_eq!(WorkStatusHasher.status_hash(&got).unwrap(), reported);
+        assert_ne!(reported, crate::status_hash::status_hash(&got.status));
+        // the same status without the hash: applied, so the annotation goes
+        assert_eq!(
+            apply_status(&w, &status("1", "1841085652796444672", "a")),
+            Outcome::Applied
+        );
+        let got = s.get_by_uid("u1").unwrap();
+        assert_eq!(got.annotation(STATUS_HASH_ANNOTATION), None);
+        assert_eq!(
+            WorkStatusHasher.status_hash(&got).unwrap(),
+            crate::status_hash::status_hash(&got.status)
+        );
+        // an agent takes either function's hash as the same status
+        assert!(WorkStatusHasher.same_status(&got, &reported).unwrap());
+        assert!(!WorkStatusHasher.same_status(&got, "0").unwrap());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use cloudevents::Event;
+use cloudevents::event::ExtensionValue;
 use ocm_ce_core::extensions;
 use ocm_ce_core::sequence::SequenceGenerator;
 use ocm_ce_core::{Codec, CodecError, CodecErrorKind, DataType, EventBuilder, EventType};
@@ -11,7 +12,10 @@ use super::{
     agent_spec_header, agent_status_event, bad_data, check_type, data_as, data_bytes, encode_error, int32_extension,
     parse_int_error, set_json_data, shared_sequence_generator, string_extension, unsupported_data_type,
 };
-use crate::api::{GoObjectMeta, ManifestResourceStatus, ManifestWork, ManifestWorkStatus, SEQUENCE_ID_ANNOTATION};
+use crate::api::{
+    GoObjectMeta, ManifestResourceStatus, ManifestWork, ManifestWorkStatus, SEQUENCE_ID_ANNOTATION,
+    STATUS_HASH_ANNOTATION,
+};
 use crate::decoding::{GoType, from_slice, schema};
 use crate::payload::{ManifestBundle, ManifestBundleStatus, manifest_bundle_data_type};
 use crate::validation::ManifestValidator;
@@ -109,10 +113,18 @@ impl Codec<ManifestWork> for SourceManifestBundleCodec {
         }
         work.metadata.uid = Some(resource_id);
         work.metadata.resource_version = Some(version.to_string());
-        work.metadata
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert(SEQUENCE_ID_ANNOTATION.to_owned(), sequence_id);
+        let annotations = work.metadata.annotations.get_or_insert_with(Default::default);
+        annotations.insert(SEQUENCE_ID_ANNOTATION.to_owned(), sequence_id);
+        // The hash a v1.x agent computed of this status (kept, so a status resync request
+        // lists what that agent compares with); only a string is one.
+        match event.extension(extensions::STATUS_HASH) {
+            Some(ExtensionValue::String(hash)) => {
+                annotations.insert(STATUS_HASH_ANNOTATION.to_owned(), hash.clone());
+            }
+            _ => {
+                annotations.remove(STATUS_HASH_ANNOTATION);
+            }
+        }
         let data = data_bytes(event);
         let status: ManifestBundleStatus = data_as(
             event,
@@ -193,6 +205,11 @@ impl Codec<ManifestWork> for AgentManifestBundleCodec {
             return Err(unsupported_data_type(&event_type.data_type));
         }
         let mut event = agent_status_event(source, event_type, work, &self.sequence, |_| Ok(()))?;
+        // As sdk-go v1.x agents do; v0.15 sources ignore the extension.
+        event.set_extension(
+            extensions::STATUS_HASH,
+            crate::status_hash::status_hash_v1(&work.status),
+        );
         let status = ManifestBundleStatus {
             manifest_bundle: None,
             conditions: work.status.conditions.clone(),

@@ -41,13 +41,55 @@ import (
 )
 
 // workService is the broker's server.Service for ManifestWorks: an in-memory
-// source keyed by work UID.
+// source keyed by work UID, saved to stateFile (when set) after every change so
+// a restarted broker serves the same works, as a hub backed by a database does.
 type workService struct {
-	mu       sync.Mutex
-	sourceID string
-	codec    *sourcecodec.ManifestBundleCodec
-	works    map[kubetypes.UID]*workv1.ManifestWork
-	handler  server.EventHandler
+	mu        sync.Mutex
+	sourceID  string
+	codec     *sourcecodec.ManifestBundleCodec
+	works     map[kubetypes.UID]*workv1.ManifestWork
+	handler   server.EventHandler
+	stateFile string
+}
+
+// load reads the works saved by an earlier run; a missing file is an empty store.
+func (s *workService) load() error {
+	if s.stateFile == "" {
+		return nil
+	}
+	data, err := os.ReadFile(s.stateFile)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var list []*workv1.ManifestWork
+	if err := json.Unmarshal(data, &list); err != nil {
+		return fmt.Errorf("state file %s: %v", s.stateFile, err)
+	}
+	for _, w := range list {
+		s.works[w.UID] = w
+	}
+	return nil
+}
+
+// saveLocked writes the works to the state file (write and rename: a kill
+// leaves the old or the new state, never half of one).
+func (s *workService) saveLocked() {
+	if s.stateFile == "" {
+		return
+	}
+	data, err := json.Marshal(s.sortedLocked())
+	if err == nil {
+		tmp := s.stateFile + ".tmp"
+		if err = os.WriteFile(tmp, data, 0o600); err == nil {
+			err = os.Rename(tmp, s.stateFile)
+		}
+	}
+	if err != nil {
+		klog.Errorf("saving the state file: %v", err)
+	}
 }
 
 var _ server.Service = &workService{}
@@ -93,6 +135,7 @@ func (s *workService) HandleStatusUpdate(_ context.Context, evt *cloudevents.Eve
 	}
 	if meta.IsStatusConditionTrue(w.Status.Conditions, common.ResourceDeleted) {
 		delete(s.works, w.UID)
+		s.saveLocked()
 		wire.Emit(map[string]any{"event": "watch", "type": "DELETED", "namespace": cur.Namespace, "name": cur.Name,
 			"uid": cur.UID})
 		return nil
@@ -100,6 +143,7 @@ func (s *workService) HandleStatusUpdate(_ context.Context, evt *cloudevents.Eve
 	updated := cur.DeepCopy()
 	updated.Status = w.Status
 	s.works[w.UID] = updated
+	s.saveLocked()
 	wire.Emit(map[string]any{"event": "watch", "type": "MODIFIED", "namespace": updated.Namespace, "name": updated.Name,
 		"uid": updated.UID, "generation": updated.Generation, "status": updated.Status})
 	return nil
@@ -144,6 +188,7 @@ func (s *workService) publish(ctx context.Context, w *workv1.ManifestWork, actio
 		return err
 	}
 	s.works[w.UID] = w
+	s.saveLocked()
 	return s.handler.HandleEvent(ctx, evt)
 }
 
@@ -165,10 +210,11 @@ func main() {
 		sourceID          = flag.String("source-id", "source1", "source ID used for spec events and work UIDs")
 		heartbeatInterval = flag.Duration("heartbeat-interval", 10*time.Second, "broker heartbeat interval (>= 10s)")
 		heartbeatDisabled = flag.Bool("heartbeat-disabled", false, "disable broker heartbeats")
+		stateFile         = flag.String("state-file", "", "keep the works in this JSON file across restarts")
 	)
 	klog.InitFlags(nil)
 	flag.Parse()
-	if err := run(*listen, *sourceID, *heartbeatInterval, *heartbeatDisabled); err != nil {
+	if err := run(*listen, *sourceID, *stateFile, *heartbeatInterval, *heartbeatDisabled); err != nil {
 		wire.Emit(map[string]string{"event": "fatal", "error": err.Error()})
 		klog.Errorf("grpc-broker-latest: %v", err)
 		klog.Flush()
@@ -177,7 +223,7 @@ func main() {
 	klog.Flush()
 }
 
-func run(listen, sourceID string, heartbeatInterval time.Duration, heartbeatDisabled bool) error {
+func run(listen, sourceID, stateFile string, heartbeatInterval time.Duration, heartbeatDisabled bool) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 
@@ -189,7 +235,10 @@ func run(listen, sourceID string, heartbeatInterval time.Duration, heartbeatDisa
 	}
 	broker := grpcbroker.NewGRPCBroker(opts)
 	svc := &workService{sourceID: sourceID, codec: sourcecodec.NewManifestBundleCodec(),
-		works: map[kubetypes.UID]*workv1.ManifestWork{}}
+		works: map[kubetypes.UID]*workv1.ManifestWork{}, stateFile: stateFile}
+	if err := svc.load(); err != nil {
+		return err
+	}
 	broker.RegisterService(ctx, payload.ManifestBundleEventDataType, svc)
 
 	lis, err := net.Listen("tcp", listen)
