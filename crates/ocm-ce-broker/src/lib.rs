@@ -25,7 +25,8 @@
 //! * **Bad input** (invalid protobuf, invalid CloudEvent, missing routing extension, oversized
 //!   message) is refused with `InvalidArgument` or `ResourceExhausted` and counted; other calls
 //!   and streams are unaffected.
-//! * **Metrics** ([`BrokerMetrics`], Prometheus) and an optional `/metrics` listener.
+//! * **Metrics** ([`BrokerMetrics`], Prometheus) and an optional listener for `/metrics`,
+//!   `/healthz` and `/readyz` ([`endpoints`]).
 //!
 //! ```no_run
 //! use ocm_ce_broker::Broker;
@@ -61,6 +62,7 @@
 //! * `docs/broker.md` in the repository for the file formats and the metrics.
 
 mod auth;
+pub mod endpoints;
 mod error;
 mod io;
 mod metrics;
@@ -253,7 +255,8 @@ impl BrokerBuilder {
         self
     }
 
-    /// Serves `GET /metrics` on this address (bound by [`build`](Self::build)).
+    /// Serves `GET /metrics`, `GET /healthz` and `GET /readyz` on this address (bound by
+    /// [`build`](Self::build); see [`endpoints`]).
     pub fn metrics_addr(mut self, addr: SocketAddr) -> Self {
         self.metrics_addr = Some(addr);
         self
@@ -412,7 +415,13 @@ impl Broker {
                     context: "failed to register the metrics listener".to_owned(),
                     source,
                 })?;
-                Some(metrics::serve(listener, shared.metrics.clone(), token.clone()))
+                let metrics = shared.metrics.clone();
+                let serving = token.clone();
+                // Ready while it serves: once shutdown starts, a load balancer stops sending.
+                let endpoints = endpoints::Endpoints::new()
+                    .metrics(move || metrics.encode())
+                    .health(move || !serving.is_cancelled());
+                Some(endpoints::serve(listener, endpoints, token.clone()))
             }
             None => None,
         };

@@ -1,6 +1,5 @@
-//! Prometheus metrics of the broker, and the optional `/metrics` HTTP listener.
+//! Prometheus metrics of the broker (served by [`crate::endpoints`]).
 
-use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
@@ -10,9 +9,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 /// The role of a subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
@@ -283,54 +279,4 @@ impl BrokerMetrics {
     pub(crate) fn inc_handshake_failures(&self) {
         self.inner.handshake_failures.inc();
     }
-}
-
-/// Serves `GET /metrics` on `listener` until `shutdown` is cancelled. Connections are tasks
-/// of a local `JoinSet`, aborted at shutdown.
-pub(crate) async fn serve(listener: TcpListener, metrics: BrokerMetrics, shutdown: CancellationToken) {
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.cancelled() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, _) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics listener: accept failed");
-                continue;
-            }
-        };
-        let metrics = metrics.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                let metrics = metrics.clone();
-                async move { Ok::<_, Infallible>(respond(&request, &metrics)) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await
-            {
-                tracing::debug!(error = %e, "metrics connection failed");
-            }
-        });
-    }
-    connections.shutdown().await;
-}
-
-fn respond<B>(request: &http::Request<B>, metrics: &BrokerMetrics) -> http::Response<String> {
-    let mut response = if request.method() == http::Method::GET && request.uri().path() == "/metrics" {
-        http::Response::new(metrics.encode())
-    } else {
-        let mut r = http::Response::new("not found\n".to_owned());
-        *r.status_mut() = http::StatusCode::NOT_FOUND;
-        r
-    };
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    response
 }

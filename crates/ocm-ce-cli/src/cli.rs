@@ -194,6 +194,20 @@ impl RateArgs {
     }
 }
 
+/// The operations endpoints of a long-running client.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct OpsArgs {
+    /// Serve Prometheus metrics on `http://ADDR/metrics` (Go's resync histograms and ocm-ce's
+    /// counters).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve `http://ADDR/healthz` (liveness) and `http://ADDR/readyz` (ready once the
+    /// subscription is confirmed and the start-up resync was requested; the agent's store is
+    /// loaded before it connects).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) health_addr: Option<std::net::SocketAddr>,
+}
+
 /// `agent` options.
 #[derive(Debug, Args)]
 pub(crate) struct AgentArgs {
@@ -203,6 +217,9 @@ pub(crate) struct AgentArgs {
     /// Publish rate limit.
     #[command(flatten)]
     pub(crate) rate: RateArgs,
+    /// Metrics and health endpoints.
+    #[command(flatten)]
+    pub(crate) ops: OpsArgs,
     /// The managed cluster this agent serves.
     #[arg(long)]
     pub(crate) cluster: String,
@@ -239,6 +256,9 @@ pub(crate) struct SourceArgs {
     /// Publish rate limit.
     #[command(flatten)]
     pub(crate) rate: RateArgs,
+    /// Metrics and health endpoints.
+    #[command(flatten)]
+    pub(crate) ops: OpsArgs,
     /// Source id.
     #[arg(long = "source")]
     pub(crate) source_id: String,

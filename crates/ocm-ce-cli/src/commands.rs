@@ -242,7 +242,11 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
         args.cluster,
         dir.display()
     );
+    let registry = crate::ops::registry(client.metrics(), client.generic().metrics());
+    let connected = client.clone();
+    let ops = crate::ops::Ops::start(&args.ops, registry, move || connected.is_connected()).await?;
     applier.run(&client, shutdown.recv()).await?;
+    drop(ops);
     client.close(FLUSH_ON_EXIT).await;
     eprintln!("agent stopped");
     Ok(ExitCode::SUCCESS)
@@ -278,6 +282,9 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
         _ => false,
     };
     let client = SourceWorkClient::start(transport, &args.source_id, works, client_options(args.rate));
+    let registry = crate::ops::registry(client.metrics(), client.generic().metrics());
+    let connected = client.clone();
+    let ops = crate::ops::Ops::start(&args.ops, registry, move || connected.is_connected()).await?;
     wait_connected(
         &format!("source {}", args.source_id),
         args.connect_timeout,
@@ -358,6 +365,7 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
     // process is persisted either way, and a later command sends what is left.
     client.flush(FLUSH_ON_EXIT).await;
     let persisted = persist_pending(&mut watch, &mut db);
+    drop(ops);
     client.close(Duration::ZERO).await;
     let code = outcome?;
     persisted?;

@@ -78,7 +78,12 @@ pub(crate) async fn run(
         kubeconfig.map_or_else(|| "its own cluster".to_owned(), |p| p.display().to_string()),
         recorded.len()
     );
+    let mut registry = crate::ops::registry(client.metrics(), client.generic().metrics());
+    applier.metrics().register(&mut registry);
+    let connected = client.clone();
+    let ops = crate::ops::Ops::start(&args.ops, registry, move || connected.is_connected()).await?;
     applier.run(&client, shutdown.recv()).await;
+    drop(ops);
     client.close(FLUSH_ON_EXIT).await;
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod kube_agent;
 mod lifecycle;
+mod ops;
 mod state;
 mod sync;
 

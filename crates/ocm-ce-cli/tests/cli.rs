@@ -521,3 +521,136 @@ fn tokens_without_tls_are_refused_with_the_flags_that_fix_it() {
         "{err}"
     );
 }
+
+/// Reads `stderr` lines of `child` until one announces the endpoints' address; the rest of the
+/// output is drained in the background.
+fn endpoints_addr(child: &mut Child) -> String {
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the process ended before serving its endpoints")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("serving /metrics, /healthz and /readyz on http://") {
+            break rest.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    addr
+}
+
+/// `GET path` over HTTP/1.0: (status code, body).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut tcp) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(tcp, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let _ = tcp.read_to_string(&mut text);
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// The value of the sample `name{labels}` in an OpenMetrics text, if present.
+fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
+
+#[test]
+fn agent_and_source_serve_go_metrics_and_health_probes() {
+    let (broker_proc, addr) = broker();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write(tmp.path(), "grpc.yaml", &format!("url: {addr}\n"));
+    let ops = ["--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"];
+    let mut agent = Proc(
+        Command::new(BIN)
+            .args(["agent", "--transport", "grpc", "--config"])
+            .arg(&config)
+            .args(["--cluster", "cluster1", "--apply-dir"])
+            .arg(tmp.path().join("applied"))
+            .args(ops)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let agent_ops = endpoints_addr(&mut agent.0);
+    assert_eq!(http_get(&agent_ops, "/healthz").0, 200);
+    until("the agent to be ready", Duration::from_secs(20), || {
+        http_get(&agent_ops, "/readyz").0 == 200
+    });
+    // The source's start-up status resync reaches the agent, whose spec resync request (sent
+    // when it first hears from a source) reaches the source: both observe Go's histograms.
+    let mut source = Proc(
+        Command::new(BIN)
+            .args(["source", "--transport", "grpc", "--config"])
+            .arg(&config)
+            .args(["--source", "src1", "--state-dir"])
+            .arg(tmp.path().join("state"))
+            .args(ops)
+            .args(["watch"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let source_ops = endpoints_addr(&mut source.0);
+    until("the source to be ready", Duration::from_secs(20), || {
+        http_get(&source_ops, "/readyz").0 == 200
+    });
+    let labels =
+        r#"{source="src1",cluster="cluster1",type="io.open-cluster-management.works.v1alpha1.manifestbundles"}"#;
+    let status_resyncs = format!("resources_status_resync_duration_seconds_count{labels}");
+    let spec_resyncs = format!("resources_spec_resync_duration_seconds_count{labels}");
+    until("the resync histograms", Duration::from_secs(20), || {
+        sample(&http_get(&agent_ops, "/metrics").1, &status_resyncs).is_some_and(|n| n >= 1.0)
+            && sample(&http_get(&source_ops, "/metrics").1, &spec_resyncs).is_some_and(|n| n >= 1.0)
+    });
+    for (ops, names) in [
+        (
+            &agent_ops,
+            ["resources_status_resync_duration_seconds", "ocm_ce_work_specs_applied"],
+        ),
+        (
+            &source_ops,
+            ["resources_spec_resync_duration_seconds", "ocm_ce_work_statuses_applied"],
+        ),
+    ] {
+        let (code, text) = http_get(ops, "/metrics");
+        assert_eq!(code, 200);
+        for name in names.iter().chain(&["cloudevents_reconnects"]) {
+            assert!(text.contains(&format!("# HELP {name} ")), "{name} missing:\n{text}");
+        }
+        // Go's help texts, word for word.
+        let help = if names[0].contains("status") { "status" } else { "spec" };
+        assert!(
+            text.lines().any(|l| l
+                == format!(
+                    "# HELP {} The duration of the resource {help} resync in seconds.",
+                    names[0]
+                )),
+            "Go's help text:\n{text}"
+        );
+        assert!(
+            text.contains("le=\"0.1\"") && text.contains("le=\"30.0\""),
+            "Go's buckets:\n{text}"
+        );
+    }
+    // Without its broker, neither is ready; both stay alive.
+    drop(broker_proc);
+    until(
+        "the agent and the source to be unready",
+        Duration::from_secs(30),
+        || http_get(&agent_ops, "/readyz").0 == 503 && http_get(&source_ops, "/readyz").0 == 503,
+    );
+    assert_eq!(http_get(&agent_ops, "/healthz").0, 200);
+    assert_eq!(http_get(&source_ops, "/healthz").0, 200);
+    assert_eq!(http_get(&agent_ops, "/other").0, 404);
+}

@@ -53,22 +53,22 @@ impl ClientMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "resources_spec_resync_duration_seconds",
-            "The duration of the resource spec resync in seconds.",
+            "The duration of the resource spec resync in seconds",
             self.spec_resync.clone(),
         );
         registry.register(
             "resources_status_resync_duration_seconds",
-            "The duration of the resource status resync in seconds.",
+            "The duration of the resource status resync in seconds",
             self.status_resync.clone(),
         );
         registry.register(
             "cloudevents_dropped_events",
-            "Received events dropped, by reason.",
+            "Received events dropped, by reason",
             self.dropped.clone(),
         );
         registry.register(
             "cloudevents_reconnects",
-            "Connections re-established after a loss.",
+            "Connections re-established after a loss",
             self.reconnects.clone(),
         );
     }

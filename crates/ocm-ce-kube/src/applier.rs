@@ -62,32 +62,32 @@ impl ApplierMetrics {
         for (name, help, counter) in [
             (
                 "ocm_ce_kube_applies",
-                "Works applied to the cluster (all their manifests).",
+                "Works applied to the cluster (all their manifests)",
                 &self.applies,
             ),
             (
                 "ocm_ce_kube_manifest_failures",
-                "Manifests whose apply failed (reported Applied=False).",
+                "Manifests whose apply failed (reported Applied=False)",
                 &self.manifest_failures,
             ),
             (
                 "ocm_ce_kube_status_updates",
-                "Work statuses reported.",
+                "Work statuses reported",
                 &self.status_updates,
             ),
             (
                 "ocm_ce_kube_resources_deleted",
-                "Applied resources deleted (dropped from a work or of a deleted work).",
+                "Applied resources deleted (dropped from a work or of a deleted work)",
                 &self.resources_deleted,
             ),
             (
                 "ocm_ce_kube_works_deleted",
-                "Deleted works whose resources were cleaned up and whose finalizer was removed.",
+                "Deleted works whose resources were cleaned up and whose finalizer was removed",
                 &self.works_deleted,
             ),
             (
                 "ocm_ce_kube_errors",
-                "Reconciles that failed (retried with back-off).",
+                "Reconciles that failed (retried with back-off)",
                 &self.errors,
             ),
         ] {

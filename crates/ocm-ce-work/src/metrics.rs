@@ -29,47 +29,47 @@ impl WorkMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "ocm_ce_work_statuses_applied",
-            "Statuses a source accepted.",
+            "Statuses a source accepted",
             self.statuses_applied.clone(),
         );
         registry.register(
             "ocm_ce_work_statuses_dropped",
-            "Statuses a source dropped, by reason.",
+            "Statuses a source dropped, by reason",
             self.statuses_dropped.clone(),
         );
         registry.register(
             "ocm_ce_work_works_removed",
-            "Works a source removed on a Deleted status.",
+            "Works a source removed on a Deleted status",
             self.works_removed.clone(),
         );
         registry.register(
             "ocm_ce_work_specs_applied",
-            "Specs an agent applied to its store.",
+            "Specs an agent applied to its store",
             self.specs_applied.clone(),
         );
         registry.register(
             "ocm_ce_work_deletion_acks",
-            "Deleted acknowledgements an agent published.",
+            "Deleted acknowledgements an agent published",
             self.deletion_acks.clone(),
         );
         registry.register(
             "ocm_ce_work_deletion_ack_retries",
-            "Deleted acknowledgements that had to be retried.",
+            "Deleted acknowledgements that had to be retried",
             self.deletion_ack_retries.clone(),
         );
         registry.register(
             "ocm_ce_work_publish_retries",
-            "Reports (statuses, specs) whose publish failed and was retried.",
+            "Reports (statuses, specs) whose publish failed and was retried",
             self.publish_retries.clone(),
         );
         registry.register(
             "ocm_ce_work_publish_failures",
-            "Reports that could not be sent as they were (too large, not encodable), by reason.",
+            "Reports that could not be sent as they were (too large, not encodable), by reason",
             self.publish_failures.clone(),
         );
         registry.register(
             "ocm_ce_work_specs_resent",
-            "Specs a source sent again because an agent reported an older version.",
+            "Specs a source sent again because an agent reported an older version",
             self.statuses_resent_specs.clone(),
         );
     }
