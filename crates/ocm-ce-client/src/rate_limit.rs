@@ -68,3 +68,38 @@ impl Limiter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lower bounds hold on any machine (load only slows); the upper bounds are generous.
+    #[tokio::test]
+    async fn the_burst_passes_at_once_then_the_steady_rate_holds() {
+        let limiter = Limiter::new(RateLimit { qps: 20.0, burst: 10 });
+        let start = std::time::Instant::now();
+        for _ in 0..10 {
+            limiter.acquire().await;
+        }
+        let burst = start.elapsed();
+        assert!(burst < Duration::from_millis(500), "the burst of 10 took {burst:?}");
+        for _ in 0..10 {
+            limiter.acquire().await;
+        }
+        // 10 more tokens at 20 per second: at least half a second (less one token's period of
+        // slack for refills during the burst).
+        let steady = start.elapsed() - burst;
+        assert!(steady >= Duration::from_millis(450), "10 events past the burst took {steady:?}");
+        assert!(steady < Duration::from_secs(3), "10 events past the burst took {steady:?}");
+    }
+
+    #[test]
+    fn non_positive_settings_fall_back_to_go_defaults() {
+        let limiter = Limiter::new(RateLimit { qps: 0.0, burst: 0 });
+        // Go's burst of 100 passes without waiting.
+        for _ in 0..100 {
+            assert!(limiter.inner.check().is_ok());
+        }
+        assert!(limiter.inner.check().is_err(), "the 101st event waits");
+    }
+}
