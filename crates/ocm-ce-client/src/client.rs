@@ -383,6 +383,26 @@ pub(crate) trait Side<T>: Clone + Send + Sync + 'static {
 
 use std::future::Future;
 
+use tracing::Instrument;
+
+/// The span of a received event (and of the answer to a resync request): who sent it, the
+/// cluster it is for, the resource it is about and its type.
+fn event_span(event: &Event) -> tracing::Span {
+    use ocm_ce_core::EventExt;
+    tracing::info_span!(
+        "cloudevent",
+        source = %event.source(),
+        cluster = %event.cluster_name().unwrap_or_default(),
+        resource_id = %event.resource_id().unwrap_or_default(),
+        event_type = %event.ty(),
+    )
+}
+
+/// The span of a client's own resync request (to every peer).
+fn resync_span(client: &str) -> tracing::Span {
+    tracing::info_span!("resync_request", client = %client)
+}
+
 enum State<C> {
     Disconnected { retry_at: Option<Instant> },
     Connected { conn: Arc<C>, events: Subscription },
@@ -447,8 +467,10 @@ impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
         }
         self.resyncing = true;
         let side = self.side.clone();
-        self.tasks
-            .push(Box::pin(async move { Task::Resync(side.resync_all().await) }));
+        let span = resync_span(&side.describe());
+        self.tasks.push(Box::pin(
+            async move { Task::Resync(side.resync_all().await) }.instrument(span),
+        ));
     }
 
     fn resync_done(&mut self, result: Result<()>) {
@@ -490,10 +512,14 @@ impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
 
     fn spawn_answer(&mut self, peer: String, request: Box<Event>) {
         let side = self.side.clone();
-        self.tasks.push(Box::pin(async move {
-            side.answer(*request).await;
-            Task::Answered(peer)
-        }));
+        let span = event_span(&request);
+        self.tasks.push(Box::pin(
+            async move {
+                side.answer(*request).await;
+                Task::Answered(peer)
+            }
+            .instrument(span),
+        ));
     }
 
     fn answered(&mut self, peer: String) {
@@ -560,7 +586,8 @@ impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
                             // `Connected` knows the peers were asked.
                             if self.side.base().options.resync_on_connect {
                                 self.resyncing = true;
-                                let result = self.side.resync_all().await;
+                                let span = resync_span(&self.side.describe());
+                                let result = self.side.resync_all().instrument(span).await;
                                 self.resync_done(result);
                             } else {
                                 self.next_resync = self.side.base().options.resync_interval.map(|i| Instant::now() + i);
@@ -595,7 +622,7 @@ impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
                             tracing::warn!(client = %self.side.describe(), reason, error = %e, "dropped a received message");
                             self.side.base().options.metrics.dropped(reason);
                         }
-                        Some(Some(Ok(event))) => match self.side.handle(event) {
+                        Some(Some(Ok(event))) => match event_span(&event).in_scope(|| self.side.handle(event)) {
                             Handled::Yield(out) => return Ok(out),
                             Handled::Answer { peer, request } => self.start_answer(peer, request),
                             Handled::Nothing => {}

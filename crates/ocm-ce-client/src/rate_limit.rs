@@ -89,8 +89,14 @@ mod tests {
         // 10 more tokens at 20 per second: at least half a second (less one token's period of
         // slack for refills during the burst).
         let steady = start.elapsed() - burst;
-        assert!(steady >= Duration::from_millis(450), "10 events past the burst took {steady:?}");
-        assert!(steady < Duration::from_secs(3), "10 events past the burst took {steady:?}");
+        assert!(
+            steady >= Duration::from_millis(450),
+            "10 events past the burst took {steady:?}"
+        );
+        assert!(
+            steady < Duration::from_secs(3),
+            "10 events past the burst took {steady:?}"
+        );
     }
 
     #[test]

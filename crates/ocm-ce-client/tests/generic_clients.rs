@@ -845,3 +845,70 @@ async fn the_side_that_subscribed_first_gets_the_other_sides_data_without_waitin
         .count();
     assert!(resyncs <= 4, "{resyncs} resync requests");
 }
+
+/// The names and fields of the spans opened while it is the thread's subscriber.
+#[derive(Clone, Default)]
+struct SpanLog(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanLog {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!("{}={value:?} ", field.name()));
+            }
+        }
+        let mut fields = Fields(String::new());
+        attrs.record(&mut fields);
+        self.0
+            .lock()
+            .unwrap()
+            .push((attrs.metadata().name().to_owned(), fields.0));
+    }
+}
+
+/// Every received event, and the answer to a resync request, runs in a span naming its source,
+/// cluster, resource and type; the client's own resync request in one naming the client.
+#[tokio::test(flavor = "current_thread")]
+async fn received_events_and_resyncs_run_in_spans_with_their_identity() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let log = SpanLog::default();
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(log.clone()));
+    let broker = FakeBroker::new();
+    let store = Store::agent();
+    let client = agent(&broker, &store, options());
+    let mut stream = client.subscribe();
+    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let request = EventBuilder::new("source1", ty(SubResource::Status, action::RESYNC_REQUEST))
+        .cluster_name("cluster1")
+        .build()
+        .unwrap();
+    broker.inject(
+        &Role::Source {
+            source_id: "source1".into(),
+        },
+        &PublishTarget::AllClusters,
+        request,
+    );
+    idle(&mut stream).await;
+    let spans = log.0.lock().unwrap().clone();
+    let has = |name: &str, fields: &[&str]| {
+        spans
+            .iter()
+            .any(|(n, f)| n == name && fields.iter().all(|want| f.contains(want)))
+    };
+    let resync_type = format!("event_type={}", ty(SubResource::Status, action::RESYNC_REQUEST));
+    assert!(
+        has(
+            "cloudevent",
+            &["source=source1", "cluster=cluster1", "resource_id= ", &resync_type]
+        ),
+        "{spans:?}"
+    );
+    assert!(has("resync_request", &["client="]), "{spans:?}");
+}
