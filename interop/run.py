@@ -83,7 +83,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import harness  # noqa: E402
-from harness import Failure, cond, configmap, manifestwork  # noqa: E402
+from harness import Failure, cond, configmap, fail, manifestwork  # noqa: E402
 
 harness.RAISE = True
 TIMEOUT = float(os.environ.get("INTEROP_TIMEOUT", "45"))
@@ -301,22 +301,95 @@ class Cell:
 
 # ---- transports -----------------------------------------------------------------------------
 
-class Transport:
-    """Where a cell's clients meet: an ocm-ce broker (gRPC) or Mosquitto (MQTT)."""
+def test_certs():
+    """The CA, server and client certificates of scripts/test-env.sh (server SAN 127.0.0.1,
+    client CN ocm-ce-test-client)."""
+    certs = os.environ.get("OCM_CE_TEST_CERTS")
+    if not certs or not os.path.exists(os.path.join(certs, "ca.pem")):
+        raise Failure("the secured cells need the certificates of scripts/test-env.sh: source its env file "
+                      "(OCM_CE_TEST_CERTS)")
+    return {n: os.path.join(certs, f"{n}.pem") for n in ("ca", "server", "server-key", "client", "client-key")}
 
-    def __init__(self, cell, kind, heartbeat=None, grpc_extra=""):
-        self.cell, self.kind = cell, kind
+
+class Transport:
+    """Where a cell's clients meet: an ocm-ce broker (gRPC) or Mosquitto (MQTT). `secure`
+    selects a secured variant, with Go and ocm-ce reading the same config file:
+    gRPC "mtls" (client certificates) or "token" (TLS + a bearer token file) against an ocm-ce
+    broker that requires it; MQTT "mtls" (test-env's Mosquitto that requires a client
+    certificate) or "tls-password" (a broker that authenticates a user name and password over
+    TLS)."""
+
+    def __init__(self, cell, kind, heartbeat=None, grpc_extra="", secure=None):
+        self.cell, self.kind, self.secure = cell, kind, secure
+        self.security = ""  # config lines both SDKs read
+        if secure:
+            c = test_certs()
+            if secure == "mtls":
+                self.security = f"caFile: {c['ca']}\nclientCertFile: {c['client']}\nclientKeyFile: {c['client-key']}\n"
+            elif secure == "token" and kind == "grpc":
+                token = uuid.uuid4().hex
+                self.tokens = cell.write("tokens.yaml", f"tokens:\n  - token: {token}\n    identity: interop\n")
+                # No trailing line break: sdk-go v0.15 sends the file's bytes as they are, and a
+                # line break is not allowed in an HTTP/2 header (h2 refuses the connection).
+                self.security = f"caFile: {c['ca']}\ntokenFile: {cell.write('token', token)}\n"
+            elif secure == "tls-password" and kind == "mqtt":
+                # sdk-go v0.15 turns MQTT TLS on only with a client certificate (a CA alone means
+                # plaintext), so the clients present one; this broker does not ask for it and
+                # authenticates the user name and password.
+                self.security = (f"caFile: {c['ca']}\nclientCertFile: {c['client']}\nclientKeyFile: {c['client-key']}\n"
+                                 f"username: {os.environ['OCM_CE_TEST_MQTT_USER']}\n"
+                                 f"password: {os.environ['OCM_CE_TEST_MQTT_PASSWORD']}\n")
+            else:
+                raise Failure(f"no secured variant {secure} of {kind}")
         if kind == "grpc":
             self.heartbeat = heartbeat
             self.addr = self._start_broker("127.0.0.1:0")
-            self.grpc_file = cell.write("grpc.yaml", f"url: {self.addr}\n{grpc_extra}")
+            self.grpc_file = cell.write("grpc.yaml", f"url: {self.addr}\n{grpc_extra}{self.security}")
         elif kind == "kafka":
             self.addr = cell.runner.kafka_addr()
+        elif secure == "mtls":
+            self.addr = os.environ.get("OCM_CE_TEST_MQTT_TLS") or fail("OCM_CE_TEST_MQTT_TLS is not set")
+        elif secure == "tls-password":
+            self.addr = self._start_tls_mosquitto()
         else:
             self.addr = cell.runner.mqtt_addr()
 
+    def _start_tls_mosquitto(self):
+        """A Mosquitto of this cell: server TLS, user name and password (test-env's password file)."""
+        c, port = test_certs(), free_port()
+        passwd = os.path.join(os.environ["OCM_CE_TEST_STATE_DIR"], "mosquitto", "passwd")
+        # as root, Mosquitto would switch to its own user, which cannot read test-env's files
+        user = "user root\n" if os.geteuid() == 0 else ""
+        conf = self.cell.write("mosquitto-tls.conf", f"""{user}listener {port} 127.0.0.1
+cafile {c['ca']}
+certfile {c['server']}
+keyfile {c['server-key']}
+require_certificate false
+allow_anonymous false
+password_file {passwd}
+persistence false
+max_queued_messages 100000
+""")
+        mosq = os.environ.get("OCM_CE_MOSQUITTO_BIN") or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.cell.service("mosquitto-tls", [mosq, "-c", conf])
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                return True
+            except OSError:
+                return False
+        poll("the TLS mosquitto to listen", up, 15, 0.1)
+        return f"127.0.0.1:{port}"
+
     def _start_broker(self, listen):
-        args = [self.cell.runner.ocm_bin, "-v", "broker", "--listen", listen, "--insecure"]
+        args = [self.cell.runner.ocm_bin, "-v", "broker", "--listen", listen]
+        if self.secure:
+            c = test_certs()
+            args += ["--tls-cert", c["server"], "--tls-key", c["server-key"]]
+            args += ["--client-ca", c["ca"]] if self.secure == "mtls" else ["--tokens", self.tokens]
+        else:
+            args += ["--insecure"]
         if self.heartbeat:
             args += ["--heartbeat", str(self.heartbeat)]
         self.broker = self.cell.service("ocm-ce-broker", args)
@@ -356,7 +429,7 @@ heartbeat.interval.ms: 500
         if self.kind == "kafka":
             return self.kafka_config(f"kafka-source-{source_id}.yaml")
         return self.cell.write(f"mqtt-source-{source_id}.yaml", f"""brokerHost: {self.addr}
-topics:
+{self.security}topics:
   sourceEvents: sources/{source_id}/clusters/+/sourceevents
   agentEvents: sources/{source_id}/clusters/+/agentevents
   sourceBroadcast: sources/+/sourcebroadcast
@@ -368,7 +441,7 @@ topics:
         if self.kind == "kafka":
             return self.kafka_config(f"kafka-agent-{cluster}.yaml")
         return self.cell.write(f"mqtt-agent-{cluster}.yaml", f"""brokerHost: {self.addr}
-topics:
+{self.security}topics:
   sourceEvents: sources/{source_id}/clusters/{cluster}/sourceevents
   agentEvents: sources/{source_id}/clusters/{cluster}/agentevents
   sourceBroadcast: sources/+/sourcebroadcast
@@ -1083,13 +1156,15 @@ def matrix():
     """[(cell name, function(cell) -> None, is probe)]."""
     cells = []
 
-    def scenario_cell(transport, pair, sname):
+    def scenario_cell(transport, pair, sname, secure=None):
         def run(cell):
-            ident = f"{transport}-{pair}-{sname.split()[0][:5]}-{RUN}"
+            ident = f"{transport}-{pair}-{sname.split()[0][:5]}{'-' + secure[:3] if secure else ''}-{RUN}"
             latest = pair == "os-gl"
             sid, cluster = "src-" + ident, "cl-" + ident
             if pair == "gh-oa":
                 tr = GoLatestHub(cell, sid)
+            elif secure:
+                tr = Transport(cell, transport, secure=secure)
             else:
                 tr = Transport(cell, transport, heartbeat=1 if latest else None,
                                grpc_extra="serverHealthinessTimeout: 5s\n" if latest else "")
@@ -1146,6 +1221,12 @@ def matrix():
     # an ocm-ce agent; a hub restart is a broker restart, its source state kept in its store
     for sname in ("lifecycle", "agent restart", "broker restart"):
         cells.append((f"grpc  | {PAIR_TITLES['gh-oa']} | {sname}", scenario_cell("grpc", "gh-oa", sname), False))
+
+    # secured: Go and ocm-ce read the same TLS / token / password settings of one config file
+    for transport, secure in (("grpc", "mtls"), ("grpc", "token"), ("mqtt", "mtls"), ("mqtt", "tls-password")):
+        for pair in ("gs-oa", "os-ga"):
+            cells.append((f"{transport:5} | {PAIR_TITLES[pair]} | lifecycle over {secure}",
+                          scenario_cell(transport, pair, "lifecycle", secure), False))
 
     def probe(fn):
         def run(cell):
