@@ -317,7 +317,7 @@ class Transport:
     gRPC "mtls" (client certificates) or "token" (TLS + a bearer token file) against an ocm-ce
     broker that requires it; MQTT "mtls" (test-env's Mosquitto that requires a client
     certificate) or "tls-password" (a broker that authenticates a user name and password over
-    TLS)."""
+    TLS); Kafka "mtls" (test-env's SSL listener, which requires a client certificate)."""
 
     def __init__(self, cell, kind, heartbeat=None, grpc_extra="", secure=None):
         self.cell, self.kind, self.secure = cell, kind, secure
@@ -346,7 +346,10 @@ class Transport:
             self.addr = self._start_broker("127.0.0.1:0")
             self.grpc_file = cell.write("grpc.yaml", f"url: {self.addr}\n{grpc_extra}{self.security}")
         elif kind == "kafka":
-            self.addr = cell.runner.kafka_addr()
+            self.topics_addr = cell.runner.kafka_addr()
+            self.addr = self.topics_addr
+            if secure == "mtls":
+                self.addr = os.environ.get("OCM_CE_TEST_KAFKA_SSL") or fail("OCM_CE_TEST_KAFKA_SSL is not set")
         elif secure == "mtls":
             self.addr = os.environ.get("OCM_CE_TEST_MQTT_TLS") or fail("OCM_CE_TEST_MQTT_TLS is not set")
         elif secure == "tls-password":
@@ -408,7 +411,7 @@ max_queued_messages 100000
         its group quickly and find a topic created after it subscribed (both subscribe to topic
         patterns) within a second instead of librdkafka's default 5 minutes."""
         return self.cell.write(name, f"""bootstrapServer: {self.addr}
-topic.metadata.refresh.interval.ms: 1000
+{self.security}topic.metadata.refresh.interval.ms: 1000
 session.timeout.ms: 6000
 heartbeat.interval.ms: 500
 """)
@@ -420,7 +423,7 @@ heartbeat.interval.ms: 500
         topics = [f"sourceevents.{source_id}.{cluster}", f"agentevents.{source_id}.{cluster}",
                   f"sourcebroadcast.{source_id}", f"agentbroadcast.{cluster}"]
         r = subprocess.run([os.path.join(self.cell.runner.bin_dir, "kafka-create-topics"), "--bootstrap-server",
-                            self.addr, "--topics", ",".join(topics)], capture_output=True, text=True, timeout=60)
+                            self.topics_addr, "--topics", ",".join(topics)], capture_output=True, text=True, timeout=60)
         check(r.returncode == 0, f"kafka-create-topics failed: {(r.stdout + r.stderr).strip()[-300:]}")
 
     def source_config(self, source_id):
@@ -1223,7 +1226,8 @@ def matrix():
         cells.append((f"grpc  | {PAIR_TITLES['gh-oa']} | {sname}", scenario_cell("grpc", "gh-oa", sname), False))
 
     # secured: Go and ocm-ce read the same TLS / token / password settings of one config file
-    for transport, secure in (("grpc", "mtls"), ("grpc", "token"), ("mqtt", "mtls"), ("mqtt", "tls-password")):
+    for transport, secure in (("grpc", "mtls"), ("grpc", "token"), ("mqtt", "mtls"), ("mqtt", "tls-password"),
+                              ("kafka", "mtls")):
         for pair in ("gs-oa", "os-ga"):
             cells.append((f"{transport:5} | {PAIR_TITLES[pair]} | lifecycle over {secure}",
                           scenario_cell(transport, pair, "lifecycle", secure), False))
