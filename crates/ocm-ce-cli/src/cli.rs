@@ -35,6 +35,13 @@ pub(crate) enum Command {
         after_help = "Examples:\n  ocm-ce agent --transport grpc --config grpc.yaml --cluster cluster1 --apply-dir ./applied\n  ocm-ce agent --transport grpc --config grpc.yaml --cluster cluster1 --kubeconfig managed.kubeconfig"
     )]
     Agent(AgentArgs),
+    /// Serve the ManifestWorks of a Kubernetes API server (the hub) to agents, as a source: their
+    /// specs go out, the statuses agents report are written into them, deletions finish through a
+    /// finalizer.
+    #[command(
+        after_help = "Example:\n  ocm-ce hub --kubeconfig hub.kubeconfig --transport grpc --config grpc.yaml --source hub1"
+    )]
+    Hub(HubArgs),
     /// Act as a source: apply, get, list, delete and watch ManifestWorks.
     #[command(
         after_help = "Examples:\n  ocm-ce source --transport grpc --config grpc.yaml --source source1 apply -f work.yaml --wait\n  ocm-ce source --transport grpc --config grpc.yaml --source source1 list"
@@ -222,6 +229,39 @@ pub(crate) struct AgentArgs {
     /// Works applied to the cluster at the same time.
     #[arg(long, default_value_t = 4)]
     pub(crate) workers: usize,
+    /// Requests per second to the Kubernetes API server (client-side limit).
+    #[arg(long, default_value_t = 50.0)]
+    pub(crate) kube_api_qps: f32,
+    /// Requests at once to the Kubernetes API server (client-side limit).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) kube_api_burst: u32,
+}
+
+/// `hub` options.
+#[derive(Debug, Args)]
+pub(crate) struct HubArgs {
+    /// Transport and config.
+    #[command(flatten)]
+    pub(crate) transport: TransportArgs,
+    /// Publish rate limit.
+    #[command(flatten)]
+    pub(crate) rate: RateArgs,
+    /// Source id.
+    #[arg(long = "source")]
+    pub(crate) source_id: String,
+    /// MQTT client id (default `<source>-client`).
+    #[arg(long)]
+    pub(crate) client_id: Option<String>,
+    /// The hub cluster's kubeconfig (default: the pod's own cluster, else $KUBECONFIG or
+    /// ~/.kube/config).
+    #[arg(long)]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// Serve only the ManifestWorks matching this label selector.
+    #[arg(short = 'l', long = "selector")]
+    pub(crate) selector: Option<String>,
+    /// Every work is reconciled at least this often (failed requests are retried then).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub(crate) resync_interval: Duration,
     /// Requests per second to the Kubernetes API server (client-side limit).
     #[arg(long, default_value_t = 50.0)]
     pub(crate) kube_api_qps: f32,

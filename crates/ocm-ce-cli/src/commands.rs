@@ -35,6 +35,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Quickstart(args) => quickstart(args).await,
         Command::Broker(args) => broker(args).await,
         Command::Agent(args) => agent(args).await,
+        Command::Hub(args) => crate::hub::run(args).await,
         Command::Source(args) => source(args).await,
         Command::Bench(args) => bench(args).await,
         Command::Config {
@@ -58,7 +59,7 @@ fn state_home() -> PathBuf {
     )
 }
 
-fn load_config(kind: ocm_ce_client::TransportKind, path: &Path) -> Result<TransportConfig> {
+pub(crate) fn load_config(kind: ocm_ce_client::TransportKind, path: &Path) -> Result<TransportConfig> {
     if !path.exists() {
         bail!(
             "config file {} does not exist (pass a Go SDK {kind} config with --config)",
@@ -111,7 +112,7 @@ pub(crate) const FLUSH_ON_EXIT: Duration = Duration::from_secs(5);
 /// Client options for the command-line processes: Go's defaults, but reconnect attempts
 /// every 1, 2, 4, 8 and then 10 s (Go: 5, 25, then 60 s), so a restarted broker is found
 /// again within seconds.
-fn client_options(rate: crate::cli::RateArgs) -> WorkClientOptions {
+pub(crate) fn client_options(rate: crate::cli::RateArgs) -> WorkClientOptions {
     let mut client = ClientOptions::default().rate_limit(rate.limit());
     client.backoff.initial = Duration::from_secs(1);
     client.backoff.factor = 2.0;

@@ -84,6 +84,7 @@ mod config;
 mod delete;
 mod error;
 mod feedback;
+mod hub;
 mod resolver;
 mod status;
 
@@ -95,4 +96,5 @@ pub use applier::{ApplierMetrics, KubeApplier};
 pub use client::{client_from_kubeconfig, rate_limited};
 pub use config::{ApplierConfig, DEFAULT_FIELD_MANAGER, hub_hash};
 pub use error::{Error, Result};
+pub use hub::{HUB_FINALIZER, Hub, HubConfig, hub_works};
 pub use status::{STATUS_FEEDBACK_SYNCED, observed_generation};
