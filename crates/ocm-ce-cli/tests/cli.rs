@@ -521,3 +521,200 @@ fn tokens_without_tls_are_refused_with_the_flags_that_fix_it() {
         "{err}"
     );
 }
+
+/// Stops `proc` with SIGTERM and returns its exit code (`None` when it had to be killed).
+fn terminate(proc: &mut Proc, timeout: Duration) -> Option<i32> {
+    let _ = Command::new("kill").args(["-TERM", &proc.0.id().to_string()]).status();
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(status) = proc.0.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// The whole path on the real API server of `scripts/test-env.sh`, which plays both the hub and
+/// the managed cluster: a ManifestWork created in the hub API (namespace = cluster) is served
+/// by `ocm-ce hub` through the broker to `ocm-ce agent --kubeconfig`, which applies its
+/// ConfigMap; the agent's status lands in the hub object; an update (after a hub restart)
+/// reaches the ConfigMap; deleting the ManifestWork deletes the ConfigMap and then the object.
+#[test]
+fn a_hub_serves_the_manifest_works_of_its_api_server_to_a_kube_agent() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+    use ocm_ce_work::ManifestWork;
+
+    let Some(kubeconfig) = test_env("OCM_CE_TEST_KUBECONFIG") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kube = rt
+        .block_on(ocm_ce_kube::client_from_kubeconfig(Some(Path::new(&kubeconfig))))
+        .unwrap();
+    let unique = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let (ns, cluster) = (format!("hubcm-{unique}"), format!("hubc-{unique}"));
+    for name in [&ns, &cluster] {
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        rt.block_on(Api::<Namespace>::all(kube.clone()).create(&PostParams::default(), &namespace))
+            .unwrap();
+    }
+    let (_broker, addr) = broker();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write(tmp.path(), "grpc.yaml", &format!("url: {addr}\n"));
+    let source_id = format!("hub-{unique}");
+    let log_of = |run: u32| std::fs::read_to_string(tmp.path().join(format!("hub-{run}.log"))).unwrap_or_default();
+    let hub = |run: u32| {
+        let proc = Proc(
+            Command::new(BIN)
+                .args(["hub", "--transport", "grpc", "--config"])
+                .arg(&config)
+                .args([
+                    "--source",
+                    &source_id,
+                    "--kubeconfig",
+                    &kubeconfig,
+                    "--resync-interval",
+                    "1s",
+                ])
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(tmp.path().join(format!("hub-{run}.log"))).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        until("the hub subscribed", Duration::from_secs(30), || {
+            log_of(run).contains("subscription confirmed")
+        });
+        proc
+    };
+    let mut hub_proc = hub(1);
+    let _agent = Proc(
+        Command::new(BIN)
+            .args(["agent", "--transport", "grpc", "--config"])
+            .arg(&config)
+            .args([
+                "--cluster",
+                &cluster,
+                "--kubeconfig",
+                &kubeconfig,
+                "--hub-hash",
+                &format!("hub-{unique}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let work = |greeting: &str| -> ManifestWork {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "work.open-cluster-management.io/v1",
+            "kind": "ManifestWork",
+            "metadata": {"name": "work1", "namespace": cluster},
+            "spec": {"workload": {"manifests": [{
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "cm1", "namespace": ns},
+                "data": {"greeting": greeting},
+            }]}},
+        }))
+        .unwrap()
+    };
+    let works = Api::<ManifestWork>::namespaced(kube.clone(), &cluster);
+    let cms = Api::<ConfigMap>::namespaced(kube, &ns);
+    let wait = Duration::from_secs(60);
+    let greeting = |cm: &Option<ConfigMap>| {
+        cm.as_ref()
+            .and_then(|c| c.data.as_ref())
+            .and_then(|d| d.get("greeting").cloned())
+    };
+    // Applied=True observing `generation`, on the hub object.
+    let applied_at = |generation: i64| {
+        rt.block_on(works.get_opt("work1")).unwrap().is_some_and(|w| {
+            w.status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Applied" && c.status == "True" && c.observed_generation == Some(generation))
+        })
+    };
+
+    let started = Instant::now();
+    let created = rt
+        .block_on(works.create(&PostParams::default(), &work("hello")))
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    until("the ConfigMap applied by the agent", wait, || {
+        greeting(&rt.block_on(cms.get_opt("cm1")).unwrap()).as_deref() == Some("hello")
+    });
+    let cm = rt.block_on(cms.get("cm1")).unwrap();
+    let managers: Vec<_> = cm
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| f.manager.clone())
+        .collect();
+    assert!(managers.contains(&"ocm-ce-agent".to_owned()), "{managers:?}");
+    until("Applied=True observing generation 1 on the hub object", wait, || {
+        applied_at(1)
+    });
+    let served = rt.block_on(works.get("work1")).unwrap();
+    assert!(
+        served.finalizers().contains(&ocm_ce_kube::HUB_FINALIZER.to_owned()),
+        "{:?}",
+        served.finalizers()
+    );
+    assert_eq!(served.status.resource_status.manifests.len(), 1, "{:?}", served.status);
+    assert_eq!(served.status.resource_status.manifests[0].resource_meta.name, "cm1");
+    eprintln!("create -> Applied on the hub object: {:?}", started.elapsed());
+
+    // Updates, served by a running hub and by a restarted one (which resumes from the API).
+    let update = |greeting_now: &str, generation: i64| {
+        let patch = serde_json::json!({"spec": {"workload": {"manifests": [{
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cm1", "namespace": ns},
+            "data": {"greeting": greeting_now},
+        }]}}});
+        let updated = rt
+            .block_on(works.patch("work1", &PatchParams::default(), &Patch::Merge(patch)))
+            .unwrap();
+        assert_eq!(updated.metadata.generation, Some(generation));
+        until("the update reaching the ConfigMap", wait, || {
+            greeting(&rt.block_on(cms.get_opt("cm1")).unwrap()).as_deref() == Some(greeting_now)
+        });
+        until(
+            "Applied=True observing the new generation on the hub object",
+            wait,
+            || applied_at(generation),
+        );
+    };
+    update("bonjour", 2);
+    assert!(log_of(1).contains("updated"), "{}", log_of(1));
+    assert_eq!(
+        terminate(&mut hub_proc, wait),
+        Some(0),
+        "SIGTERM ends the hub cleanly: {}",
+        log_of(1)
+    );
+    hub_proc = hub(2);
+    update("hallo", 3);
+    assert!(log_of(2).contains("updated"), "{}", log_of(2));
+
+    rt.block_on(works.delete("work1", &DeleteParams::default())).unwrap();
+    until("the ConfigMap deleted with the work", wait, || {
+        rt.block_on(cms.get_opt("cm1")).unwrap().is_none()
+    });
+    until("the ManifestWork gone from the hub (finalizer removed)", wait, || {
+        rt.block_on(works.get_opt("work1")).unwrap().is_none()
+    });
+    assert_eq!(terminate(&mut hub_proc, wait), Some(0), "{}", log_of(2));
+    assert!(log_of(2).contains("removing the finalizer"), "{}", log_of(2));
+    eprintln!("whole lifecycle: {:?}", started.elapsed());
+}
