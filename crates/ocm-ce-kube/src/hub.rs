@@ -1,50 +1,5 @@
-//! The hub side: ManifestWorks kept in a Kubernetes API server (the hub), served to agents by a
-//! [`SourceWorkClient`], the way OCM's hub serves them to its work agents.
-//!
-//! [`Hub::run`] watches the ManifestWorks of the hub (all namespaces; a namespace is a cluster)
-//! through a kube-rs reflector — the Go SDK's informer-backed source store — and keeps the
-//! source client's works equal to them:
-//!
-//! - a ManifestWork that appears is created in the source (its spec is published), after the
-//!   hub's finalizer [`HUB_FINALIZER`] was added to it; a change of it (spec, labels,
-//!   annotations, owner references) patches the source's copy (an `update_request` when the
-//!   spec changed). The resource version the agents see is the object's `metadata.generation`,
-//!   so the `observedGeneration` they report is the hub object's generation;
-//! - every status the agents report is written into the object's `status` subresource, unless
-//!   the object already has it (their status hashes are compared, and the hash last written is
-//!   remembered, so a status is never rewritten needlessly);
-//! - a ManifestWork being deleted (a `deletionTimestamp`) is deleted in the source (a
-//!   `delete_request`); the finalizer is removed once the agent acknowledged the deletion
-//!   (`Deleted`), or at once when the work was never sent. A ManifestWork removed from the API
-//!   without the finalizer is deleted in the source too.
-//!
-//! The loop is level-triggered: each change of an API object or of a source work reconciles that
-//! work from both sides, and every [`HubConfig::resync_interval`] all works are (so a failed
-//! request is retried and a missed event repaired). On a restart, [`hub_works`] lists the
-//! API's ManifestWorks with their statuses as the source client's initial works
-//! ([`SourceWorkClient::start`]): specs are sent again (agents ignore versions they have), the
-//! status resync asks agents only for statuses whose hash changed, and deletions in progress
-//! complete.
-//!
-//! ```no_run
-//! use ocm_ce_client::{AnyTransport, TransportConfig, TransportKind};
-//! use ocm_ce_kube::{Hub, HubConfig, client_from_kubeconfig, hub_works};
-//! use ocm_ce_work::client::{SourceWorkClient, WorkClientOptions};
-//!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let kube = client_from_kubeconfig(Some("hub.kubeconfig".as_ref())).await?;
-//! let config = HubConfig::default();
-//! let initial = hub_works(&kube, "source1", &config).await?;
-//! let transport_config = TransportConfig::load(TransportKind::Grpc, "grpc.yaml")?;
-//! let transport = AnyTransport::source(&transport_config, "source1", "source1-client")?;
-//! let source = SourceWorkClient::start(transport, "source1", initial, WorkClientOptions::default());
-//! Hub::new(kube, source.clone(), config)
-//!     .run(async { let _ = tokio::signal::ctrl_c().await; })
-//!     .await;
-//! source.close(std::time::Duration::from_secs(5)).await;
-//! # Ok(())
-//! # }
-//! ```
+//! The hub side: the ManifestWorks of a Kubernetes API server served through a source work
+//! client ([`Hub`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -149,8 +104,53 @@ pub async fn hub_works(kube: &kube::Client, source_id: &str, config: &HubConfig)
         .collect())
 }
 
-/// Serves the ManifestWorks of a hub API server through a source work client; see the
-/// [module docs](self).
+/// The hub side: serves the ManifestWorks kept in a Kubernetes API server (the hub) to agents
+/// through a [`SourceWorkClient`], the way OCM's hub serves them to its work agents.
+///
+/// [`run`](Self::run) watches the ManifestWorks of the hub (all namespaces; a namespace is a cluster)
+/// through a kube-rs reflector — the Go SDK's informer-backed source store — and keeps the
+/// source client's works equal to them:
+///
+/// - a ManifestWork that appears is created in the source (its spec is published), after the
+///   hub's finalizer [`HUB_FINALIZER`] was added to it; a change of it (spec, labels,
+///   annotations, owner references) patches the source's copy (an `update_request` when the
+///   spec changed). The resource version the agents see is the object's `metadata.generation`,
+///   so the `observedGeneration` they report is the hub object's generation;
+/// - every status the agents report is written into the object's `status` subresource, unless
+///   the object already has it (their status hashes are compared, and the hash last written is
+///   remembered, so a status is never rewritten needlessly);
+/// - a ManifestWork being deleted (a `deletionTimestamp`) is deleted in the source (a
+///   `delete_request`); the finalizer is removed once the agent acknowledged the deletion
+///   (`Deleted`), or at once when the work was never sent. A ManifestWork removed from the API
+///   without the finalizer is deleted in the source too.
+///
+/// The loop is level-triggered: each change of an API object or of a source work reconciles that
+/// work from both sides, and every [`HubConfig::resync_interval`] all works are (so a failed
+/// request is retried and a missed event repaired). On a restart, [`hub_works`] lists the
+/// API's ManifestWorks with their statuses as the source client's initial works
+/// ([`SourceWorkClient::start`]): specs are sent again (agents ignore versions they have), the
+/// status resync asks agents only for statuses whose hash changed, and deletions in progress
+/// complete.
+///
+/// ```no_run
+/// use ocm_ce_client::{AnyTransport, TransportConfig, TransportKind};
+/// use ocm_ce_kube::{Hub, HubConfig, client_from_kubeconfig, hub_works};
+/// use ocm_ce_work::client::{SourceWorkClient, WorkClientOptions};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let kube = client_from_kubeconfig(Some("hub.kubeconfig".as_ref())).await?;
+/// let config = HubConfig::default();
+/// let initial = hub_works(&kube, "source1", &config).await?;
+/// let transport_config = TransportConfig::load(TransportKind::Grpc, "grpc.yaml")?;
+/// let transport = AnyTransport::source(&transport_config, "source1", "source1-client")?;
+/// let source = SourceWorkClient::start(transport, "source1", initial, WorkClientOptions::default());
+/// Hub::new(kube, source.clone(), config)
+///     .run(async { let _ = tokio::signal::ctrl_c().await; })
+///     .await;
+/// source.close(std::time::Duration::from_secs(5)).await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Hub<Tr: Transport> {
     api: Api<ManifestWork>,

@@ -56,6 +56,14 @@
 //! # }
 //! ```
 //!
+//! # The hub side
+//!
+//! [`Hub`] is the other end: it serves the ManifestWorks of a hub API server (the upstream CRD,
+//! namespace = cluster) through a
+//! [`SourceWorkClient`](ocm_ce_work::client::SourceWorkClient) — specs out, the statuses agents
+//! report written into the status subresource, deletions finished through the finalizer
+//! [`HUB_FINALIZER`] — and [`hub_works`] gives a restarted hub its initial works.
+//!
 //! # Kubernetes versions
 //!
 //! Like every library on k8s-openapi, this crate enables no `v1_*` feature of it: the binary
