@@ -262,6 +262,11 @@ pub(crate) struct HubArgs {
     /// Every work is reconciled at least this often (failed requests are retried then).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub(crate) resync_interval: Duration,
+    /// Run the garbage collector for owners of this kind, `[GROUP/]VERSION/KIND` (e.g.
+    /// `v1/ConfigMap`, `apps/v1/Deployment`; repeatable): a ManifestWork whose owners are all
+    /// deleted is deleted.
+    #[arg(long = "gc-owner", value_name = "[GROUP/]VERSION/KIND")]
+    pub(crate) gc_owners: Vec<String>,
     /// Requests per second to the Kubernetes API server (client-side limit).
     #[arg(long, default_value_t = 50.0)]
     pub(crate) kube_api_qps: f32,

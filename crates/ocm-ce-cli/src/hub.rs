@@ -5,13 +5,31 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use kube::core::{ApiResource, GroupVersionKind};
 use ocm_ce_client::{AnyTransport, RateLimit};
 use ocm_ce_kube::{Hub, HubConfig, client_from_kubeconfig, hub_works, rate_limited};
 use ocm_ce_work::client::SourceWorkClient;
+use ocm_ce_work::gc::OwnerFilter;
 
 use crate::cli::HubArgs;
 use crate::commands::{FLUSH_ON_EXIT, Shutdown, client_options, load_config};
+
+/// An owner kind of the garbage collector from `[GROUP/]VERSION/KIND`.
+fn owner_filter(spec: &str) -> Result<OwnerFilter> {
+    let parts: Vec<&str> = spec.split('/').collect();
+    let (group, version, kind) = match parts[..] {
+        [version, kind] => ("", version, kind),
+        [group, version, kind] => (group, version, kind),
+        _ => bail!("--gc-owner {spec:?}: expected [GROUP/]VERSION/KIND, e.g. v1/ConfigMap or apps/v1/Deployment"),
+    };
+    if version.is_empty() || kind.is_empty() {
+        bail!("--gc-owner {spec:?}: expected [GROUP/]VERSION/KIND, e.g. v1/ConfigMap or apps/v1/Deployment");
+    }
+    Ok(OwnerFilter::new(ApiResource::from_gvk(&GroupVersionKind::gvk(
+        group, version, kind,
+    ))))
+}
 
 /// Runs the hub until SIGINT or SIGTERM.
 pub(crate) async fn run(args: HubArgs) -> Result<ExitCode> {
@@ -30,6 +48,9 @@ pub(crate) async fn run(args: HubArgs) -> Result<ExitCode> {
     let mut hub_config = HubConfig::default().resync_interval(args.resync_interval);
     if let Some(selector) = &args.selector {
         hub_config = hub_config.label_selector(selector);
+    }
+    for owner in &args.gc_owners {
+        hub_config = hub_config.gc_owner(owner_filter(owner)?);
     }
     // What the hub served before it stopped: specs, statuses, deletions in progress.
     let initial = hub_works(&kube, &args.source_id, &hub_config)
@@ -53,4 +74,25 @@ pub(crate) async fn run(args: HubArgs) -> Result<ExitCode> {
     source.close(FLUSH_ON_EXIT).await;
     eprintln!("hub stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gc_owners_are_group_version_kind_with_the_plural_guessed() {
+        let core = owner_filter("v1/ConfigMap").unwrap();
+        assert_eq!(
+            (core.api_resource.group.as_str(), core.api_resource.api_version.as_str()),
+            ("", "v1")
+        );
+        assert_eq!(core.api_resource.plural, "configmaps");
+        let apps = owner_filter("apps/v1/Deployment").unwrap();
+        assert_eq!(apps.api_resource.api_version, "apps/v1");
+        assert_eq!(apps.api_resource.plural, "deployments");
+        assert!(owner_filter("ConfigMap").is_err());
+        assert!(owner_filter("a/b/c/d").is_err());
+        assert!(owner_filter("v1/").is_err());
+    }
 }

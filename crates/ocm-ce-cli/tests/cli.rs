@@ -522,6 +522,17 @@ fn tokens_without_tls_are_refused_with_the_flags_that_fix_it() {
     );
 }
 
+/// Prints what its function returns (e.g. the logs of a process) when the test fails.
+struct DumpOnPanic<F: Fn() -> String>(F);
+
+impl<F: Fn() -> String> Drop for DumpOnPanic<F> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", (self.0)());
+        }
+    }
+}
+
 /// Stops `proc` with SIGTERM and returns its exit code (`None` when it had to be killed).
 fn terminate(proc: &mut Proc, timeout: Duration) -> Option<i32> {
     let _ = Command::new("kill").args(["-TERM", &proc.0.id().to_string()]).status();
@@ -584,6 +595,11 @@ fn a_hub_serves_the_manifest_works_of_its_api_server_to_a_kube_agent() {
                     &kubeconfig,
                     "--resync-interval",
                     "1s",
+                    "--gc-owner",
+                    "v1/ConfigMap",
+                    // Only this test's works (tests share the API server).
+                    "--selector",
+                    &format!("test={unique}"),
                 ])
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
@@ -597,6 +613,7 @@ fn a_hub_serves_the_manifest_works_of_its_api_server_to_a_kube_agent() {
         proc
     };
     let mut hub_proc = hub(1);
+    let _dump = DumpOnPanic(|| format!("hub 1:\n{}\nhub 2:\n{}", log_of(1), log_of(2)));
     let _agent = Proc(
         Command::new(BIN)
             .args(["agent", "--transport", "grpc", "--config"])
@@ -618,7 +635,7 @@ fn a_hub_serves_the_manifest_works_of_its_api_server_to_a_kube_agent() {
         serde_json::from_value(serde_json::json!({
             "apiVersion": "work.open-cluster-management.io/v1",
             "kind": "ManifestWork",
-            "metadata": {"name": "work1", "namespace": cluster},
+            "metadata": {"name": "work1", "namespace": cluster, "labels": {"test": unique}},
             "spec": {"workload": {"manifests": [{
                 "apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": "cm1", "namespace": ns},
@@ -704,8 +721,51 @@ fn a_hub_serves_the_manifest_works_of_its_api_server_to_a_kube_agent() {
         log_of(1)
     );
     hub_proc = hub(2);
+    assert!(
+        log_of(1).contains("(0 there)") && log_of(2).contains("(1 there)"),
+        "the hub serves only the works its selector matches"
+    );
     update("hallo", 3);
     assert!(log_of(2).contains("updated"), "{}", log_of(2));
+
+    // The garbage collector: a work owned by a ConfigMap of the hub goes when its owner goes
+    // (this API server has no kube-controller-manager, so only the hub's collector does that).
+    let owners = Api::<ConfigMap>::namespaced(cms.clone().into_client(), &cluster);
+    let owner: ConfigMap = serde_json::from_value(serde_json::json!({"metadata": {"name": "owner"}})).unwrap();
+    let owner = rt.block_on(owners.create(&PostParams::default(), &owner)).unwrap();
+    let mut owned = work("owned");
+    owned.metadata.name = Some("work2".into());
+    owned.spec.workload.manifests = vec![
+        ocm_ce_work::Manifest::from_raw(
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "cm2", "namespace": ns}, "data": {"greeting": "owned"}})
+            .to_string(),
+        )
+        .unwrap(),
+    ];
+    owned.metadata.owner_references = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: "owner".into(),
+        uid: owner.metadata.uid.clone().unwrap(),
+        ..Default::default()
+    }]);
+    rt.block_on(works.create(&PostParams::default(), &owned)).unwrap();
+    until("the owned work's ConfigMap", wait, || {
+        greeting(&rt.block_on(cms.get_opt("cm2")).unwrap()).as_deref() == Some("owned")
+    });
+    rt.block_on(owners.delete("owner", &DeleteParams::default())).unwrap();
+    until("the owned work collected with its owner", wait, || {
+        rt.block_on(works.get_opt("work2")).unwrap().is_none()
+    });
+    assert!(
+        rt.block_on(cms.get_opt("cm2")).unwrap().is_none(),
+        "its ConfigMap went before it"
+    );
+    assert!(
+        rt.block_on(works.get_opt("work1")).unwrap().is_some(),
+        "the other work stays"
+    );
 
     rt.block_on(works.delete("work1", &DeleteParams::default())).unwrap();
     until("the ConfigMap deleted with the work", wait, || {

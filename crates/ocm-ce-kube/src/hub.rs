@@ -4,17 +4,19 @@
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store as Reflected};
 use kube::runtime::watcher::Event;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use ocm_ce_client::Transport;
 use ocm_ce_work::api::{RESOURCE_VERSION_ANNOTATION, SEQUENCE_ID_ANNOTATION, SOURCE_FINALIZER};
 use ocm_ce_work::client::SourceWorkClient;
-use ocm_ce_work::store::WatchEvent;
+use ocm_ce_work::gc::{GarbageCollector, OwnerFilter, WorkApi};
+use ocm_ce_work::store::{Store, WatchEvent};
 use ocm_ce_work::{ManifestWork, ManifestWorkStatus, ObjectMeta, PatchType, status_hash, work_uid};
 use serde_json::{Value, json};
 
@@ -36,6 +38,12 @@ pub struct HubConfig {
     /// Every work is reconciled at least this often (failed requests are retried then).
     /// Default 5 s.
     pub resync_interval: Duration,
+    /// Owner kinds of the garbage collector ([`ocm_ce_work::gc`]): a ManifestWork whose owners
+    /// (owner references of these kinds) are all deleted is deleted from the hub API; one that
+    /// loses some of its owners loses their references. None by default (no collector runs). A
+    /// full cluster's own garbage collector (kube-controller-manager) does the same for owners
+    /// in the hub API; this one also serves API servers without it, as the Go SDK's does.
+    pub gc_owners: Vec<OwnerFilter>,
 }
 
 impl Default for HubConfig {
@@ -43,6 +51,7 @@ impl Default for HubConfig {
         Self {
             label_selector: None,
             resync_interval: Duration::from_secs(5),
+            gc_owners: Vec::new(),
         }
     }
 }
@@ -57,6 +66,12 @@ impl HubConfig {
     /// Sets [`resync_interval`](Self::resync_interval).
     pub fn resync_interval(mut self, interval: Duration) -> Self {
         self.resync_interval = interval;
+        self
+    }
+
+    /// Adds an owner kind of the garbage collector ([`gc_owners`](Self::gc_owners)).
+    pub fn gc_owner(mut self, owner: OwnerFilter) -> Self {
+        self.gc_owners.push(owner);
         self
     }
 
@@ -241,8 +256,31 @@ impl<Tr: Transport> Hub<Tr> {
         }
     }
 
-    /// Runs until `shutdown` completes (the source client stays open: close it after).
+    /// Runs until `shutdown` completes (the source client stays open: close it after), with the
+    /// garbage collector when [`HubConfig::gc_owners`] names owner kinds.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let owners = std::mem::take(&mut self.config.gc_owners);
+        if owners.is_empty() {
+            return self.serve(shutdown).await;
+        }
+        let works = HubWorks {
+            api: self.api.clone(),
+            source: self.source.clone(),
+        };
+        let gc = GarbageCollector::new(works, self.api.clone().into_client(), owners);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let collect = gc.run(async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|s| *s).await;
+        });
+        let serve = async {
+            self.serve(shutdown).await;
+            stop.send_replace(true);
+        };
+        tokio::join!(collect, serve);
+    }
+
+    async fn serve(&mut self, shutdown: impl Future<Output = ()>) {
         let (reader, writer) = reflector::store::<ManifestWork>();
         let mut objects = pin!(reflector(
             writer,
@@ -442,6 +480,88 @@ impl<Tr: Transport> Hub<Tr> {
                 ),
                 e,
             )),
+        }
+    }
+}
+
+/// The hub's works as the garbage collector sees them: read from the source's copies (which carry
+/// the objects' owner references), changed and deleted in the hub API (the hub then does the
+/// rest, as for any other change).
+#[derive(Debug)]
+struct HubWorks<Tr: Transport> {
+    /// The hub's ManifestWorks (all namespaces).
+    api: Api<ManifestWork>,
+    source: SourceWorkClient<Tr>,
+}
+
+fn api_error(namespace: &str, name: &str, e: kube::Error) -> ocm_ce_work::Error {
+    match &e {
+        kube::Error::Api(s) if s.code == 404 => ocm_ce_work::Error::NotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        },
+        kube::Error::Api(s) if s.code == 409 => ocm_ce_work::Error::Conflict {
+            reason: s.message.clone(),
+        },
+        _ => ocm_ce_work::Error::Internal {
+            reason: format!(
+                "ManifestWork {namespace}/{name} in the hub API: {}",
+                ocm_ce_client::Report(&e)
+            ),
+        },
+    }
+}
+
+impl<Tr: Transport> WorkApi for HubWorks<Tr> {
+    fn store(&self) -> &Store {
+        self.source.store()
+    }
+
+    fn get(&self, namespace: &str, name: &str) -> ocm_ce_work::Result<Arc<ManifestWork>> {
+        self.source.get(namespace, name)
+    }
+
+    fn patch(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch_type: PatchType,
+        data: &[u8],
+    ) -> impl Future<Output = ocm_ce_work::Result<Arc<ManifestWork>>> + Send {
+        let api = Api::<ManifestWork>::namespaced(self.api.clone().into_client(), namespace);
+        let (namespace, name) = (namespace.to_owned(), name.to_owned());
+        let parsed = serde_json::from_slice::<Value>(data);
+        async move {
+            let mut value = parsed.map_err(|e| ocm_ce_work::Error::PatchFailed { reason: e.to_string() })?;
+            // The collector's precondition is the source's version (the generation), not the
+            // API's resource version.
+            if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata.remove("resourceVersion");
+            }
+            let patch = match patch_type {
+                PatchType::Merge => Patch::Merge(value),
+                PatchType::Json => {
+                    return Err(ocm_ce_work::Error::UnsupportedPatchType {
+                        patch_type: patch_type.to_string(),
+                    });
+                }
+            };
+            api.patch(&name, &PatchParams::default(), &patch)
+                .await
+                .map(Arc::new)
+                .map_err(|e| api_error(&namespace, &name, e))
+        }
+    }
+
+    fn delete(&self, namespace: &str, name: &str) -> impl Future<Output = ocm_ce_work::Result<()>> + Send {
+        let api = Api::<ManifestWork>::namespaced(self.api.clone().into_client(), namespace);
+        let (namespace, name) = (namespace.to_owned(), name.to_owned());
+        async move {
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(api_error(&namespace, &name, e)),
+            }
         }
     }
 }
