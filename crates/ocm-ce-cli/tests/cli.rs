@@ -747,7 +747,7 @@ fn a_hub_serves_the_manifest_works_of_its_api_server_to_a_kube_agent() {
         api_version: "v1".into(),
         kind: "ConfigMap".into(),
         name: "owner".into(),
-        uid: owner.metadata.uid.clone().unwrap(),
+        uid: owner.metadata.uid.unwrap(),
         ..Default::default()
     }]);
     rt.block_on(works.create(&PostParams::default(), &owned)).unwrap();
