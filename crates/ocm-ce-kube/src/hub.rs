@@ -294,6 +294,8 @@ impl<Tr: Transport> Hub<Tr> {
         // an object deleted.
         let mut listed = false;
         let mut dirty = BTreeSet::new();
+        // The last error of each work that failed, so a lasting one is logged once.
+        let mut failing: HashMap<Key, String> = HashMap::new();
         loop {
             tokio::select! {
                 ev = objects.next() => match ev {
@@ -322,9 +324,18 @@ impl<Tr: Transport> Hub<Tr> {
             }
             if listed {
                 for key in std::mem::take(&mut dirty) {
-                    if let Err(e) = self.reconcile(&reader, &key).await {
-                        // Retried at the next resync.
-                        tracing::warn!(work = %format!("{}/{}", key.0, key.1), error = %ocm_ce_client::Report(&e), "cannot reconcile a ManifestWork of the hub");
+                    match self.reconcile(&reader, &key).await {
+                        Ok(()) => {
+                            failing.remove(&key);
+                        }
+                        // Retried at the next resync; logged once until it changes.
+                        Err(e) => {
+                            let error = ocm_ce_client::Report(&e).to_string();
+                            if failing.get(&key) != Some(&error) {
+                                tracing::warn!(work = %format!("{}/{}", key.0, key.1), %error, "cannot reconcile a ManifestWork of the hub");
+                                failing.insert(key, error);
+                            }
+                        }
                     }
                 }
             }
@@ -360,8 +371,9 @@ impl<Tr: Transport> Hub<Tr> {
                     tracing::info!(work = %format!("{ns}/{name}"), "deleting");
                     self.source.delete(ns, name).await.map_err(work_error(name))
                 }
-                // The agent has not acknowledged the deletion yet.
-                Some(_) => Ok(()),
+                // The agent has not acknowledged the deletion yet; what it reports meanwhile
+                // is shown.
+                Some(s) => self.write_status(&object, &s.status).await,
                 None if has_finalizer(&object) => {
                     tracing::info!(work = %format!("{ns}/{name}"), "deleted on the managed cluster; removing the finalizer");
                     self.written.remove(key);
