@@ -388,7 +388,21 @@ def work_json(name, cluster, value, version, namespace="default"):
     return w
 
 
-class GoSource:
+class LongRunningSource:
+    """A source that runs all along (the Go source, `ocm-ce hub`): it answers the agents' spec
+    resync requests itself, nothing has to listen for it."""
+
+    def listening(self):
+        return contextlib.nullcontext()
+
+    def agent_returning(self, deleted):
+        return None
+
+    def agent_returned(self, listener):
+        pass
+
+
+class GoSource(LongRunningSource):
     """go-source (sdk-go v0.15.0 ClientHolder + SourceLocalWatcherStore), long-running."""
     kind = "go-source"
 
@@ -499,16 +513,6 @@ class GoSource:
             self.readded.add(name)
             self.cell.note(f"{name}: the Go source re-inserted the deleting work after DELETED (sdk-go v0.15.0 Delete race)")
 
-    def listening(self):
-        """The Go source is a long-running process: it always answers spec resync requests."""
-        return contextlib.nullcontext()
-
-    # the Go source answers the agents' spec resync requests itself
-    def agent_returning(self, deleted):
-        return None
-
-    def agent_returned(self, listener):
-        pass
 
 
 class OcmSource:
@@ -661,7 +665,7 @@ def works_path(cluster, name=""):
     return f"/apis/work.open-cluster-management.io/v1/namespaces/{cluster}/manifestworks" + (f"/{name}" if name else "")
 
 
-class HubSource:
+class HubSource(LongRunningSource):
     """`ocm-ce hub`: the works are ManifestWorks in the hub API (namespace = cluster), created,
     patched and deleted there; the statuses are read from their status subresource. The resource
     version the agents see is the object's generation (create = 1, each spec change + 1)."""
@@ -728,15 +732,6 @@ class HubSource:
         poll(f"ManifestWork {name} gone from the hub API (the hub removed its finalizer)",
              lambda: self.get(name) is None, TIMEOUT, 0.1)
 
-    def listening(self):
-        """The hub is a long-running process: it always answers spec resync requests."""
-        return contextlib.nullcontext()
-
-    def agent_returning(self, deleted):
-        return None
-
-    def agent_returned(self, listener):
-        pass
 
 
 # ---- agents ---------------------------------------------------------------------------------
@@ -819,11 +814,15 @@ class OcmAgent:
         self.dir = cell.path("apply")
         self.svc = None
 
+    def target(self):
+        """Where the agent applies: the arguments that say it."""
+        return ["--apply-dir", self.dir]
+
     def start(self):
         self.svc = self.cell.service("ocm-ce-agent", [
             self.cell.runner.ocm_bin, "-v", "agent", "--transport", self.tr.kind,
             "--config", self.tr.agent_config(self.sid, self.cluster), "--cluster", self.cluster,
-            "--agent-id", self.cluster + "-agent", "--apply-dir", self.dir])
+            "--agent-id", self.cluster + "-agent", *self.target()])
         self.svc.wait_log("subscription", r"subscription confirmed")
 
     def stop(self):
@@ -895,12 +894,8 @@ class KubeAgent(OcmAgent):
         self.ns = "ns-" + cluster
         self.kube.ensure_namespace(self.ns)
 
-    def start(self):
-        self.svc = self.cell.service("ocm-ce-agent", [
-            self.cell.runner.ocm_bin, "-v", "agent", "--transport", self.tr.kind,
-            "--config", self.tr.agent_config(self.sid, self.cluster), "--cluster", self.cluster,
-            "--agent-id", self.cluster + "-agent", "--kubeconfig", self.kube.kubeconfig, "--hub-hash", self.hub_hash])
-        self.svc.wait_log("subscription", r"subscription confirmed")
+    def target(self):
+        return ["--kubeconfig", self.kube.kubeconfig, "--hub-hash", self.hub_hash]
 
     def owned(self, uid):
         """The ConfigMaps of the cell's namespace owned by the record of work uid."""

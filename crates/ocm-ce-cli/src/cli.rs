@@ -201,6 +201,44 @@ impl RateArgs {
     }
 }
 
+/// The client-side limit of the requests to a Kubernetes API server (client-go's QPS/Burst).
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct KubeApiArgs {
+    /// Requests per second to the Kubernetes API server (client-side limit).
+    #[arg(long, default_value_t = 50.0)]
+    pub(crate) kube_api_qps: f32,
+    /// Requests at once to the Kubernetes API server (client-side limit).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) kube_api_burst: u32,
+}
+
+impl KubeApiArgs {
+    /// The limit.
+    pub(crate) fn limit(self) -> ocm_ce_client::RateLimit {
+        ocm_ce_client::RateLimit {
+            qps: self.kube_api_qps,
+            burst: self.kube_api_burst,
+        }
+    }
+}
+
+/// What a source process is: its transport, publish rate limit and id (`source`, `hub`).
+#[derive(Debug, Args)]
+pub(crate) struct SourceClientArgs {
+    /// Transport and config.
+    #[command(flatten)]
+    pub(crate) transport: TransportArgs,
+    /// Publish rate limit.
+    #[command(flatten)]
+    pub(crate) rate: RateArgs,
+    /// Source id.
+    #[arg(long = "source")]
+    pub(crate) source_id: String,
+    /// MQTT client id (default `<source>-client`).
+    #[arg(long)]
+    pub(crate) client_id: Option<String>,
+}
+
 /// `agent` options.
 #[derive(Debug, Args)]
 pub(crate) struct AgentArgs {
@@ -229,29 +267,17 @@ pub(crate) struct AgentArgs {
     /// Works applied to the cluster at the same time.
     #[arg(long, default_value_t = 4)]
     pub(crate) workers: usize,
-    /// Requests per second to the Kubernetes API server (client-side limit).
-    #[arg(long, default_value_t = 50.0)]
-    pub(crate) kube_api_qps: f32,
-    /// Requests at once to the Kubernetes API server (client-side limit).
-    #[arg(long, default_value_t = 100)]
-    pub(crate) kube_api_burst: u32,
+    /// Client-side limit of the requests to the Kubernetes API server.
+    #[command(flatten)]
+    pub(crate) kube_api: KubeApiArgs,
 }
 
 /// `hub` options.
 #[derive(Debug, Args)]
 pub(crate) struct HubArgs {
-    /// Transport and config.
+    /// The source: transport, rate limit, id.
     #[command(flatten)]
-    pub(crate) transport: TransportArgs,
-    /// Publish rate limit.
-    #[command(flatten)]
-    pub(crate) rate: RateArgs,
-    /// Source id.
-    #[arg(long = "source")]
-    pub(crate) source_id: String,
-    /// MQTT client id (default `<source>-client`).
-    #[arg(long)]
-    pub(crate) client_id: Option<String>,
+    pub(crate) client: SourceClientArgs,
     /// The hub cluster's kubeconfig (default: the pod's own cluster, else $KUBECONFIG or
     /// ~/.kube/config).
     #[arg(long)]
@@ -267,29 +293,17 @@ pub(crate) struct HubArgs {
     /// deleted is deleted.
     #[arg(long = "gc-owner", value_name = "[GROUP/]VERSION/KIND")]
     pub(crate) gc_owners: Vec<String>,
-    /// Requests per second to the Kubernetes API server (client-side limit).
-    #[arg(long, default_value_t = 50.0)]
-    pub(crate) kube_api_qps: f32,
-    /// Requests at once to the Kubernetes API server (client-side limit).
-    #[arg(long, default_value_t = 100)]
-    pub(crate) kube_api_burst: u32,
+    /// Client-side limit of the requests to the Kubernetes API server.
+    #[command(flatten)]
+    pub(crate) kube_api: KubeApiArgs,
 }
 
 /// `source` options.
 #[derive(Debug, Args)]
 pub(crate) struct SourceArgs {
-    /// Transport and config.
+    /// The source: transport, rate limit, id.
     #[command(flatten)]
-    pub(crate) transport: TransportArgs,
-    /// Publish rate limit.
-    #[command(flatten)]
-    pub(crate) rate: RateArgs,
-    /// Source id.
-    #[arg(long = "source")]
-    pub(crate) source_id: String,
-    /// MQTT client id (default `<source>-client`).
-    #[arg(long)]
-    pub(crate) client_id: Option<String>,
+    pub(crate) client: SourceClientArgs,
     /// Where the source keeps its works between runs (default: under the user's state dir).
     #[arg(long)]
     pub(crate) state_dir: Option<PathBuf>,

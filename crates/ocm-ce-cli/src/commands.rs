@@ -23,7 +23,8 @@ use tokio::task::JoinSet;
 
 use crate::applier::Applier;
 use crate::cli::{
-    AgentArgs, BenchArgs, BrokerArgs, Cli, Command, ConfigCommand, Output, QuickstartArgs, SourceArgs, SourceCommand,
+    AgentArgs, BenchArgs, BrokerArgs, Cli, Command, ConfigCommand, Output, QuickstartArgs, SourceArgs,
+    SourceClientArgs, SourceCommand,
 };
 use crate::kube_agent;
 use crate::lifecycle::{self, Plan, Summary};
@@ -59,7 +60,7 @@ fn state_home() -> PathBuf {
     )
 }
 
-pub(crate) fn load_config(kind: ocm_ce_client::TransportKind, path: &Path) -> Result<TransportConfig> {
+fn load_config(kind: ocm_ce_client::TransportKind, path: &Path) -> Result<TransportConfig> {
     if !path.exists() {
         bail!(
             "config file {} does not exist (pass a Go SDK {kind} config with --config)",
@@ -249,6 +250,16 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The transport of the source `args` names (its config file loaded).
+pub(crate) fn source_transport(args: &SourceClientArgs) -> Result<AnyTransport> {
+    let config = load_config(args.transport.transport.kind(), &args.transport.config)?;
+    let client_id = args
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-client", args.source_id));
+    AnyTransport::source(&config, &args.source_id, &client_id).map_err(anyhow::Error::msg)
+}
+
 // ---- source ----------------------------------------------------------------------------------
 
 async fn source(args: SourceArgs) -> Result<ExitCode> {
@@ -258,14 +269,9 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
         SourceCommand::Sync { .. } | SourceCommand::Watch { .. } => Some(Shutdown::install()?),
         _ => None,
     };
-    let config = load_config(args.transport.transport.kind(), &args.transport.config)?;
-    let client_id = args
-        .client_id
-        .clone()
-        .unwrap_or_else(|| format!("{}-client", args.source_id));
-    let transport = AnyTransport::source(&config, &args.source_id, &client_id).map_err(anyhow::Error::msg)?;
+    let transport = source_transport(&args.client)?;
     let state_dir = args.state_dir.clone().unwrap_or_else(|| state_home().join("sources"));
-    let mut db = StateDb::open(&state_dir, &args.source_id)?;
+    let mut db = StateDb::open(&state_dir, &args.client.source_id)?;
     let works = db.load()?;
     // A deletion the agent acknowledges while the start-up resync settles removes the work
     // before `delete` looks it up: that is a finished deletion, not an unknown work.
@@ -278,9 +284,14 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
         SourceCommand::Delete { name, namespace, .. } => known_at_start(namespace, name),
         _ => false,
     };
-    let client = SourceWorkClient::start(transport, &args.source_id, works, client_options(args.rate));
+    let client = SourceWorkClient::start(
+        transport,
+        &args.client.source_id,
+        works,
+        client_options(args.client.rate),
+    );
     wait_connected(
-        &format!("source {}", args.source_id),
+        &format!("source {}", args.client.source_id),
         args.connect_timeout,
         client.wait_until_connected(),
         || client.last_error(),

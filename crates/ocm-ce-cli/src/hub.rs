@@ -7,13 +7,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use kube::core::{ApiResource, GroupVersionKind};
-use ocm_ce_client::{AnyTransport, RateLimit};
 use ocm_ce_kube::{Hub, HubConfig, client_from_kubeconfig, hub_works, rate_limited};
 use ocm_ce_work::client::SourceWorkClient;
 use ocm_ce_work::gc::OwnerFilter;
 
 use crate::cli::HubArgs;
-use crate::commands::{FLUSH_ON_EXIT, Shutdown, client_options, load_config};
+use crate::commands::{FLUSH_ON_EXIT, Shutdown, client_options, source_transport};
 
 /// An owner kind of the garbage collector from `[GROUP/]VERSION/KIND`.
 fn owner_filter(spec: &str) -> Result<OwnerFilter> {
@@ -34,17 +33,12 @@ fn owner_filter(spec: &str) -> Result<OwnerFilter> {
 /// Runs the hub until SIGINT or SIGTERM.
 pub(crate) async fn run(args: HubArgs) -> Result<ExitCode> {
     let mut shutdown = Shutdown::install()?;
-    let config = load_config(args.transport.transport.kind(), &args.transport.config)?;
+    // The config is checked before anything else.
+    let transport = source_transport(&args.client)?;
     let kube = client_from_kubeconfig(args.kubeconfig.as_deref())
         .await
         .context("cannot reach the hub cluster")?;
-    let kube = rate_limited(
-        kube,
-        RateLimit {
-            qps: args.kube_api_qps,
-            burst: args.kube_api_burst,
-        },
-    );
+    let kube = rate_limited(kube, args.kube_api.limit());
     let mut hub_config = HubConfig::default().resync_interval(args.resync_interval);
     if let Some(selector) = &args.selector {
         hub_config = hub_config.label_selector(selector);
@@ -53,23 +47,23 @@ pub(crate) async fn run(args: HubArgs) -> Result<ExitCode> {
         hub_config = hub_config.gc_owner(owner_filter(owner)?);
     }
     // What the hub served before it stopped: specs, statuses, deletions in progress.
-    let initial = hub_works(&kube, &args.source_id, &hub_config)
+    let initial = hub_works(&kube, &args.client.source_id, &hub_config)
         .await
         .context("cannot list the ManifestWorks of the hub (is the ManifestWork CRD installed?)")?;
-    let client_id = args
-        .client_id
-        .clone()
-        .unwrap_or_else(|| format!("{}-client", args.source_id));
-    let transport = AnyTransport::source(&config, &args.source_id, &client_id).map_err(anyhow::Error::msg)?;
     eprintln!(
         "hub {} serving the ManifestWorks of {} ({} there)",
-        args.source_id,
+        args.client.source_id,
         args.kubeconfig
             .as_ref()
             .map_or_else(|| "its own cluster".to_owned(), |p| p.display().to_string()),
         initial.len()
     );
-    let source = SourceWorkClient::start(transport, &args.source_id, initial, client_options(args.rate));
+    let source = SourceWorkClient::start(
+        transport,
+        &args.client.source_id,
+        initial,
+        client_options(args.client.rate),
+    );
     Hub::new(kube, source.clone(), hub_config).run(shutdown.recv()).await;
     source.close(FLUSH_ON_EXIT).await;
     eprintln!("hub stopped");

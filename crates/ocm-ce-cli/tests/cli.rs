@@ -361,6 +361,79 @@ fn the_broker_refuses_a_public_address_without_authentication() {
     assert!(stderr(&out).contains("refusing to serve"), "{}", stderr(&out));
 }
 
+/// The API server of `scripts/test-env.sh` for a test: its admin kubeconfig, a client, a runtime
+/// to drive the client, and a suffix no other test run uses (tests share the API server).
+struct KubeTest {
+    kubeconfig: String,
+    rt: tokio::runtime::Runtime,
+    kube: kube::Client,
+    unique: String,
+}
+
+impl KubeTest {
+    /// `None` (the test is skipped) only outside CI.
+    fn start() -> Option<Self> {
+        let kubeconfig = test_env("OCM_CE_TEST_KUBECONFIG")?;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let kube = rt
+            .block_on(ocm_ce_kube::client_from_kubeconfig(Some(Path::new(&kubeconfig))))
+            .unwrap();
+        let unique = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        Some(Self {
+            kubeconfig,
+            rt,
+            kube,
+            unique,
+        })
+    }
+
+    fn create_namespace(&self, name: &str) {
+        use k8s_openapi::api::core::v1::Namespace;
+        use kube::api::{Api, PostParams};
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        self.rt
+            .block_on(Api::<Namespace>::all(self.kube.clone()).create(&PostParams::default(), &namespace))
+            .unwrap();
+    }
+
+    /// `ocm-ce agent --kubeconfig` for `cluster` (its records under the hub hash `hub-<unique>`).
+    fn agent(&self, config: &Path, cluster: &str) -> Proc {
+        Proc(
+            Command::new(BIN)
+                .args(["agent", "--transport", "grpc", "--config"])
+                .arg(config)
+                .args([
+                    "--cluster",
+                    cluster,
+                    "--kubeconfig",
+                    &self.kubeconfig,
+                    "--hub-hash",
+                    &format!("hub-{}", self.unique),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+/// The field managers of an object.
+fn managers(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Vec<String> {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| f.manager.clone())
+        .collect()
+}
+
 /// `ocm-ce agent --kubeconfig`: broker, agent and source as processes, the agent applying to
 /// the real API server of `scripts/test-env.sh`: the objects appear with our field manager and
 /// owned by the work's AppliedManifestWork, the status reaches the source, and deleting the work
@@ -368,49 +441,20 @@ fn the_broker_refuses_a_public_address_without_authentication() {
 #[test]
 fn an_agent_with_a_kubeconfig_applies_works_to_the_cluster() {
     use k8s_openapi::api::apps::v1::Deployment;
-    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-    use kube::api::{Api, PostParams};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::Api;
 
-    let Some(kubeconfig) = test_env("OCM_CE_TEST_KUBECONFIG") else {
+    let Some(kt) = KubeTest::start() else {
         return;
     };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let kube = rt
-        .block_on(ocm_ce_kube::client_from_kubeconfig(Some(Path::new(&kubeconfig))))
-        .unwrap();
-    let unique = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
+    let (rt, unique) = (&kt.rt, &kt.unique);
     let ns = format!("cli-{unique}");
-    let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
-    rt.block_on(Api::<Namespace>::all(kube.clone()).create(&PostParams::default(), &namespace))
-        .unwrap();
+    kt.create_namespace(&ns);
     let (_broker, addr) = broker();
     let tmp = tempfile::tempdir().unwrap();
     let config = write(tmp.path(), "grpc.yaml", &format!("url: {addr}\n"));
     let cluster = format!("kube-{unique}");
-    let _agent = Proc(
-        Command::new(BIN)
-            .args(["agent", "--transport", "grpc", "--config"])
-            .arg(&config)
-            .args([
-                "--cluster",
-                &cluster,
-                "--kubeconfig",
-                &kubeconfig,
-                "--hub-hash",
-                &format!("hub-{unique}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _agent = kt.agent(&config, &cluster);
     let work = write(
         tmp.path(),
         "work.yaml",
@@ -467,21 +511,15 @@ spec:
     let out = source(&["apply", "-f", work.to_str().unwrap(), "--wait", "--timeout", "60s"]);
     assert!(out.status.success(), "apply failed: {}", stderr(&out));
     assert!(stdout(&out).contains("type: Applied"), "{}", stdout(&out));
-    let cms = Api::<ConfigMap>::namespaced(kube.clone(), &ns);
+    let cms = Api::<ConfigMap>::namespaced(kt.kube.clone(), &ns);
     let cm = rt.block_on(cms.get("cm1")).unwrap();
-    assert_eq!(cm.data.unwrap()["greeting"], "hello");
-    let managers: Vec<_> = cm
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|f| f.manager.clone())
-        .collect();
+    let managers = managers(&cm.metadata);
     assert!(managers.contains(&"ocm-ce-agent".to_owned()), "{managers:?}");
+    assert_eq!(cm.data.unwrap()["greeting"], "hello");
     let owners = cm.metadata.owner_references.unwrap_or_default();
     assert_eq!(owners.len(), 1);
     assert_eq!(owners[0].kind, "AppliedManifestWork");
-    let deployments = Api::<Deployment>::namespaced(kube, &ns);
+    let deployments = Api::<Deployment>::namespaced(kt.kube.clone(), &ns);
     assert_eq!(
         rt.block_on(deployments.get("web")).unwrap().spec.unwrap().replicas,
         Some(2)
@@ -553,31 +591,17 @@ fn terminate(proc: &mut Proc, timeout: Duration) -> Option<i32> {
 /// reaches the ConfigMap; deleting the ManifestWork deletes the ConfigMap and then the object.
 #[test]
 fn a_hub_serves_the_manifest_works_of_its_api_server_to_a_kube_agent() {
-    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
     use ocm_ce_work::ManifestWork;
 
-    let Some(kubeconfig) = test_env("OCM_CE_TEST_KUBECONFIG") else {
+    let Some(kt) = KubeTest::start() else {
         return;
     };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let kube = rt
-        .block_on(ocm_ce_kube::client_from_kubeconfig(Some(Path::new(&kubeconfig))))
-        .unwrap();
-    let unique = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
+    let (rt, unique, kubeconfig) = (&kt.rt, &kt.unique, &kt.kubeconfig);
     let (ns, cluster) = (format!("hubcm-{unique}"), format!("hubc-{unique}"));
-    for name in [&ns, &cluster] {
-        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
-        rt.block_on(Api::<Namespace>::all(kube.clone()).create(&PostParams::default(), &namespace))
-            .unwrap();
-    }
+    kt.create_namespace(&ns);
+    kt.create_namespace(&cluster);
     let (_broker, addr) = broker();
     let tmp = tempfile::tempdir().unwrap();
     let config = write(tmp.path(), "grpc.yaml", &format!("url: {addr}\n"));
@@ -592,7 +616,7 @@ fn a_hub_serves_the_manifest_works_of_its_api_server_to_a_kube_agent() {
                     "--source",
                     &source_id,
                     "--kubeconfig",
-                    &kubeconfig,
+                    kubeconfig,
                     "--resync-interval",
                     "1s",
                     "--gc-owner",
@@ -614,23 +638,7 @@ fn a_hub_serves_the_manifest_works_of_its_api_server_to_a_kube_agent() {
     };
     let mut hub_proc = hub(1);
     let _dump = DumpOnPanic(|| format!("hub 1:\n{}\nhub 2:\n{}", log_of(1), log_of(2)));
-    let _agent = Proc(
-        Command::new(BIN)
-            .args(["agent", "--transport", "grpc", "--config"])
-            .arg(&config)
-            .args([
-                "--cluster",
-                &cluster,
-                "--kubeconfig",
-                &kubeconfig,
-                "--hub-hash",
-                &format!("hub-{unique}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _agent = kt.agent(&config, &cluster);
     let work = |greeting: &str| -> ManifestWork {
         serde_json::from_value(serde_json::json!({
             "apiVersion": "work.open-cluster-management.io/v1",
@@ -644,8 +652,8 @@ fn a_hub_serves_the_manifest_works_of_its_api_server_to_a_kube_agent() {
         }))
         .unwrap()
     };
-    let works = Api::<ManifestWork>::namespaced(kube.clone(), &cluster);
-    let cms = Api::<ConfigMap>::namespaced(kube, &ns);
+    let works = Api::<ManifestWork>::namespaced(kt.kube.clone(), &cluster);
+    let cms = Api::<ConfigMap>::namespaced(kt.kube.clone(), &ns);
     let wait = Duration::from_secs(60);
     let greeting = |cm: &Option<ConfigMap>| {
         cm.as_ref()
@@ -670,14 +678,7 @@ fn a_hub_serves_the_manifest_works_of_its_api_server_to_a_kube_agent() {
     until("the ConfigMap applied by the agent", wait, || {
         greeting(&rt.block_on(cms.get_opt("cm1")).unwrap()).as_deref() == Some("hello")
     });
-    let cm = rt.block_on(cms.get("cm1")).unwrap();
-    let managers: Vec<_> = cm
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|f| f.manager.clone())
-        .collect();
+    let managers = managers(&rt.block_on(cms.get("cm1")).unwrap().metadata);
     assert!(managers.contains(&"ocm-ce-agent".to_owned()), "{managers:?}");
     until("Applied=True observing generation 1 on the hub object", wait, || {
         applied_at(1)
