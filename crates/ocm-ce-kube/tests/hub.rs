@@ -1,0 +1,144 @@
+//! [`Hub`] on the real API server of `scripts/test-env.sh`, which plays both the hub (the
+//! ManifestWorks, namespace = cluster) and the managed cluster (a [`KubeApplier`] agent through
+//! the in-memory broker): what a hub that was down missed is done when it starts again.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use ocm_ce_client::testing::FakeTransport;
+use ocm_ce_kube::{HUB_FINALIZER, Hub, HubConfig, hub_works};
+use ocm_ce_work::ManifestWork;
+use ocm_ce_work::client::SourceWorkClient;
+use serde_json::json;
+use support::{Env, WAIT, applier_config, client_options, configmap, create_namespace, eventually};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running hub of source `hub1` serving the works labelled `test=<cluster>`.
+struct RunningHub {
+    source: SourceWorkClient<FakeTransport>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl RunningHub {
+    async fn start(env: &Env) -> Self {
+        let config = HubConfig::default()
+            .label_selector(format!("test={}", env.cluster))
+            .resync_interval(Duration::from_millis(300));
+        let initial = hub_works(&env.kube, "hub1", &config).await.unwrap();
+        let source = SourceWorkClient::start(env.broker.source("hub1"), "hub1", initial, client_options());
+        tokio::time::timeout(WAIT, source.wait_until_connected()).await.unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let hub = Hub::new(env.kube.clone(), source.clone(), config);
+        let task = tokio::spawn(hub.run(async move {
+            let _ = stopped.await;
+        }));
+        Self { source, stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(WAIT, self.task).await.unwrap().unwrap();
+        self.source.close(Duration::from_secs(5)).await;
+    }
+}
+
+fn work(env: &Env, name: &str, value: &str) -> ManifestWork {
+    let mut w = ManifestWork::new(
+        &env.cluster,
+        name,
+        vec![configmap(&env.ns, &format!("cm-{name}"), json!({"k": value}))],
+    );
+    w.metadata.labels = Some([("test".to_owned(), env.cluster.clone())].into());
+    w
+}
+
+fn applied(w: &ManifestWork) -> bool {
+    w.status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Applied" && c.status == "True" && c.observed_generation == w.metadata.generation)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_hub_finishes_what_happened_while_it_was_down() {
+    let Some(env) = Env::new().await else { return };
+    create_namespace(&env.kube, &env.cluster).await;
+    let agent = env.start_agent(applier_config(&env.hub)).await;
+    let works = Api::<ManifestWork>::namespaced(env.kube.clone(), &env.cluster);
+    let cms = Api::<ConfigMap>::namespaced(env.kube.clone(), &env.ns);
+    let get = |name: &'static str| {
+        let works = works.clone();
+        async move { works.get_opt(name).await.unwrap() }
+    };
+
+    let hub = RunningHub::start(&env).await;
+    works
+        .create(&PostParams::default(), &work(&env, "w1", "a"))
+        .await
+        .unwrap();
+    works
+        .create(&PostParams::default(), &work(&env, "w2", "b"))
+        .await
+        .unwrap();
+    for name in ["w1", "w2"] {
+        eventually("Applied on the hub objects", || async {
+            get(name).await.is_some_and(|w| applied(&w))
+        })
+        .await;
+    }
+    assert!(
+        get("w1")
+            .await
+            .unwrap()
+            .finalizers()
+            .contains(&HUB_FINALIZER.to_owned())
+    );
+    hub.stop().await;
+
+    // While the hub is down: w1 is deleted (it stays, the hub's finalizer holds it), w3 is
+    // created, and w2's status is lost (overwritten).
+    works.delete("w1", &DeleteParams::default()).await.unwrap();
+    assert!(get("w1").await.unwrap().is_deleting());
+    works
+        .create(&PostParams::default(), &work(&env, "w3", "c"))
+        .await
+        .unwrap();
+    works
+        .patch_status(
+            "w2",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"conditions": null, "resourceStatus": {"manifests": null}}})),
+        )
+        .await
+        .unwrap();
+    assert!(get("w2").await.unwrap().status.conditions.is_empty());
+    let hub = RunningHub::start(&env).await;
+    eventually("w1's ConfigMap deleted", || async {
+        cms.get_opt("cm-w1").await.unwrap().is_none()
+    })
+    .await;
+    eventually("w1 gone from the hub (the finalizer removed)", || async {
+        get("w1").await.is_none()
+    })
+    .await;
+    eventually("w3 applied", || async { get("w3").await.is_some_and(|w| applied(&w)) }).await;
+    assert_eq!(
+        cms.get("cm-w3").await.unwrap().data.unwrap()["k"],
+        "c",
+        "w3's ConfigMap on the managed cluster"
+    );
+    eventually("w2's status written again (status resync)", || async {
+        get("w2").await.is_some_and(|w| applied(&w))
+    })
+    .await;
+    assert_eq!(get("w2").await.unwrap().status.resource_status.manifests.len(), 1);
+    hub.stop().await;
+    agent.stop().await;
+}
