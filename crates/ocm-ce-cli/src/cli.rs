@@ -293,6 +293,9 @@ pub(crate) struct HubArgs {
     /// deleted is deleted.
     #[arg(long = "gc-owner", value_name = "[GROUP/]VERSION/KIND")]
     pub(crate) gc_owners: Vec<String>,
+    /// Works reconciled at the same time.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) workers: usize,
     /// Client-side limit of the requests to the Kubernetes API server.
     #[command(flatten)]
     pub(crate) kube_api: KubeApiArgs,

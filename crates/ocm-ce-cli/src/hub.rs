@@ -39,7 +39,9 @@ pub(crate) async fn run(args: HubArgs) -> Result<ExitCode> {
         .await
         .context("cannot reach the hub cluster")?;
     let kube = rate_limited(kube, args.kube_api.limit());
-    let mut hub_config = HubConfig::default().resync_interval(args.resync_interval);
+    let mut hub_config = HubConfig::default()
+        .resync_interval(args.resync_interval)
+        .workers(args.workers);
     if let Some(selector) = &args.selector {
         hub_config = hub_config.label_selector(selector);
     }

@@ -4,10 +4,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store as Reflected};
 use kube::runtime::watcher::Event;
@@ -44,6 +44,9 @@ pub struct HubConfig {
     /// full cluster's own garbage collector (kube-controller-manager) does the same for owners
     /// in the hub API; this one also serves API servers without it, as the Go SDK's does.
     pub gc_owners: Vec<OwnerFilter>,
+    /// At most this many works are reconciled at the same time (each one's requests in order).
+    /// Default 8.
+    pub workers: usize,
 }
 
 impl Default for HubConfig {
@@ -52,6 +55,7 @@ impl Default for HubConfig {
             label_selector: None,
             resync_interval: Duration::from_secs(5),
             gc_owners: Vec::new(),
+            workers: 8,
         }
     }
 }
@@ -66,6 +70,12 @@ impl HubConfig {
     /// Sets [`resync_interval`](Self::resync_interval).
     pub fn resync_interval(mut self, interval: Duration) -> Self {
         self.resync_interval = interval;
+        self
+    }
+
+    /// Sets [`workers`](Self::workers).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
         self
     }
 
@@ -172,10 +182,50 @@ pub struct Hub<Tr: Transport> {
     source: SourceWorkClient<Tr>,
     config: HubConfig,
     /// The status hash last written into each object, by (namespace, name).
-    written: HashMap<Key, String>,
+    written: Mutex<HashMap<Key, String>>,
 }
 
 type Key = (String, String);
+
+/// What woke the hub up.
+enum Wake {
+    /// A change of one work (its API object or its source copy).
+    Work(Key),
+    /// The first or a new complete list of the API objects.
+    Listed,
+    /// Time (or a reason) to reconcile every work.
+    All,
+    /// Nothing happened (a watch restart, a watch error that was logged).
+    Nothing,
+    /// A stream ended: the hub stops.
+    Ended,
+}
+
+impl Wake {
+    fn object(ev: Option<Result<Event<ManifestWork>, watcher::Error>>) -> Self {
+        match ev {
+            None => Self::Ended,
+            Some(Ok(Event::Apply(w) | Event::Delete(w) | Event::InitApply(w))) => Self::Work(key_of(&w)),
+            Some(Ok(Event::InitDone)) => Self::Listed,
+            Some(Ok(Event::Init)) => Self::Nothing,
+            Some(Err(e)) => {
+                tracing::warn!(error = %ocm_ce_client::Report(&e), "watching the ManifestWorks of the hub");
+                Self::Nothing
+            }
+        }
+    }
+
+    fn change(ev: Option<WatchEvent>) -> Self {
+        match ev {
+            None => Self::Ended,
+            Some(WatchEvent::Added(w) | WatchEvent::Modified(w) | WatchEvent::Deleted(w)) => Self::Work(key_of(&w)),
+            Some(WatchEvent::Relisted(_)) => Self::All,
+        }
+    }
+}
+
+/// At most this many events are gathered into one batch of reconciliations.
+const MAX_BATCH: usize = 1024;
 
 fn key_of(w: &ManifestWork) -> Key {
     (w.namespace().to_owned(), w.name().to_owned())
@@ -252,7 +302,7 @@ impl<Tr: Transport> Hub<Tr> {
             api: Api::all(kube),
             source,
             config,
-            written: HashMap::new(),
+            written: Mutex::default(),
         }
     }
 
@@ -280,7 +330,7 @@ impl<Tr: Transport> Hub<Tr> {
         tokio::join!(collect, serve);
     }
 
-    async fn serve(&mut self, shutdown: impl Future<Output = ()>) {
+    async fn serve(&self, shutdown: impl Future<Output = ()>) {
         let (reader, writer) = reflector::store::<ManifestWork>();
         let mut objects = pin!(reflector(
             writer,
@@ -297,34 +347,52 @@ impl<Tr: Transport> Hub<Tr> {
         // The last error of each work that failed, so a lasting one is logged once.
         let mut failing: HashMap<Key, String> = HashMap::new();
         loop {
-            tokio::select! {
-                ev = objects.next() => match ev {
-                    Some(Ok(Event::Apply(w) | Event::Delete(w) | Event::InitApply(w))) => {
-                        dirty.insert(key_of(&w));
+            let mut wake = tokio::select! {
+                ev = objects.next() => Wake::object(ev),
+                ev = changes.next() => Wake::change(ev),
+                _ = ticks.tick() => Wake::All,
+                () = &mut shutdown => return,
+            };
+            // Whatever else is ready joins the same batch (bounded, so a flood cannot starve
+            // the reconciliation).
+            for _ in 0..MAX_BATCH {
+                match wake {
+                    Wake::Ended => return,
+                    Wake::Work(key) => {
+                        dirty.insert(key);
                     }
-                    Some(Ok(Event::InitDone)) => {
+                    Wake::Listed => {
                         listed = true;
                         self.all_keys(&reader, &mut dirty);
                     }
-                    Some(Ok(Event::Init)) => {}
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %ocm_ce_client::Report(&e), "watching the ManifestWorks of the hub");
-                    }
-                    None => return,
-                },
-                ev = changes.next() => match ev {
-                    Some(WatchEvent::Added(w) | WatchEvent::Modified(w) | WatchEvent::Deleted(w)) => {
-                        dirty.insert(key_of(&w));
-                    }
-                    Some(WatchEvent::Relisted(_)) => self.all_keys(&reader, &mut dirty),
-                    None => return,
-                },
-                _ = ticks.tick() => self.all_keys(&reader, &mut dirty),
-                () = &mut shutdown => return,
+                    Wake::All => self.all_keys(&reader, &mut dirty),
+                    Wake::Nothing => {}
+                }
+                wake = if let Some(ev) = objects.next().now_or_never() {
+                    Wake::object(ev)
+                } else if let Some(ev) = changes.next().now_or_never() {
+                    Wake::change(ev)
+                } else {
+                    break;
+                };
             }
             if listed {
-                for key in std::mem::take(&mut dirty) {
-                    match self.reconcile(&reader, &key).await {
+                // A batch of distinct works at a time, so one work's reconciliations never
+                // overlap.
+                let batch: Vec<Key> = std::mem::take(&mut dirty).into_iter().collect();
+                let results: Vec<(Key, Result<()>)> = futures::stream::iter(batch)
+                    .map(|key| {
+                        let reader = &reader;
+                        async move {
+                            let result = self.reconcile(reader, &key).await;
+                            (key, result)
+                        }
+                    })
+                    .buffer_unordered(self.config.workers.max(1))
+                    .collect()
+                    .await;
+                for (key, result) in results {
+                    match result {
                         Ok(()) => {
                             failing.remove(&key);
                         }
@@ -347,18 +415,22 @@ impl<Tr: Transport> Hub<Tr> {
         dirty.extend(self.source.store().all().iter().map(|w| key_of(w)));
     }
 
+    fn written(&self) -> MutexGuard<'_, HashMap<Key, String>> {
+        self.written.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn namespaced(&self, namespace: &str) -> Api<ManifestWork> {
         Api::namespaced(self.api.clone().into_client(), namespace)
     }
 
     /// Brings the source's copy of `key` and the hub object to agree.
-    async fn reconcile(&mut self, reader: &Reflected<ManifestWork>, key: &Key) -> Result<()> {
+    async fn reconcile(&self, reader: &Reflected<ManifestWork>, key: &Key) -> Result<()> {
         let (ns, name) = (key.0.as_str(), key.1.as_str());
         let object = reader.get(&ObjectRef::new(name).within(ns));
         let stored = self.source.store().get(ns, name);
         let Some(object) = object else {
             // Gone from the API (deleted without the finalizer, or it no longer matches).
-            self.written.remove(key);
+            self.written().remove(key);
             if stored.is_some_and(|s| !s.is_deleting()) {
                 tracing::info!(work = %format!("{ns}/{name}"), "the ManifestWork is gone from the hub; deleting it");
                 self.source.delete(ns, name).await.map_err(work_error(name))?;
@@ -376,7 +448,7 @@ impl<Tr: Transport> Hub<Tr> {
                 Some(s) => self.write_status(&object, &s.status).await,
                 None if has_finalizer(&object) => {
                     tracing::info!(work = %format!("{ns}/{name}"), "deleted on the managed cluster; removing the finalizer");
-                    self.written.remove(key);
+                    self.written().remove(key);
                     self.set_finalizer(&object, false).await
                 }
                 None => Ok(()),
@@ -432,13 +504,13 @@ impl<Tr: Transport> Hub<Tr> {
 
     /// Writes `status` (what the agent reported) into `object`'s status subresource unless it
     /// has it already.
-    async fn write_status(&mut self, object: &ManifestWork, status: &ManifestWorkStatus) -> Result<()> {
+    async fn write_status(&self, object: &ManifestWork, status: &ManifestWorkStatus) -> Result<()> {
         if !status_reported(status) {
             return Ok(());
         }
         let hash = status_hash(status);
         let key = key_of(object);
-        if status_hash(&object.status) == hash || self.written.get(&key) == Some(&hash) {
+        if status_hash(&object.status) == hash || self.written().get(&key) == Some(&hash) {
             return Ok(());
         }
         self.namespaced(object.namespace())
@@ -459,7 +531,7 @@ impl<Tr: Transport> Hub<Tr> {
                 )
             })?;
         tracing::debug!(work = %format!("{}/{}", key.0, key.1), hash, "status written");
-        self.written.insert(key, hash);
+        self.written().insert(key, hash);
         Ok(())
     }
 
