@@ -429,11 +429,21 @@ impl<Tr: Transport> Hub<Tr> {
         let object = reader.get(&ObjectRef::new(name).within(ns));
         let stored = self.source.store().get(ns, name);
         let Some(object) = object else {
-            // Gone from the API (deleted without the finalizer, or it no longer matches).
+            // Gone from the API (deleted without the finalizer), or it no longer matches the
+            // selector: the hub no longer serves it.
             self.written().remove(key);
             if stored.is_some_and(|s| !s.is_deleting()) {
-                tracing::info!(work = %format!("{ns}/{name}"), "the ManifestWork is gone from the hub; deleting it");
+                tracing::info!(work = %format!("{ns}/{name}"), "the ManifestWork is no longer served; deleting it");
                 self.source.delete(ns, name).await.map_err(work_error(name))?;
+                // An object that stopped matching must not keep a finalizer nobody removes.
+                let unserved = self
+                    .namespaced(ns)
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| Error::kube(format!("failed to get ManifestWork {ns}/{name}"), e))?;
+                if let Some(unserved) = unserved.filter(has_finalizer) {
+                    self.set_finalizer(&unserved, false).await?;
+                }
             }
             return Ok(());
         };

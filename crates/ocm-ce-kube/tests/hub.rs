@@ -1,6 +1,7 @@
 //! [`Hub`] on the real API server of `scripts/test-env.sh`, which plays both the hub (the
 //! ManifestWorks, namespace = cluster) and the managed cluster (a [`KubeApplier`] agent through
-//! the in-memory broker): what a hub that was down missed is done when it starts again.
+//! the in-memory broker): what a hub that was down missed is done when it starts again, and a
+//! work the hub stops serving is cleaned up.
 
 #![allow(clippy::unwrap_used)]
 
@@ -139,6 +140,27 @@ async fn a_restarted_hub_finishes_what_happened_while_it_was_down() {
     })
     .await;
     assert_eq!(get("w2").await.unwrap().status.resource_status.manifests.len(), 1);
+
+    // A work that stops matching the hub's selector is no longer served: deleted on the
+    // managed cluster, and the object keeps no finalizer of the hub.
+    works
+        .patch(
+            "w3",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"test": null}}})),
+        )
+        .await
+        .unwrap();
+    eventually("w3's ConfigMap deleted", || async {
+        cms.get_opt("cm-w3").await.unwrap().is_none()
+    })
+    .await;
+    eventually("w3 without the hub's finalizer", || async {
+        get("w3")
+            .await
+            .is_some_and(|w| !w.finalizers().contains(&HUB_FINALIZER.to_owned()))
+    })
+    .await;
     hub.stop().await;
     agent.stop().await;
 }
