@@ -132,8 +132,8 @@ pub async fn hub_works(kube: &kube::Client, source_id: &str, config: &HubConfig)
 /// The hub side: serves the ManifestWorks kept in a Kubernetes API server (the hub) to agents
 /// through a [`SourceWorkClient`], the way OCM's hub serves them to its work agents.
 ///
-/// [`run`](Self::run) watches the ManifestWorks of the hub (all namespaces; a namespace is a cluster)
-/// through a kube-rs reflector — the Go SDK's informer-backed source store — and keeps the
+/// [`run`](Self::run) watches the ManifestWorks of the hub (all namespaces; a namespace is a
+/// cluster) through a kube-rs reflector — the Go SDK's informer-backed source store — and keeps the
 /// source client's works equal to them:
 ///
 /// - a ManifestWork that appears is created in the source (its spec is published), after the
@@ -147,7 +147,12 @@ pub async fn hub_works(kube: &kube::Client, source_id: &str, config: &HubConfig)
 /// - a ManifestWork being deleted (a `deletionTimestamp`) is deleted in the source (a
 ///   `delete_request`); the finalizer is removed once the agent acknowledged the deletion
 ///   (`Deleted`), or at once when the work was never sent. A ManifestWork removed from the API
-///   without the finalizer is deleted in the source too.
+///   without the finalizer is deleted in the source too, and so is one that stops matching
+///   [`HubConfig::label_selector`] (it loses the finalizer: the hub no longer serves it).
+///
+/// Up to [`HubConfig::workers`] works are reconciled at a time; with [`HubConfig::gc_owners`],
+/// the garbage collector of `ocm-ce-work` runs alongside, deleting works from the hub API when
+/// their owners are gone.
 ///
 /// The loop is level-triggered: each change of an API object or of a source work reconciles that
 /// work from both sides, and every [`HubConfig::resync_interval`] all works are (so a failed
