@@ -90,6 +90,7 @@ PIDS+=($!)
 "$OCM_CE_BIN" agent --transport grpc --config "$STATE/grpc.yaml" --cluster cluster1 \
     --kubeconfig "$KUBECONFIG_FILE" 2>"$STATE/agent.log" &
 PIDS+=($!)
+until_ok "the hub's subscription" grep -q 'subscription confirmed' "$STATE/hub.log"
 echo "broker $BROKER; hub and agent talk to the API server at $SERVER"
 
 WORKS=/apis/work.open-cluster-management.io/v1/namespaces/cluster1/manifestworks
