@@ -36,7 +36,7 @@ pub struct HubConfig {
     /// Serve only the ManifestWorks matching this label selector (all by default).
     pub label_selector: Option<String>,
     /// Every work is reconciled at least this often (failed requests are retried then).
-    /// Default 5 s.
+    /// Default 5 s; at least 10 ms.
     pub resync_interval: Duration,
     /// Owner kinds of the garbage collector ([`ocm_ce_work::gc`]): a ManifestWork whose owners
     /// (owner references of these kinds) are all deleted is deleted from the hub API; one that
@@ -229,6 +229,9 @@ impl Wake {
     }
 }
 
+/// The shortest resync interval (a zero one would reconcile without a pause).
+const MIN_RESYNC_INTERVAL: Duration = Duration::from_millis(10);
+
 /// At most this many events are gathered into one batch of reconciliations.
 const MAX_BATCH: usize = 1024;
 
@@ -342,7 +345,7 @@ impl<Tr: Transport> Hub<Tr> {
             watcher(self.api.clone(), self.config.watcher_config()).default_backoff()
         ));
         let mut changes = self.source.watch();
-        let mut ticks = tokio::time::interval(self.config.resync_interval);
+        let mut ticks = tokio::time::interval(self.config.resync_interval.max(MIN_RESYNC_INTERVAL));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = pin!(shutdown);
         // Nothing is reconciled before the first complete list: an object not listed yet is not
