@@ -10,11 +10,13 @@ mod support;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use ocm_ce_client::testing::FakeTransport;
 use ocm_ce_kube::{HUB_FINALIZER, Hub, HubConfig, hub_works};
 use ocm_ce_work::ManifestWork;
 use ocm_ce_work::client::SourceWorkClient;
+use ocm_ce_work::gc::OwnerFilter;
 use serde_json::json;
 use support::{Env, WAIT, applier_config, client_options, configmap, create_namespace, eventually};
 use tokio::sync::oneshot;
@@ -29,7 +31,11 @@ struct RunningHub {
 
 impl RunningHub {
     async fn start(env: &Env) -> Self {
-        let config = HubConfig::default()
+        Self::start_with(env, HubConfig::default()).await
+    }
+
+    async fn start_with(env: &Env, config: HubConfig) -> Self {
+        let config = config
             .label_selector(format!("test={}", env.cluster))
             .resync_interval(Duration::from_millis(300));
         let initial = hub_works(&env.kube, "hub1", &config).await.unwrap();
@@ -161,6 +167,61 @@ async fn a_restarted_hub_finishes_what_happened_while_it_was_down() {
             .is_some_and(|w| !w.finalizers().contains(&HUB_FINALIZER.to_owned()))
     })
     .await;
+    hub.stop().await;
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_garbage_collector_runs_against_the_hub_api() {
+    let Some(env) = Env::new().await else { return };
+    create_namespace(&env.kube, &env.cluster).await;
+    let agent = env.start_agent(applier_config(&env.hub)).await;
+    let works = Api::<ManifestWork>::namespaced(env.kube.clone(), &env.cluster);
+    let owners = Api::<ConfigMap>::namespaced(env.kube.clone(), &env.cluster);
+    let cms = Api::<ConfigMap>::namespaced(env.kube.clone(), &env.ns);
+    let hub = RunningHub::start_with(&env, HubConfig::default().gc_owner(OwnerFilter::of::<ConfigMap>())).await;
+
+    let mut refs = Vec::new();
+    for name in ["owner-a", "owner-b"] {
+        let owner: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        let owner = owners.create(&PostParams::default(), &owner).await.unwrap();
+        refs.push(OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: name.into(),
+            uid: owner.metadata.uid.unwrap(),
+            ..OwnerReference::default()
+        });
+    }
+    let mut owned = work(&env, "owned", "o");
+    owned.metadata.owner_references = Some(refs);
+    works.create(&PostParams::default(), &owned).await.unwrap();
+    eventually("the owned work applied", || async {
+        works.get_opt("owned").await.unwrap().is_some_and(|w| applied(&w))
+    })
+    .await;
+
+    // One owner gone: the work loses its reference and stays.
+    owners.delete("owner-a", &DeleteParams::default()).await.unwrap();
+    eventually("the reference to owner-a removed", || async {
+        works.get_opt("owned").await.unwrap().is_some_and(|w| {
+            let refs = w.metadata.owner_references.unwrap_or_default();
+            refs.len() == 1 && refs[0].name == "owner-b"
+        })
+    })
+    .await;
+    assert!(cms.get_opt("cm-owned").await.unwrap().is_some(), "still applied");
+
+    // The last owner gone: the work is deleted, on the managed cluster first.
+    owners.delete("owner-b", &DeleteParams::default()).await.unwrap();
+    eventually("the owned work gone from the hub", || async {
+        works.get_opt("owned").await.unwrap().is_none()
+    })
+    .await;
+    assert!(
+        cms.get_opt("cm-owned").await.unwrap().is_none(),
+        "deleted before the work went"
+    );
     hub.stop().await;
     agent.stop().await;
 }
