@@ -18,6 +18,8 @@ and cluster name (nothing is shared between cells but the Mosquitto broker):
   gRPC/MQTT  status hashes (Go source, ocm-ce agent)
   gRPC       ocm-ce source -> go-agent-latest (sdk-go v1.3.0), broker heartbeats on
              lifecycle, agent restart, source restart
+  gRPC+kube  Go source -> ocm-ce agent --kubeconfig        lifecycle, agent restart
+  gRPC+kube  ocm-ce hub -> Go agent                        lifecycle, agent restart, source restart
 
 plus "probe" rows for known incompatibilities (XFAIL while the incompatibility exists, XPASS
 once fixed; they do not change the exit code).
@@ -52,6 +54,8 @@ Environment:
                    ocm-ce-cli --features kafka` is run and its debug binary used)
   OCM_CE_TEST_MQTT host:port of a Mosquitto broker (loopback)
   OCM_CE_TEST_KAFKA host:port of a Kafka broker (loopback)
+  OCM_CE_TEST_KUBECONFIG  the admin kubeconfig of a test API server (scripts/test-env.sh; else
+                   the kube cells start one with scripts/test-env.sh kube-start)
   INTEROP_GO_VERBOSE=1  klog -v 4 for the v0.15.0 Go agent too
   INTEROP_TIMEOUT  seconds for each bounded wait (default 45)
   INTEROP_KEEP=1   keep the work directory (logs, configs, state) - same as --keep
@@ -453,14 +457,28 @@ heartbeat.interval.ms: 500
 
 # ---- sources --------------------------------------------------------------------------------
 
-def work_json(name, cluster, value, version):
-    w = manifestwork(name, cluster, [configmap({"k": value}, name="cm-" + name)])
+def work_json(name, cluster, value, version, namespace="default"):
+    w = manifestwork(name, cluster, [configmap({"k": value}, name="cm-" + name, namespace=namespace)])
     if version is not None:
         w["metadata"]["annotations"] = {RV: str(version)}
     return w
 
 
-class GoSource:
+class LongRunningSource:
+    """A source that runs all along (the Go source, `ocm-ce hub`): it answers the agents' spec
+    resync requests itself, nothing has to listen for it."""
+
+    def listening(self):
+        return contextlib.nullcontext()
+
+    def agent_returning(self, deleted):
+        return None
+
+    def agent_returned(self, listener):
+        pass
+
+
+class GoSource(LongRunningSource):
     """go-source (sdk-go v0.15.0 ClientHolder + SourceLocalWatcherStore), long-running."""
     kind = "go-source"
 
@@ -473,6 +491,7 @@ class GoSource:
         self.uids = {}
         self.delete_marks = {}
         self.readded = set()
+        self.manifest_ns = "default"  # where the manifests go (a kube agent's cell sets its own)
 
     def start(self):
         self.p = self.cell.go("go-source", "go-source", [
@@ -483,12 +502,14 @@ class GoSource:
         self.p.quit()
 
     def create(self, name, value, version=1, agent_up=True):
-        res = must_ok(self.p.cmd("create", work=work_json(name, self.cluster, value, version)), f"create {name}")
+        res = must_ok(self.p.cmd("create", work=work_json(name, self.cluster, value, version, self.manifest_ns)),
+                      f"create {name}")
         self.uids[name] = res["work"]["metadata"]["uid"]
         return self.uids[name]
 
     def update(self, name, value, version, agent_up=True):
-        patch = {"spec": {"workload": {"manifests": [configmap({"k": value}, name="cm-" + name)]}}}
+        patch = {"spec": {"workload": {"manifests": [configmap({"k": value}, name="cm-" + name,
+                                                               namespace=self.manifest_ns)]}}}
         if version is not None:
             patch["metadata"] = {"annotations": {RV: str(version)}}
         must_ok(self.p.cmd("patch", namespace=self.cluster, name=name, patchType="merge", patch=patch), f"patch {name}")
@@ -570,16 +591,6 @@ class GoSource:
             self.readded.add(name)
             self.cell.note(f"{name}: the Go source re-inserted the deleting work after DELETED (sdk-go v0.15.0 Delete race)")
 
-    def listening(self):
-        """The Go source is a long-running process: it always answers spec resync requests."""
-        return contextlib.nullcontext()
-
-    # the Go source answers the agents' spec resync requests itself
-    def agent_returning(self, deleted):
-        return None
-
-    def agent_returned(self, listener):
-        pass
 
 
 class GoLatestHub:
@@ -741,6 +752,121 @@ class OcmSource:
         check(rc == 0, f"ocm-ce source delete --wait exited {rc}: {listener.log_text().strip()[-300:]}")
 
 
+# ---- Kubernetes -----------------------------------------------------------------------------
+
+class Kube:
+    """The test API server of scripts/test-env.sh (its admin kubeconfig), through plain HTTPS."""
+
+    def __init__(self, kubeconfig):
+        import base64
+        import ssl
+        with open(kubeconfig) as f:
+            text = f.read()
+        self.kubeconfig = kubeconfig
+        self.server = re.search(r"server:\s*(\S+)", text).group(1)
+        self.token = re.search(r"token:\s*(\S+)", text).group(1)
+        ca = base64.b64decode(re.search(r"certificate-authority-data:\s*(\S+)", text).group(1)).decode()
+        self.ctx = ssl.create_default_context(cadata=ca)
+
+    def request(self, method, path, body=None, content_type="application/json"):
+        """(HTTP code, decoded JSON body)."""
+        import urllib.error
+        import urllib.request
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.server + path, data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self.token}", "Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(req, context=self.ctx, timeout=20) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def get(self, path):
+        """The object at path, or None (404)."""
+        code, obj = self.request("GET", path)
+        if code == 404:
+            return None
+        check(code == 200, f"GET {path}: {code} {obj}")
+        return obj
+
+    def ensure_namespace(self, name):
+        code, obj = self.request("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+        check(code in (201, 409), f"creating namespace {name}: {code} {obj}")
+
+
+def works_path(cluster, name=""):
+    return f"/apis/work.open-cluster-management.io/v1/namespaces/{cluster}/manifestworks" + (f"/{name}" if name else "")
+
+
+class HubSource(LongRunningSource):
+    """`ocm-ce hub`: the works are ManifestWorks in the hub API (namespace = cluster), created,
+    patched and deleted there; the statuses are read from their status subresource. The resource
+    version the agents see is the object's generation (create = 1, each spec change + 1)."""
+    kind = "ocm-ce-hub"
+
+    def __init__(self, cell, tr, source_id, cluster):
+        self.cell, self.tr, self.sid, self.cluster = cell, tr, source_id, cluster
+        self.kube = cell.runner.kube()
+        self.kube.ensure_namespace(cluster)
+        self.label = {"interop": source_id}  # the hub serves only this cell's works
+        self.svc = None
+        self.uids = {}
+
+    def start(self):
+        self.svc = self.cell.service("ocm-ce-hub", [
+            self.cell.runner.ocm_bin, "-v", "hub", "--transport", self.tr.kind, "--config", self.tr.source_config(self.sid),
+            "--source", self.sid, "--kubeconfig", self.kube.kubeconfig, "--resync-interval", "1s",
+            "--selector", f"interop={self.sid}"])
+        self.svc.wait_log("subscription", r"subscription confirmed")
+
+    def stop(self):
+        rc = self.svc.stop()
+        check(rc == 0, f"ocm-ce hub exited {rc} on SIGINT")
+
+    def create(self, name, value, version=1, agent_up=True):
+        w = work_json(name, self.cluster, value, None)
+        w["metadata"]["labels"] = self.label
+        code, obj = self.kube.request("POST", works_path(self.cluster), w)
+        check(code == 201, f"creating ManifestWork {name}: {code} {obj}")
+        check(obj["metadata"]["generation"] == version, f"{name}: generation {obj['metadata']['generation']}, want {version}")
+        # the id the hub's source client gives it (sdk-go's utils.UID), which the agent sees
+        self.uids[name] = str(uuid.uuid5(uuid.NAMESPACE_OID,
+                                         f"{self.sid}-manifestworks.work.open-cluster-management.io-{self.cluster}-{name}"))
+        return self.uids[name]
+
+    def update(self, name, value, version, agent_up=True):
+        patch = {"spec": {"workload": {"manifests": [configmap({"k": value}, name="cm-" + name)]}}}
+        code, obj = self.kube.request("PATCH", works_path(self.cluster, name), patch, "application/merge-patch+json")
+        check(code == 200, f"patching ManifestWork {name}: {code} {obj}")
+        check(obj["metadata"]["generation"] == version, f"{name}: generation {obj['metadata']['generation']}, want {version}")
+
+    def delete(self, name, agent_up=True):
+        code, obj = self.kube.request("DELETE", works_path(self.cluster, name))
+        check(code in (200, 202), f"deleting ManifestWork {name}: {code} {obj}")
+
+    def get(self, name):
+        return self.kube.get(works_path(self.cluster, name))
+
+    def names(self):
+        return sorted(w["metadata"]["name"] for w in self.kube.get(works_path(self.cluster))["items"])
+
+    def wait_status(self, name, what, pred, heal=None):
+        def probe():
+            w = self.get(name)
+            return w and pred(w.get("status") or {}) and (w.get("status") or {})
+        return poll(f"ManifestWork {name} in the hub API: {what}", probe, TIMEOUT, 0.1)
+
+    def wait_gone(self, name):
+        def finalizer():
+            w = self.get(name)
+            return w is None or w["metadata"].get("finalizers")
+        check(poll(f"{name}: deleting with the hub's finalizer, or gone", finalizer, TIMEOUT, 0.05),
+              f"{name} has no finalizer")
+        poll(f"ManifestWork {name} gone from the hub API (the hub removed its finalizer)",
+             lambda: self.get(name) is None, TIMEOUT, 0.1)
+
+
+
 # ---- agents ---------------------------------------------------------------------------------
 
 class GoAgent:
@@ -821,11 +947,15 @@ class OcmAgent:
         self.dir = cell.path("apply")
         self.svc = None
 
+    def target(self):
+        """Where the agent applies: the arguments that say it."""
+        return ["--apply-dir", self.dir]
+
     def start(self):
         self.svc = self.cell.service("ocm-ce-agent", [
             self.cell.runner.ocm_bin, "-v", "agent", "--transport", self.tr.kind,
             "--config", self.tr.agent_config(self.sid, self.cluster), "--cluster", self.cluster,
-            "--agent-id", self.cluster + "-agent", "--apply-dir", self.dir])
+            "--agent-id", self.cluster + "-agent", *self.target()])
         self.svc.wait_log("subscription", r"subscription confirmed")
 
     def stop(self):
@@ -882,6 +1012,49 @@ class OcmAgent:
                        "Go source's status resync request arrived, was lost: sdk-go publishes before subscribing)")
         self.stop()
         self.start()
+
+
+class KubeAgent(OcmAgent):
+    """`ocm-ce agent --kubeconfig`: applies the works to the test API server (the manifests go to
+    a namespace of the cell's own); what it applied is found through the owner references to its
+    AppliedManifestWork records (`<hub hash>-<work uid>`)."""
+    kind = "ocm-ce-agent-kube"
+
+    def __init__(self, cell, tr, source_id, cluster):
+        super().__init__(cell, tr, source_id, cluster)
+        self.kube = cell.runner.kube()
+        self.hub_hash = "hub-" + source_id
+        self.ns = "ns-" + cluster
+        self.kube.ensure_namespace(self.ns)
+
+    def target(self):
+        return ["--kubeconfig", self.kube.kubeconfig, "--hub-hash", self.hub_hash]
+
+    def owned(self, uid):
+        """The ConfigMaps of the cell's namespace owned by the record of work uid."""
+        record = f"{self.hub_hash}-{uid}"
+        cms = self.kube.get(f"/api/v1/namespaces/{self.ns}/configmaps")["items"]
+        return [cm for cm in cms if any(o.get("name") == record for o in cm["metadata"].get("ownerReferences") or [])]
+
+    def content(self, uid):
+        cms = self.owned(uid)
+        if len(cms) != 1:
+            return None
+        managers = {f.get("manager") for f in cms[0]["metadata"].get("managedFields") or []}
+        check("ocm-ce-agent" in managers, f"{cms[0]['metadata']['name']} not written by ocm-ce-agent: {managers}")
+        return (cms[0].get("data") or {}).get("k")
+
+    def uids(self):
+        records = self.kube.get("/apis/work.open-cluster-management.io/v1/appliedmanifestworks")["items"]
+        prefix = self.hub_hash + "-"
+        return sorted(r["metadata"]["name"][len(prefix):] for r in records if r["metadata"]["name"].startswith(prefix))
+
+    def wait_removed(self, uid):
+        poll(f"the ConfigMap of {uid} deleted from the API", lambda: not self.owned(uid), TIMEOUT, 0.05)
+        poll(f"the AppliedManifestWork of {uid} deleted", lambda: uid not in self.uids(), TIMEOUT, 0.05)
+
+    def change_status(self, uid, status):
+        raise Failure("not used by the kube cells")
 
 
 # ---- scenarios ------------------------------------------------------------------------------
@@ -1232,6 +1405,29 @@ def matrix():
             cells.append((f"{transport:5} | {PAIR_TITLES[pair]} | lifecycle over {secure}",
                           scenario_cell(transport, pair, "lifecycle", secure), False))
 
+    def kube_cell(pair, sname):
+        """Kubernetes at one end (the API server of scripts/test-env.sh): a Go source -> `ocm-ce
+        agent --kubeconfig`, or `ocm-ce hub` -> a Go agent."""
+        def run(cell):
+            ident = f"kube-{pair}-{sname.split()[0][:5]}-{RUN}"
+            tr = Transport(cell, "grpc")
+            sid, cluster = "src-" + ident, "cl-" + ident
+            if pair == "gs-ka":
+                src, agt = GoSource(cell, tr, sid, cluster), KubeAgent(cell, tr, sid, cluster)
+                src.manifest_ns = agt.ns
+            else:
+                src, agt = HubSource(cell, tr, sid, cluster), GoAgent(cell, tr, sid, cluster)
+            agt.src = src
+            SCENARIOS[sname](cell, src, agt)
+        return run
+
+    for sname in ("lifecycle", "agent restart"):
+        cells.append((f"kube  | Go source -> ocm-ce agent --kubeconfig | {sname}", kube_cell("gs-ka", sname), False))
+    # source restart: the hub is stopped, the Go agent's status changes, the restarted hub gets it
+    # through its status resync and writes it into the hub object
+    for sname in SCENARIOS:
+        cells.append((f"kube  | ocm-ce hub -> Go agent | {sname}", kube_cell("hub-ga", sname), False))
+
     def probe(fn):
         def run(cell):
             ident = f"probe-{fn.__name__[6:11].replace('_', '')}-{RUN}"
@@ -1253,6 +1449,8 @@ class Runner:
         self.mosquitto = None
         self._kafka = None
         self.kafka_state = None  # test-env state dir of a Kafka started here
+        self._kube = None
+        self.kube_state = None  # test-env state dir of a Kubernetes API server started here
 
     def build(self):
         t = time.time()
@@ -1330,7 +1528,26 @@ class Runner:
         self._kafka = env
         return env
 
+    def kube(self):
+        """The API server of OCM_CE_TEST_KUBECONFIG, else one started with scripts/test-env.sh."""
+        if self._kube:
+            return self._kube
+        path = os.environ.get("OCM_CE_TEST_KUBECONFIG")
+        if not path:
+            state = os.path.join(self.tmp, "test-env-kube")
+            r = subprocess.run(["bash", os.path.join(ROOT, "scripts", "test-env.sh"), "kube-start", state],
+                               capture_output=True, text=True, timeout=1800)
+            self.kube_state = state
+            if r.returncode != 0:
+                raise Failure(f"no Kubernetes API server: scripts/test-env.sh kube-start failed: {r.stderr.strip()[-500:]}")
+            path = os.path.join(state, "kube", "kubeconfig-admin")
+        self._kube = Kube(path)
+        return self._kube
+
     def close(self):
+        if self.kube_state:
+            subprocess.run(["bash", os.path.join(ROOT, "scripts", "test-env.sh"), "kube-stop", self.kube_state],
+                           capture_output=True, timeout=120)
         if self.kafka_state:
             subprocess.run(["bash", os.path.join(ROOT, "scripts", "test-env.sh"), "stop", self.kafka_state],
                            capture_output=True, timeout=120)

@@ -89,6 +89,9 @@ command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null || { echo "the Go toolchain is required for the interop stage" >&2; exit 1; }
 OCM_CE_BIN="$CARGO_TARGET_DIR/release/ocm-ce" python3 interop/run.py
 
+step "the newcomer's Kubernetes demo: scripts/kube-demo.sh ($(elapsed))"
+OCM_CE_BIN="$CARGO_TARGET_DIR/release/ocm-ce" bash scripts/kube-demo.sh
+
 if [ -z "${OCM_CE_SKIP_FUZZ:-}" ]; then
     step "fuzz targets: build, 15 s each from the committed corpus ($(elapsed))"
     # Installs nightly and cargo-fuzz when missing; fails on any crash, panic or timeout.

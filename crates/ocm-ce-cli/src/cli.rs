@@ -35,6 +35,13 @@ pub(crate) enum Command {
         after_help = "Examples:\n  ocm-ce agent --transport grpc --config grpc.yaml --cluster cluster1 --apply-dir ./applied\n  ocm-ce agent --transport grpc --config grpc.yaml --cluster cluster1 --kubeconfig managed.kubeconfig"
     )]
     Agent(AgentArgs),
+    /// Serve the ManifestWorks of a Kubernetes API server (the hub) to agents, as a source: their
+    /// specs go out, the statuses agents report are written into them, deletions finish through a
+    /// finalizer.
+    #[command(
+        after_help = "Example:\n  ocm-ce hub --kubeconfig hub.kubeconfig --transport grpc --config grpc.yaml --source hub1"
+    )]
+    Hub(HubArgs),
     /// Act as a source: apply, get, list, delete and watch ManifestWorks.
     #[command(
         after_help = "Examples:\n  ocm-ce source --transport grpc --config grpc.yaml --source source1 apply -f work.yaml --wait\n  ocm-ce source --transport grpc --config grpc.yaml --source source1 list"
@@ -208,6 +215,47 @@ pub(crate) struct OpsArgs {
     pub(crate) health_addr: Option<std::net::SocketAddr>,
 }
 
+/// The client-side limit of the requests to a Kubernetes API server (client-go's QPS/Burst).
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct KubeApiArgs {
+    /// Requests per second to the Kubernetes API server (client-side limit).
+    #[arg(long, default_value_t = 50.0)]
+    pub(crate) kube_api_qps: f32,
+    /// Requests at once to the Kubernetes API server (client-side limit).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) kube_api_burst: u32,
+}
+
+impl KubeApiArgs {
+    /// The limit.
+    pub(crate) fn limit(self) -> ocm_ce_client::RateLimit {
+        ocm_ce_client::RateLimit {
+            qps: self.kube_api_qps,
+            burst: self.kube_api_burst,
+        }
+    }
+}
+
+/// What a source process is: its transport, publish rate limit and id (`source`, `hub`).
+#[derive(Debug, Args)]
+pub(crate) struct SourceClientArgs {
+    /// Transport and config.
+    #[command(flatten)]
+    pub(crate) transport: TransportArgs,
+    /// Publish rate limit.
+    #[command(flatten)]
+    pub(crate) rate: RateArgs,
+    /// Metrics and health endpoints.
+    #[command(flatten)]
+    pub(crate) ops: OpsArgs,
+    /// Source id.
+    #[arg(long = "source")]
+    pub(crate) source_id: String,
+    /// MQTT client id (default `<source>-client`).
+    #[arg(long)]
+    pub(crate) client_id: Option<String>,
+}
+
 /// `agent` options.
 #[derive(Debug, Args)]
 pub(crate) struct AgentArgs {
@@ -239,32 +287,46 @@ pub(crate) struct AgentArgs {
     /// Works applied to the cluster at the same time.
     #[arg(long, default_value_t = 4)]
     pub(crate) workers: usize,
-    /// Requests per second to the Kubernetes API server (client-side limit).
-    #[arg(long, default_value_t = 50.0)]
-    pub(crate) kube_api_qps: f32,
-    /// Requests at once to the Kubernetes API server (client-side limit).
-    #[arg(long, default_value_t = 100)]
-    pub(crate) kube_api_burst: u32,
+    /// Client-side limit of the requests to the Kubernetes API server.
+    #[command(flatten)]
+    pub(crate) kube_api: KubeApiArgs,
+}
+
+/// `hub` options.
+#[derive(Debug, Args)]
+pub(crate) struct HubArgs {
+    /// The source: transport, rate limit, id.
+    #[command(flatten)]
+    pub(crate) client: SourceClientArgs,
+    /// The hub cluster's kubeconfig (default: the pod's own cluster, else $KUBECONFIG or
+    /// ~/.kube/config).
+    #[arg(long)]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// Serve only the ManifestWorks matching this label selector.
+    #[arg(short = 'l', long = "selector")]
+    pub(crate) selector: Option<String>,
+    /// Every work is reconciled at least this often (failed requests are retried then).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub(crate) resync_interval: Duration,
+    /// Run the garbage collector for owners of this kind, `[GROUP/]VERSION/KIND` (e.g.
+    /// `v1/ConfigMap`, `apps/v1/Deployment`; repeatable): a ManifestWork whose owners are all
+    /// deleted is deleted.
+    #[arg(long = "gc-owner", value_name = "[GROUP/]VERSION/KIND")]
+    pub(crate) gc_owners: Vec<String>,
+    /// Works reconciled at the same time.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) workers: usize,
+    /// Client-side limit of the requests to the Kubernetes API server.
+    #[command(flatten)]
+    pub(crate) kube_api: KubeApiArgs,
 }
 
 /// `source` options.
 #[derive(Debug, Args)]
 pub(crate) struct SourceArgs {
-    /// Transport and config.
+    /// The source: transport, rate limit, id.
     #[command(flatten)]
-    pub(crate) transport: TransportArgs,
-    /// Publish rate limit.
-    #[command(flatten)]
-    pub(crate) rate: RateArgs,
-    /// Metrics and health endpoints.
-    #[command(flatten)]
-    pub(crate) ops: OpsArgs,
-    /// Source id.
-    #[arg(long = "source")]
-    pub(crate) source_id: String,
-    /// MQTT client id (default `<source>-client`).
-    #[arg(long)]
-    pub(crate) client_id: Option<String>,
+    pub(crate) client: SourceClientArgs,
     /// Where the source keeps its works between runs (default: under the user's state dir).
     #[arg(long)]
     pub(crate) state_dir: Option<PathBuf>,

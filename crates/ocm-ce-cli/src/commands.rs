@@ -23,7 +23,8 @@ use tokio::task::JoinSet;
 
 use crate::applier::Applier;
 use crate::cli::{
-    AgentArgs, BenchArgs, BrokerArgs, Cli, Command, ConfigCommand, Output, QuickstartArgs, SourceArgs, SourceCommand,
+    AgentArgs, BenchArgs, BrokerArgs, Cli, Command, ConfigCommand, Output, QuickstartArgs, SourceArgs,
+    SourceClientArgs, SourceCommand,
 };
 use crate::kube_agent;
 use crate::lifecycle::{self, Plan, Summary};
@@ -35,6 +36,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Quickstart(args) => quickstart(args).await,
         Command::Broker(args) => broker(args).await,
         Command::Agent(args) => agent(args).await,
+        Command::Hub(args) => crate::hub::run(args).await,
         Command::Source(args) => source(args).await,
         Command::Bench(args) => bench(args).await,
         Command::Config {
@@ -111,7 +113,7 @@ pub(crate) const FLUSH_ON_EXIT: Duration = Duration::from_secs(5);
 /// Client options for the command-line processes: Go's defaults, but reconnect attempts
 /// every 1, 2, 4, 8 and then 10 s (Go: 5, 25, then 60 s), so a restarted broker is found
 /// again within seconds.
-fn client_options(rate: crate::cli::RateArgs) -> WorkClientOptions {
+pub(crate) fn client_options(rate: crate::cli::RateArgs) -> WorkClientOptions {
     let mut client = ClientOptions::default().rate_limit(rate.limit());
     client.backoff.initial = Duration::from_secs(1);
     client.backoff.factor = 2.0;
@@ -252,6 +254,16 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The transport of the source `args` names (its config file loaded).
+pub(crate) fn source_transport(args: &SourceClientArgs) -> Result<AnyTransport> {
+    let config = load_config(args.transport.transport.kind(), &args.transport.config)?;
+    let client_id = args
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-client", args.source_id));
+    AnyTransport::source(&config, &args.source_id, &client_id).map_err(anyhow::Error::msg)
+}
+
 // ---- source ----------------------------------------------------------------------------------
 
 async fn source(args: SourceArgs) -> Result<ExitCode> {
@@ -261,14 +273,9 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
         SourceCommand::Sync { .. } | SourceCommand::Watch { .. } => Some(Shutdown::install()?),
         _ => None,
     };
-    let config = load_config(args.transport.transport.kind(), &args.transport.config)?;
-    let client_id = args
-        .client_id
-        .clone()
-        .unwrap_or_else(|| format!("{}-client", args.source_id));
-    let transport = AnyTransport::source(&config, &args.source_id, &client_id).map_err(anyhow::Error::msg)?;
+    let transport = source_transport(&args.client)?;
     let state_dir = args.state_dir.clone().unwrap_or_else(|| state_home().join("sources"));
-    let mut db = StateDb::open(&state_dir, &args.source_id)?;
+    let mut db = StateDb::open(&state_dir, &args.client.source_id)?;
     let works = db.load()?;
     // A deletion the agent acknowledges while the start-up resync settles removes the work
     // before `delete` looks it up: that is a finished deletion, not an unknown work.
@@ -281,12 +288,17 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
         SourceCommand::Delete { name, namespace, .. } => known_at_start(namespace, name),
         _ => false,
     };
-    let client = SourceWorkClient::start(transport, &args.source_id, works, client_options(args.rate));
+    let client = SourceWorkClient::start(
+        transport,
+        &args.client.source_id,
+        works,
+        client_options(args.client.rate),
+    );
     let registry = crate::ops::registry(client.metrics(), client.generic().metrics());
     let connected = client.clone();
-    let ops = crate::ops::Ops::start(&args.ops, registry, move || connected.is_connected()).await?;
+    let ops = crate::ops::Ops::start(&args.client.ops, registry, move || connected.is_connected()).await?;
     wait_connected(
-        &format!("source {}", args.source_id),
+        &format!("source {}", args.client.source_id),
         args.connect_timeout,
         client.wait_until_connected(),
         || client.last_error(),

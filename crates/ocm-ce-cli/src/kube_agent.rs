@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use ocm_ce_client::{AnyTransport, RateLimit, TransportConfig};
+use ocm_ce_client::{AnyTransport, TransportConfig};
 use ocm_ce_kube::{ApplierConfig, KubeApplier, client_from_kubeconfig, hub_hash};
 use ocm_ce_work::client::{AgentCodecs, AgentWorkClient, WorkClientOptions};
 
@@ -52,10 +52,7 @@ pub(crate) async fn run(
         .clone()
         .unwrap_or_else(|| hub_hash(&broker_address(config)));
     let applier_config = ApplierConfig {
-        rate_limit: RateLimit {
-            qps: args.kube_api_qps,
-            burst: args.kube_api_burst,
-        },
+        rate_limit: args.kube_api.limit(),
         ..ApplierConfig::new(hub, agent_id).workers(args.workers)
     };
     let applier = KubeApplier::new(kube, applier_config);

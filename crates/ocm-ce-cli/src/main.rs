@@ -1,10 +1,12 @@
 //! `ocm-ce`: run the whole system in one command (`quickstart`), or each part for real:
-//! the gRPC `broker`, a long-running `agent`, a `source` that applies, lists and deletes
+//! the gRPC `broker`, a long-running `agent`, a `hub` serving the ManifestWorks of a Kubernetes
+//! API server, a `source` that applies, lists and deletes
 //! ManifestWorks, and `bench`. Transport configs are the Go SDK's YAML files, unchanged.
 
 mod applier;
 mod cli;
 mod commands;
+mod hub;
 mod kube_agent;
 mod lifecycle;
 mod ops;

@@ -361,6 +361,79 @@ fn the_broker_refuses_a_public_address_without_authentication() {
     assert!(stderr(&out).contains("refusing to serve"), "{}", stderr(&out));
 }
 
+/// The API server of `scripts/test-env.sh` for a test: its admin kubeconfig, a client, a runtime
+/// to drive the client, and a suffix no other test run uses (tests share the API server).
+struct KubeTest {
+    kubeconfig: String,
+    rt: tokio::runtime::Runtime,
+    kube: kube::Client,
+    unique: String,
+}
+
+impl KubeTest {
+    /// `None` (the test is skipped) only outside CI.
+    fn start() -> Option<Self> {
+        let kubeconfig = test_env("OCM_CE_TEST_KUBECONFIG")?;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let kube = rt
+            .block_on(ocm_ce_kube::client_from_kubeconfig(Some(Path::new(&kubeconfig))))
+            .unwrap();
+        let unique = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        Some(Self {
+            kubeconfig,
+            rt,
+            kube,
+            unique,
+        })
+    }
+
+    fn create_namespace(&self, name: &str) {
+        use k8s_openapi::api::core::v1::Namespace;
+        use kube::api::{Api, PostParams};
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        self.rt
+            .block_on(Api::<Namespace>::all(self.kube.clone()).create(&PostParams::default(), &namespace))
+            .unwrap();
+    }
+
+    /// `ocm-ce agent --kubeconfig` for `cluster` (its records under the hub hash `hub-<unique>`).
+    fn agent(&self, config: &Path, cluster: &str) -> Proc {
+        Proc(
+            Command::new(BIN)
+                .args(["agent", "--transport", "grpc", "--config"])
+                .arg(config)
+                .args([
+                    "--cluster",
+                    cluster,
+                    "--kubeconfig",
+                    &self.kubeconfig,
+                    "--hub-hash",
+                    &format!("hub-{}", self.unique),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+/// The field managers of an object.
+fn managers(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Vec<String> {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| f.manager.clone())
+        .collect()
+}
+
 /// `ocm-ce agent --kubeconfig`: broker, agent and source as processes, the agent applying to
 /// the real API server of `scripts/test-env.sh`: the objects appear with our field manager and
 /// owned by the work's AppliedManifestWork, the status reaches the source, and deleting the work
@@ -368,49 +441,20 @@ fn the_broker_refuses_a_public_address_without_authentication() {
 #[test]
 fn an_agent_with_a_kubeconfig_applies_works_to_the_cluster() {
     use k8s_openapi::api::apps::v1::Deployment;
-    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-    use kube::api::{Api, PostParams};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::Api;
 
-    let Some(kubeconfig) = test_env("OCM_CE_TEST_KUBECONFIG") else {
+    let Some(kt) = KubeTest::start() else {
         return;
     };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let kube = rt
-        .block_on(ocm_ce_kube::client_from_kubeconfig(Some(Path::new(&kubeconfig))))
-        .unwrap();
-    let unique = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
+    let (rt, unique) = (&kt.rt, &kt.unique);
     let ns = format!("cli-{unique}");
-    let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
-    rt.block_on(Api::<Namespace>::all(kube.clone()).create(&PostParams::default(), &namespace))
-        .unwrap();
+    kt.create_namespace(&ns);
     let (_broker, addr) = broker();
     let tmp = tempfile::tempdir().unwrap();
     let config = write(tmp.path(), "grpc.yaml", &format!("url: {addr}\n"));
     let cluster = format!("kube-{unique}");
-    let _agent = Proc(
-        Command::new(BIN)
-            .args(["agent", "--transport", "grpc", "--config"])
-            .arg(&config)
-            .args([
-                "--cluster",
-                &cluster,
-                "--kubeconfig",
-                &kubeconfig,
-                "--hub-hash",
-                &format!("hub-{unique}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _agent = kt.agent(&config, &cluster);
     let work = write(
         tmp.path(),
         "work.yaml",
@@ -467,21 +511,15 @@ spec:
     let out = source(&["apply", "-f", work.to_str().unwrap(), "--wait", "--timeout", "60s"]);
     assert!(out.status.success(), "apply failed: {}", stderr(&out));
     assert!(stdout(&out).contains("type: Applied"), "{}", stdout(&out));
-    let cms = Api::<ConfigMap>::namespaced(kube.clone(), &ns);
+    let cms = Api::<ConfigMap>::namespaced(kt.kube.clone(), &ns);
     let cm = rt.block_on(cms.get("cm1")).unwrap();
-    assert_eq!(cm.data.unwrap()["greeting"], "hello");
-    let managers: Vec<_> = cm
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|f| f.manager.clone())
-        .collect();
+    let managers = managers(&cm.metadata);
     assert!(managers.contains(&"ocm-ce-agent".to_owned()), "{managers:?}");
+    assert_eq!(cm.data.unwrap()["greeting"], "hello");
     let owners = cm.metadata.owner_references.unwrap_or_default();
     assert_eq!(owners.len(), 1);
     assert_eq!(owners[0].kind, "AppliedManifestWork");
-    let deployments = Api::<Deployment>::namespaced(kube, &ns);
+    let deployments = Api::<Deployment>::namespaced(kt.kube.clone(), &ns);
     assert_eq!(
         rt.block_on(deployments.get("web")).unwrap().spec.unwrap().replicas,
         Some(2)
@@ -653,4 +691,224 @@ fn agent_and_source_serve_go_metrics_and_health_probes() {
     assert_eq!(http_get(&agent_ops, "/healthz").0, 200);
     assert_eq!(http_get(&source_ops, "/healthz").0, 200);
     assert_eq!(http_get(&agent_ops, "/other").0, 404);
+}
+
+/// Prints what its function returns (e.g. the logs of a process) when the test fails.
+struct DumpOnPanic<F: Fn() -> String>(F);
+
+impl<F: Fn() -> String> Drop for DumpOnPanic<F> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", (self.0)());
+        }
+    }
+}
+
+/// Stops `proc` with SIGTERM and returns its exit code (`None` when it had to be killed).
+fn terminate(proc: &mut Proc, timeout: Duration) -> Option<i32> {
+    let _ = Command::new("kill").args(["-TERM", &proc.0.id().to_string()]).status();
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(status) = proc.0.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// The whole path on the real API server of `scripts/test-env.sh`, which plays both the hub and
+/// the managed cluster: a ManifestWork created in the hub API (namespace = cluster) is served
+/// by `ocm-ce hub` through the broker to `ocm-ce agent --kubeconfig`, which applies its
+/// ConfigMap; the agent's status lands in the hub object; an update (after a hub restart)
+/// reaches the ConfigMap; deleting the ManifestWork deletes the ConfigMap and then the object.
+#[test]
+fn a_hub_serves_the_manifest_works_of_its_api_server_to_a_kube_agent() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+    use ocm_ce_work::ManifestWork;
+
+    let Some(kt) = KubeTest::start() else {
+        return;
+    };
+    let (rt, unique, kubeconfig) = (&kt.rt, &kt.unique, &kt.kubeconfig);
+    let (ns, cluster) = (format!("hubcm-{unique}"), format!("hubc-{unique}"));
+    kt.create_namespace(&ns);
+    kt.create_namespace(&cluster);
+    let (_broker, addr) = broker();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write(tmp.path(), "grpc.yaml", &format!("url: {addr}\n"));
+    let source_id = format!("hub-{unique}");
+    let log_of = |run: u32| std::fs::read_to_string(tmp.path().join(format!("hub-{run}.log"))).unwrap_or_default();
+    let hub = |run: u32| {
+        let proc = Proc(
+            Command::new(BIN)
+                .args(["hub", "--transport", "grpc", "--config"])
+                .arg(&config)
+                .args([
+                    "--source",
+                    &source_id,
+                    "--kubeconfig",
+                    kubeconfig,
+                    "--resync-interval",
+                    "1s",
+                    "--gc-owner",
+                    "v1/ConfigMap",
+                    // Only this test's works (tests share the API server).
+                    "--selector",
+                    &format!("test={unique}"),
+                ])
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(tmp.path().join(format!("hub-{run}.log"))).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        until("the hub subscribed", Duration::from_secs(30), || {
+            log_of(run).contains("subscription confirmed")
+        });
+        proc
+    };
+    let mut hub_proc = hub(1);
+    let _dump = DumpOnPanic(|| format!("hub 1:\n{}\nhub 2:\n{}", log_of(1), log_of(2)));
+    let _agent = kt.agent(&config, &cluster);
+    let work = |greeting: &str| -> ManifestWork {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "work.open-cluster-management.io/v1",
+            "kind": "ManifestWork",
+            "metadata": {"name": "work1", "namespace": cluster, "labels": {"test": unique}},
+            "spec": {"workload": {"manifests": [{
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "cm1", "namespace": ns},
+                "data": {"greeting": greeting},
+            }]}},
+        }))
+        .unwrap()
+    };
+    let works = Api::<ManifestWork>::namespaced(kt.kube.clone(), &cluster);
+    let cms = Api::<ConfigMap>::namespaced(kt.kube.clone(), &ns);
+    let wait = Duration::from_secs(60);
+    let greeting = |cm: &Option<ConfigMap>| {
+        cm.as_ref()
+            .and_then(|c| c.data.as_ref())
+            .and_then(|d| d.get("greeting").cloned())
+    };
+    // Applied=True observing `generation`, on the hub object.
+    let applied_at = |generation: i64| {
+        rt.block_on(works.get_opt("work1")).unwrap().is_some_and(|w| {
+            w.status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Applied" && c.status == "True" && c.observed_generation == Some(generation))
+        })
+    };
+
+    let started = Instant::now();
+    let created = rt
+        .block_on(works.create(&PostParams::default(), &work("hello")))
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    until("the ConfigMap applied by the agent", wait, || {
+        greeting(&rt.block_on(cms.get_opt("cm1")).unwrap()).as_deref() == Some("hello")
+    });
+    let managers = managers(&rt.block_on(cms.get("cm1")).unwrap().metadata);
+    assert!(managers.contains(&"ocm-ce-agent".to_owned()), "{managers:?}");
+    until("Applied=True observing generation 1 on the hub object", wait, || {
+        applied_at(1)
+    });
+    let served = rt.block_on(works.get("work1")).unwrap();
+    assert!(
+        served.finalizers().contains(&ocm_ce_kube::HUB_FINALIZER.to_owned()),
+        "{:?}",
+        served.finalizers()
+    );
+    assert_eq!(served.status.resource_status.manifests.len(), 1, "{:?}", served.status);
+    assert_eq!(served.status.resource_status.manifests[0].resource_meta.name, "cm1");
+    eprintln!("create -> Applied on the hub object: {:?}", started.elapsed());
+
+    // Updates, served by a running hub and by a restarted one (which resumes from the API).
+    let update = |greeting_now: &str, generation: i64| {
+        let patch = serde_json::json!({"spec": {"workload": {"manifests": [{
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cm1", "namespace": ns},
+            "data": {"greeting": greeting_now},
+        }]}}});
+        let updated = rt
+            .block_on(works.patch("work1", &PatchParams::default(), &Patch::Merge(patch)))
+            .unwrap();
+        assert_eq!(updated.metadata.generation, Some(generation));
+        until("the update reaching the ConfigMap", wait, || {
+            greeting(&rt.block_on(cms.get_opt("cm1")).unwrap()).as_deref() == Some(greeting_now)
+        });
+        until(
+            "Applied=True observing the new generation on the hub object",
+            wait,
+            || applied_at(generation),
+        );
+    };
+    update("bonjour", 2);
+    assert!(log_of(1).contains("updated"), "{}", log_of(1));
+    assert_eq!(
+        terminate(&mut hub_proc, wait),
+        Some(0),
+        "SIGTERM ends the hub cleanly: {}",
+        log_of(1)
+    );
+    hub_proc = hub(2);
+    assert!(
+        log_of(1).contains("(0 there)") && log_of(2).contains("(1 there)"),
+        "the hub serves only the works its selector matches"
+    );
+    update("hallo", 3);
+    assert!(log_of(2).contains("updated"), "{}", log_of(2));
+
+    // The garbage collector: a work owned by a ConfigMap of the hub goes when its owner goes
+    // (this API server has no kube-controller-manager, so only the hub's collector does that).
+    let owners = Api::<ConfigMap>::namespaced(cms.clone().into_client(), &cluster);
+    let owner: ConfigMap = serde_json::from_value(serde_json::json!({"metadata": {"name": "owner"}})).unwrap();
+    let owner = rt.block_on(owners.create(&PostParams::default(), &owner)).unwrap();
+    let mut owned = work("owned");
+    owned.metadata.name = Some("work2".into());
+    owned.spec.workload.manifests = vec![
+        ocm_ce_work::Manifest::from_raw(
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "cm2", "namespace": ns}, "data": {"greeting": "owned"}})
+            .to_string(),
+        )
+        .unwrap(),
+    ];
+    owned.metadata.owner_references = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: "owner".into(),
+        uid: owner.metadata.uid.unwrap(),
+        ..Default::default()
+    }]);
+    rt.block_on(works.create(&PostParams::default(), &owned)).unwrap();
+    until("the owned work's ConfigMap", wait, || {
+        greeting(&rt.block_on(cms.get_opt("cm2")).unwrap()).as_deref() == Some("owned")
+    });
+    rt.block_on(owners.delete("owner", &DeleteParams::default())).unwrap();
+    until("the owned work collected with its owner", wait, || {
+        rt.block_on(works.get_opt("work2")).unwrap().is_none()
+    });
+    assert!(
+        rt.block_on(cms.get_opt("cm2")).unwrap().is_none(),
+        "its ConfigMap went before it"
+    );
+    assert!(
+        rt.block_on(works.get_opt("work1")).unwrap().is_some(),
+        "the other work stays"
+    );
+
+    rt.block_on(works.delete("work1", &DeleteParams::default())).unwrap();
+    until("the ConfigMap deleted with the work", wait, || {
+        rt.block_on(cms.get_opt("cm1")).unwrap().is_none()
+    });
+    until("the ManifestWork gone from the hub (finalizer removed)", wait, || {
+        rt.block_on(works.get_opt("work1")).unwrap().is_none()
+    });
+    assert_eq!(terminate(&mut hub_proc, wait), Some(0), "{}", log_of(2));
+    assert!(log_of(2).contains("removing the finalizer"), "{}", log_of(2));
+    eprintln!("whole lifecycle: {:?}", started.elapsed());
 }

@@ -56,6 +56,14 @@
 //! # }
 //! ```
 //!
+//! # The hub side
+//!
+//! [`Hub`] is the other end: it serves the ManifestWorks of a hub API server (the upstream CRD,
+//! namespace = cluster) through a
+//! [`SourceWorkClient`](ocm_ce_work::client::SourceWorkClient) — specs out, the statuses agents
+//! report written into the status subresource, deletions finished through the finalizer
+//! [`HUB_FINALIZER`] — and [`hub_works`] gives a restarted hub its initial works.
+//!
 //! # Kubernetes versions
 //!
 //! Like every library on k8s-openapi, this crate enables no `v1_*` feature of it: the binary
@@ -84,6 +92,7 @@ mod config;
 mod delete;
 mod error;
 mod feedback;
+mod hub;
 mod resolver;
 mod status;
 
@@ -95,4 +104,5 @@ pub use applier::{ApplierMetrics, KubeApplier};
 pub use client::{client_from_kubeconfig, rate_limited};
 pub use config::{ApplierConfig, DEFAULT_FIELD_MANAGER, hub_hash};
 pub use error::{Error, Result};
+pub use hub::{HUB_FINALIZER, Hub, HubConfig, hub_works};
 pub use status::{STATUS_FEEDBACK_SYNCED, observed_generation};

@@ -94,7 +94,8 @@ pub fn configmap(ns: &str, name: &str, data: Value) -> Manifest {
     )
 }
 
-fn client_options() -> WorkClientOptions {
+/// Client options of the tests: no rate limit, quick reconnects.
+pub fn client_options() -> WorkClientOptions {
     WorkClientOptions::default().client(
         ClientOptions::default()
             .rate_limit(None)
