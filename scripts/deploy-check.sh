@@ -14,7 +14,8 @@
 #    (`-f`) goes through `kubectl apply --dry-run=server --validate=strict` against a real
 #    kube-apiserver: the server's admission (schema, unknown fields, RBAC, Pod Security
 #    "restricted" of the namespace) sees every object. A rejection fails, and so does any
-#    warning (Pod Security violations of a Deployment's pod template are only warnings).
+#    warning (Pod Security violations of a Deployment's pod template are only warnings), except
+#    "no PEM data" for the placeholder certificate of an example Secret.
 #    The namespace must exist for the namespaced objects: it is created for real first.
 # 4. With OCM_CE_BIN (an ocm-ce binary; scripts/test.sh passes its release build): the agent's
 #    transport config passes `ocm-ce config check`, and the broker starts with the policy of
@@ -165,16 +166,21 @@ log "$(python3 -c 'import json, sys
 v = json.load(open(sys.argv[1]))
 print("kubectl", v["clientVersion"]["gitVersion"] + ", kube-apiserver", v["serverVersion"]["gitVersion"])' "$tmp/version.json")"
 
-# dry_run ARGS...: `kubectl apply --dry-run=server ARGS`; fails on an error or a warning.
+# dry_run TOLERATED ARGS...: `kubectl apply --dry-run=server ARGS`; fails on an error or on a
+# warning, except warnings matching the extended regex TOLERATED (empty: none).
 dry_run() {
-    local rc=0
+    local tolerated="$1" rc=0
+    shift
     k apply --dry-run=server --validate=strict "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
     sed 's/^/    /' "$tmp/out"
     sed 's/^/    /' "$tmp/err" >&2
     ((rc == 0)) || fail "the API server rejected: kubectl apply --dry-run=server $*"
-    if grep -q '^Warning:' "$tmp/err"; then
-        fail "the API server warned about: kubectl apply --dry-run=server $*"
+    local warnings
+    warnings="$(grep '^Warning:' "$tmp/err" || true)"
+    if [[ -n "$tolerated" && -n "$warnings" ]]; then
+        warnings="$(grep -Ev "$tolerated" <<<"$warnings" || true)"
     fi
+    [[ -z "$warnings" ]] || fail "the API server warned about: kubectl apply --dry-run=server $*"
 }
 
 # The namespace, for real: namespaced objects cannot be dry-run into a namespace that does not
@@ -184,11 +190,13 @@ k apply -k deploy/namespace >/dev/null || fail "creating the namespace of deploy
 
 for d in "${kustomize_dirs[@]}"; do
     log "dry-run: kubectl apply -k $d"
-    dry_run -k "$d"
+    dry_run "" -k "$d"
 done
+# The example Secrets hold placeholder text where a certificate and key belong, which the API
+# server points out for kubernetes.io/tls Secrets; that warning is expected there, no other.
 for f in "${standalone[@]}"; do
     log "dry-run: kubectl apply -f $f"
-    dry_run -f "$f"
+    dry_run '^Warning: tls: failed to find any PEM data in (certificate|key) input$' -f "$f"
 done
 
 # ---------------------------------------------------------------- 4. the files the binary reads
@@ -199,9 +207,10 @@ if [[ -n "${OCM_CE_BIN:-}" ]]; then
         fail "ocm-ce rejects deploy/agent/grpc.yaml"
 
     log "ocm-ce broker with deploy/broker/policy.yaml and the tokens of deploy/broker/secrets.example.yaml"
-    k create --dry-run=client --validate=false -f deploy/broker/secrets.example.yaml -o \
-        jsonpath='{.items[?(@.metadata.name=="ocm-ce-broker-tokens")].stringData.tokens\.yaml}' >"$tmp/tokens.yaml"
-    [[ -s "$tmp/tokens.yaml" ]] || fail "no tokens.yaml in the Secret ocm-ce-broker-tokens of deploy/broker/secrets.example.yaml"
+    # (The jsonpath is applied to each Secret of the file; only the tokens Secret has the key.)
+    k create --dry-run=client --validate=false -f deploy/broker/secrets.example.yaml \
+        -o jsonpath='{.stringData.tokens\.yaml}' >"$tmp/tokens.yaml"
+    [[ -s "$tmp/tokens.yaml" ]] || fail "no tokens.yaml in the Secrets of deploy/broker/secrets.example.yaml"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
         -addext subjectAltName=DNS:localhost -keyout "$tmp/tls.key" -out "$tmp/tls.crt" 2>/dev/null ||
         fail "openssl could not make a test certificate"
