@@ -17,10 +17,15 @@
 #    warning (Pod Security violations of a Deployment's pod template are only warnings), except
 #    "no PEM data" for the placeholder certificate of an example Secret.
 #    The namespace must exist for the namespaced objects: it is created for real first.
-# 4. With OCM_CE_BIN (an ocm-ce binary; scripts/test.sh passes its release build): the agent's
-#    transport config passes `ocm-ce config check`, and the broker starts with the policy of
-#    deploy/broker and the tokens of the example Secret and serves GET /metrics (the path of
-#    its probes).
+# 4. With OCM_CE_BIN (an ocm-ce binary; scripts/test.sh passes its release build), the files
+#    in use: the agent's transport config passes `ocm-ce config check`; a broker starts with
+#    TLS, the policy of deploy/broker and the tokens of its example Secret, and serves GET
+#    /metrics (the path of its probes); an agent with that transport config (pointed at this
+#    broker) and a token of deploy/agent's ServiceAccount, bound to the ocm-ce-agent role plus
+#    only what the test work needs instead of the everything-role, applies a work with a CRD
+#    and a ConfigMap from a source, finds its record after a restart, and deletes it. This
+#    applies deploy/agent for real to the API server (its Deployment stays inert: the test
+#    API server runs no controllers).
 #
 # API server: the one of OCM_CE_TEST_KUBECONFIG (scripts/test.sh has started it), else one
 # started here with `scripts/test-env.sh start DIR --no-kafka --no-mqtt` and stopped on exit.
@@ -40,8 +45,12 @@ fail() {
 tmp="$(mktemp -d -t ocm-ce-deploy-check.XXXXXX)"
 env_dir=""
 broker_pid=""
+agent_pid=""
 cleanup() {
-    if [[ -n "$broker_pid" ]]; then kill "$broker_pid" 2>/dev/null || true; fi
+    local p
+    for p in "$agent_pid" "$broker_pid"; do
+        if [[ -n "$p" ]]; then kill "$p" 2>/dev/null || true; fi
+    done
     if [[ -n "$env_dir" ]]; then bash scripts/test-env.sh stop "$env_dir" >/dev/null 2>&1 || true; fi
     rm -rf "$tmp"
 }
@@ -199,40 +208,173 @@ for f in "${standalone[@]}"; do
     dry_run '^Warning: tls: failed to find any PEM data in (certificate|key) input$' -f "$f"
 done
 
-# ---------------------------------------------------------------- 4. the files the binary reads
+# ---------------------------------------------------------------- 4. a work through them
+
+# wait_log FILE REGEX PID: waits up to 10 s for a match of the extended REGEX in the log FILE of
+# the process PID, and prints it; prints the log and fails when none comes.
+wait_log() {
+    local found=""
+    for _ in $(seq 100); do
+        found="$(grep -Eo "$2" "$1" | head -n 1 || true)"
+        [[ -n "$found" ]] && break
+        kill -0 "$3" 2>/dev/null || break
+        sleep 0.1
+    done
+    [[ -n "$found" ]] || { sed 's/^/    /' "$1" >&2; return 1; }
+    printf '%s\n' "$found"
+}
+
+# stop_process PID: SIGTERM (a graceful stop), then waits for it.
+stop_process() {
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# agent_start: starts the agent of cluster1 with the ServiceAccount's kubeconfig (sets
+# agent_pid; call it without a subshell) and leaves its "N works recorded" count in $recorded.
+agent_start() {
+    "$OCM_CE_BIN" agent --transport grpc --config "$tmp/agent-grpc.yaml" --cluster cluster1 \
+        --kubeconfig "$tmp/sa.kubeconfig" 2>"$tmp/agent.log" &
+    agent_pid=$!
+    recorded="$(wait_log "$tmp/agent.log" '\(([0-9]+) works? recorded' "$agent_pid")" ||
+        fail "the agent did not start with the ServiceAccount of deploy/agent"
+    recorded="$(grep -Eo '[0-9]+' <<<"$recorded")"
+}
+
+# source_cmd ARGS...: `ocm-ce source` as source1 with the hub's token.
+source_cmd() {
+    "$OCM_CE_BIN" source --transport grpc --config "$tmp/source-grpc.yaml" --source source1 \
+        --state-dir "$tmp/source-state" "$@"
+}
+
+# token_of IDENTITY: its token in the example tokens file.
+token_of() {
+    python3 -c 'import re, sys
+text = open(sys.argv[1]).read()
+print(dict((i, t) for t, i in re.findall(r"token: (\S+)\s+identity: (\S+)", text))[sys.argv[2]])' \
+        "$tmp/tokens.yaml" "$1" ||
+        fail "no token for $1 in the Secret ocm-ce-broker-tokens of deploy/broker/secrets.example.yaml"
+}
 
 if [[ -n "${OCM_CE_BIN:-}" ]]; then
     log "ocm-ce config check: deploy/agent/grpc.yaml"
     "$OCM_CE_BIN" config check --transport grpc deploy/agent/grpc.yaml ||
         fail "ocm-ce rejects deploy/agent/grpc.yaml"
 
-    log "ocm-ce broker with deploy/broker/policy.yaml and the tokens of deploy/broker/secrets.example.yaml"
+    # A CA and a broker certificate for localhost, and the example tokens.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=test-ca \
+        -keyout "$tmp/ca.key" -out "$tmp/ca.pem" 2>/dev/null &&
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost \
+            -keyout "$tmp/tls.key" -out "$tmp/tls.csr" 2>/dev/null &&
+        openssl x509 -req -in "$tmp/tls.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial \
+            -days 1 -extfile <(printf 'subjectAltName=DNS:localhost\n') -out "$tmp/tls.crt" 2>/dev/null ||
+        fail "openssl could not make the test certificates"
     # (The jsonpath is applied to each Secret of the file; only the tokens Secret has the key.)
     k create --dry-run=client --validate=false -f deploy/broker/secrets.example.yaml \
         -o jsonpath='{.stringData.tokens\.yaml}' >"$tmp/tokens.yaml"
-    [[ -s "$tmp/tokens.yaml" ]] || fail "no tokens.yaml in the Secrets of deploy/broker/secrets.example.yaml"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
-        -addext subjectAltName=DNS:localhost -keyout "$tmp/tls.key" -out "$tmp/tls.crt" 2>/dev/null ||
-        fail "openssl could not make a test certificate"
+    token_of cluster1-agent >"$tmp/agent.token"
+    token_of hub-controller >"$tmp/source.token"
+
+    log "ocm-ce broker with TLS, deploy/broker/policy.yaml and the example tokens"
     "$OCM_CE_BIN" broker --listen 127.0.0.1:0 --tls-cert "$tmp/tls.crt" --tls-key "$tmp/tls.key" \
         --tokens "$tmp/tokens.yaml" --authz deploy/broker/policy.yaml --metrics-listen 127.0.0.1:0 \
         2>"$tmp/broker.log" &
     broker_pid=$!
-    metrics=""
-    for _ in $(seq 100); do
-        metrics="$(grep -o 'http://[0-9.:]*/metrics' "$tmp/broker.log" || true)"
-        [[ -n "$metrics" ]] && break
-        kill -0 "$broker_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    [[ -n "$metrics" ]] || { cat "$tmp/broker.log" >&2; fail "the broker did not start with deploy/broker/policy.yaml"; }
+    metrics="$(wait_log "$tmp/broker.log" 'http://[0-9.:]+/metrics' "$broker_pid")" ||
+        fail "the broker did not start with deploy/broker/policy.yaml"
+    port="$(wait_log "$tmp/broker.log" 'listening on [0-9.]+:[0-9]+' "$broker_pid")" ||
+        fail "the broker did not say its port"
+    port="${port##*:}"
     curl -fsS -o /dev/null "$metrics" || fail "the broker's probe endpoint $metrics does not answer"
-    kill -TERM "$broker_pid"
-    wait "$broker_pid" || fail "the broker did not stop cleanly on SIGTERM"
+
+    # deploy/agent/grpc.yaml pointed at this broker and these files; the source's is the same
+    # with the hub's token.
+    sed -e "s|^url: .*|url: localhost:$port|" -e "s|^caFile: .*|caFile: $tmp/ca.pem|" \
+        -e "s|^tokenFile: .*|tokenFile: $tmp/agent.token|" deploy/agent/grpc.yaml >"$tmp/agent-grpc.yaml"
+    sed -e "s|agent\.token|source.token|" "$tmp/agent-grpc.yaml" >"$tmp/source-grpc.yaml"
+
+    # The agent's ServiceAccount and RBAC for real, with the everything-role replaced by what the
+    # test work needs: the ocm-ce-agent role must cover what the agent itself does.
+    log "a work with a CRD and a ConfigMap, from a source through the broker to the agent with the RBAC of deploy/agent"
+    k apply -k deploy/agent >/dev/null || fail "kubectl apply -k deploy/agent failed"
+    k delete clusterrolebinding ocm-ce-agent:execution >/dev/null
+    k apply -f - >/dev/null <<'RBAC'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: ocm-ce-deploy-check-execution
+rules:
+  - apiGroups: [""]
+    resources: [configmaps]
+    verbs: [get, create, update, patch, delete]
+  - apiGroups: [apiextensions.k8s.io]
+    resources: [customresourcedefinitions]
+    verbs: [create, update, patch, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: ocm-ce-deploy-check-execution
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: ocm-ce-deploy-check-execution}
+subjects: [{kind: ServiceAccount, name: ocm-ce-agent, namespace: ocm-ce}]
+RBAC
+    k config view --raw --minify >"$tmp/sa.kubeconfig"
+    user="$("$kubectl" --kubeconfig "$tmp/sa.kubeconfig" config view -o jsonpath='{.users[0].name}')"
+    "$kubectl" --kubeconfig "$tmp/sa.kubeconfig" config set-credentials "$user" \
+        --token="$(k -n ocm-ce create token ocm-ce-agent --duration=10m)" >/dev/null
+    cat >"$tmp/work.yaml" <<'WORK'
+apiVersion: work.open-cluster-management.io/v1
+kind: ManifestWork
+metadata:
+  name: deploy-check
+  namespace: cluster1
+spec:
+  workload:
+    manifests:
+      - apiVersion: apiextensions.k8s.io/v1
+        kind: CustomResourceDefinition
+        metadata:
+          name: deploychecks.example.com
+        spec:
+          group: example.com
+          names: {kind: DeployCheck, plural: deploychecks, singular: deploycheck, listKind: DeployCheckList}
+          scope: Namespaced
+          versions:
+            - name: v1
+              served: true
+              storage: true
+              schema:
+                openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+      - apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: ocm-ce-deploy-check
+          namespace: default
+        data:
+          greeting: hello
+WORK
+    agent_start
+    source_cmd apply -f "$tmp/work.yaml" --wait --timeout 60s >"$tmp/apply.out" ||
+        { sed 's/^/    /' "$tmp/agent.log" >&2; fail "the work was not applied"; }
+    k -n default get configmap ocm-ce-deploy-check >/dev/null || fail "the work's ConfigMap is missing"
+    # Restarted, the agent rebuilds its works from the AppliedManifestWork records.
+    stop_process "$agent_pid"
+    agent_start
+    [[ "$recorded" == 1 ]] || fail "the restarted agent found $recorded recorded works, expected 1"
+    source_cmd delete deploy-check -n cluster1 --wait --timeout 60s >/dev/null ||
+        { sed 's/^/    /' "$tmp/agent.log" >&2; fail "the work was not deleted"; }
+    [[ -z "$(k -n default get configmap ocm-ce-deploy-check --ignore-not-found -o name)" ]] ||
+        fail "the work's ConfigMap is still there after the work's deletion"
+    stop_process "$agent_pid"
+    agent_pid=""
+    stop_process "$broker_pid"
     broker_pid=""
-    log "the broker started with them and answered GET /metrics"
+    # Back to the RBAC of deploy/agent.
+    k delete clusterrolebinding,clusterrole ocm-ce-deploy-check-execution >/dev/null
+    k apply -k deploy/agent >/dev/null
+    log "applied, recorded across a restart, deleted: the agent's RBAC, the policy and the tokens hold"
 else
-    log "OCM_CE_BIN not set: the config files were not loaded by ocm-ce"
+    log "OCM_CE_BIN not set: the files were not tried with ocm-ce"
 fi
 
 log "ok"
