@@ -29,7 +29,7 @@
 #
 # API server: the one of OCM_CE_TEST_KUBECONFIG (scripts/test.sh has started it), else one
 # started here with `scripts/test-env.sh start DIR --no-kafka --no-mqtt` and stopped on exit.
-# kubectl: $OCM_CE_KUBECTL, else `kubectl` on PATH, else the one `scripts/test-env.sh
+# kubectl: $OCM_CE_KUBECTL, else the one of the API server's version that `scripts/test-env.sh
 # kubectl-build` builds once from the Go module proxy (cached in $HOME/.cache/ocm-ce/kube).
 set -euo pipefail
 
@@ -152,13 +152,11 @@ log "deploy/: ${#kustomize_dirs[@]} kustomizations (${kustomize_dirs[*]}), ${#st
 
 # ---------------------------------------------------------------- 3. server-side dry-run
 
-if [[ -n "${OCM_CE_KUBECTL:-}" ]]; then
-    kubectl="$OCM_CE_KUBECTL"
-elif command -v kubectl >/dev/null 2>&1; then
-    kubectl="$(command -v kubectl)"
-else
-    log "no kubectl on PATH: building one (once per machine)"
-    kubectl="$(bash scripts/test-env.sh kubectl-build)"
+# kubectl of the API server's version (a kubectl on PATH may be any version; kubectl supports
+# one minor version of skew).
+kubectl="${OCM_CE_KUBECTL:-}"
+if [[ -z "$kubectl" ]]; then
+    kubectl="$(bash scripts/test-env.sh kubectl-build)" || fail "building kubectl failed"
 fi
 
 if [[ -z "${OCM_CE_TEST_KUBECONFIG:-}" ]]; then
