@@ -3,7 +3,8 @@
 # Sourced by test-env.sh (it uses its helpers: log, die, spawn, pid_alive, stop_pid, free_ports,
 # port_is_free, fail_with_log, ensure_certs, $STATE, $PIDS, $CACHE_ROOT); not run on its own.
 #
-# Build: both binaries are built from the Go module proxy with wrapper modules, as
+# Build: both binaries (and, for scripts/deploy-check.sh on machines without one, kubectl of the
+# same version) are built from the Go module proxy with wrapper modules, as
 # ../shared/design/kubernetes-test-cluster.md measured (k8s.io/kubernetes v1.37.2 with every
 # staging module at v0.37.2, the replace list derived from kubernetes' own go.mod; etcd server
 # v3.7.3). The Go module and build caches and the binaries live under $CACHE_ROOT/kube, so a
@@ -32,6 +33,7 @@ kube_go() {
 
 kube_apiserver_bin() { echo "$KUBE_CACHE/bin/kube-apiserver-$KUBE_VERSION"; }
 etcd_bin() { echo "$KUBE_CACHE/bin/etcd-$ETCD_VERSION"; }
+kubectl_bin() { echo "$KUBE_CACHE/bin/kubectl-$KUBE_VERSION"; }
 
 # kube_wrapper_build NAME OUT GO_MOD_TEXT MAIN_GO_TEXT [GO BUILD ARGS...]: builds a wrapper
 # module in $KUBE_CACHE/src/NAME into OUT (atomically; the log stays next to the module).
@@ -68,8 +70,18 @@ names = sorted({r["Path"] for r in mod.get("Require") or []
 print("\n".join(names))'
 }
 
+# The -X flags that stamp $KUBE_VERSION into a Kubernetes binary (its `version` output).
+kube_version_ldflags() {
+    local m minor="${KUBE_VERSION#v1.}"
+    minor="${minor%%.*}"
+    for m in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        printf ' -X %s.gitVersion=%s -X %s.gitMajor=1 -X %s.gitMinor=%s -X %s.gitTreeState=clean' \
+            "$m" "$KUBE_VERSION" "$m" "$m" "$minor" "$m"
+    done
+}
+
 build_kube_apiserver() {
-    local out staging replaces m minor ldflags
+    local out staging replaces m
     out="$(kube_apiserver_bin)"
     [[ -x "$out" ]] && return 0
     staging="$(kube_staging_modules)"
@@ -78,12 +90,6 @@ build_kube_apiserver() {
     # Staging modules are tagged v0.<minor>.<patch> for kubernetes v1.<minor>.<patch>.
     for m in $staging; do replaces+="replace $m => $m v0.${KUBE_VERSION#v1.}"$'\n'; done
     log "k8s.io/kubernetes $KUBE_VERSION: $(wc -w <<<"$staging") staging modules replaced at v0.${KUBE_VERSION#v1.}"
-    minor="${KUBE_VERSION#v1.}"
-    minor="${minor%%.*}"
-    ldflags=""
-    for m in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-        ldflags+=" -X $m.gitVersion=$KUBE_VERSION -X $m.gitMajor=1 -X $m.gitMinor=$minor -X $m.gitTreeState=clean"
-    done
     kube_wrapper_build kube-apiserver "$out" "module ocm-ce.test/kube-apiserver
 
 go 1.26.0
@@ -102,7 +108,7 @@ import (
 
 func main() {
 	os.Exit(cli.Run(app.NewAPIServerCommand()))
-}' -ldflags "-s -w$ldflags"
+}' -ldflags "-s -w$(kube_version_ldflags)"
 }
 
 build_etcd() {
@@ -126,14 +132,53 @@ func main() {
 }' -ldflags "-s -w"
 }
 
-# Builds what is missing, once per machine (concurrent first runs wait for each other).
-ensure_kube_binaries() {
-    [[ -x "$(kube_apiserver_bin)" && -x "$(etcd_bin)" ]] && return 0
+# kubectl of the API server's version, for scripts/deploy-check.sh on machines without one. The
+# published module k8s.io/kubectl (tagged v0.<minor>.<patch> like the staging modules) builds
+# without replaces; main is kubernetes' cmd/kubectl.
+build_kubectl() {
+    local out
+    out="$(kubectl_bin)"
+    [[ -x "$out" ]] && return 0
+    kube_wrapper_build kubectl "$out" "module ocm-ce.test/kubectl
+
+go 1.26.0
+
+require k8s.io/kubectl v0.${KUBE_VERSION#v1.}" 'package main
+
+import (
+	"k8s.io/component-base/cli"
+	"k8s.io/kubectl/pkg/cmd"
+	"k8s.io/kubectl/pkg/cmd/util"
+)
+
+func main() {
+	command := cmd.NewDefaultKubectlCommand()
+	if err := cli.RunNoErrOutput(command); err != nil {
+		util.CheckErr(err)
+	}
+}' -ldflags "-s -w$(kube_version_ldflags)"
+}
+
+# Serialises the builds of concurrent first runs on one machine (released by `exec 8>&-`).
+kube_build_lock() {
     mkdir -p "$KUBE_CACHE"
     exec 8>"$KUBE_CACHE/.lock"
     flock -w 1800 8 || die "timed out waiting for lock $KUBE_CACHE/.lock"
+}
+
+# Builds what is missing, once per machine (concurrent first runs wait for each other).
+ensure_kube_binaries() {
+    [[ -x "$(kube_apiserver_bin)" && -x "$(etcd_bin)" ]] && return 0
+    kube_build_lock
     build_etcd
     build_kube_apiserver
+    exec 8>&-
+}
+
+ensure_kubectl() {
+    [[ -x "$(kubectl_bin)" ]] && return 0
+    kube_build_lock
+    build_kubectl
     exec 8>&-
 }
 

@@ -14,6 +14,8 @@
 #       Idempotent: components already running are kept (same ports).
 #   scripts/test-env.sh stop STATE_DIR          stop everything started there
 #   scripts/test-env.sh kube-build              build (or find cached) etcd and kube-apiserver
+#   scripts/test-env.sh kubectl-build           build (or find cached) kubectl of the same
+#                                               version; prints its path
 #   scripts/test-env.sh kube-start STATE_DIR    start (only) the Kubernetes API server
 #   scripts/test-env.sh kube-stop STATE_DIR     stop it
 #   scripts/test-env.sh kafka-stop STATE_DIR [--kill]
@@ -835,6 +837,7 @@ main() {
     kafka-produce) cmd_kafka_produce "$@" ;;
     kafka-consume) cmd_kafka_consume "$@" ;;
     kube-build) ensure_kube_binaries && printf '%s\n%s\n' "$(kube_apiserver_bin)" "$(etcd_bin)" ;;
+    kubectl-build) ensure_kubectl && kubectl_bin ;;
     kube-start) cmd_kube_start "$@" ;;
     kube-stop) cmd_kube_stop "$@" ;;
     status) cmd_status "$@" ;;

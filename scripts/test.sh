@@ -84,6 +84,10 @@ passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$state/test.log" | awk '{s+
 echo "total tests passed: $passed"
 [ "$passed" -gt 0 ] || { echo "no test ran" >&2; exit 1; }
 
+step "deployment files: deploy/ dry-run on the test API server, the Dockerfile against the workspace ($(elapsed))"
+# Reuses the API server started above (OCM_CE_TEST_KUBECONFIG) and the release binary.
+OCM_CE_BIN="$CARGO_TARGET_DIR/release/ocm-ce" bash scripts/deploy-check.sh
+
 step "interoperability with the Go SDK: sdk-go v0.15.0 and v1.3.0 against ocm-ce ($(elapsed))"
 command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null || { echo "the Go toolchain is required for the interop stage" >&2; exit 1; }
