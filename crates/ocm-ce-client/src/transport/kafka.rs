@@ -59,16 +59,19 @@
 pub mod binding;
 mod config;
 mod connection;
+mod provision;
 pub mod topics;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rdkafka::ClientConfig;
 
 pub use config::{ConfigError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_SUBSCRIBE_TIMEOUT, KafkaConfig, TopicLayout};
 pub use connection::KafkaConnection;
+use connection::Settings;
 
 use crate::error::TransportError;
 use crate::transport::{Role, Transport};
@@ -89,6 +92,8 @@ struct Inner {
     config: KafkaConfig,
     role: Role,
     properties: BTreeMap<String, String>,
+    /// Connections opened so far.
+    connections: AtomicU64,
 }
 
 impl fmt::Debug for KafkaTransport {
@@ -135,6 +140,7 @@ impl KafkaTransport {
                 config,
                 role,
                 properties,
+                connections: AtomicU64::new(0),
             }),
         };
         transport
@@ -207,19 +213,24 @@ impl Transport for KafkaTransport {
     type Connection = KafkaConnection;
 
     async fn connect(&self) -> Result<KafkaConnection, TransportError> {
-        KafkaConnection::open(
-            self.client_config(),
-            self.inner.role.clone(),
-            self.inner.config.topic_layout,
-            self.inner.config.connect_timeout,
-            self.inner.config.subscribe_timeout,
-            self.subscriptions(),
-            self.inner
+        let config = &self.inner.config;
+        let settings = Settings {
+            role: self.inner.role.clone(),
+            layout: config.topic_layout,
+            connect_timeout: config.connect_timeout,
+            subscribe_timeout: config.subscribe_timeout,
+            patterns: self.subscriptions(),
+            auto_commit: self
+                .inner
                 .properties
                 .get("enable.auto.commit")
                 .is_none_or(|v| v != "false"),
-        )
-        .await
+            create_topics: config
+                .create_topics
+                .then_some((config.topic_partitions, config.topic_replication_factor)),
+            eager_discovery: self.inner.connections.fetch_add(1, Ordering::Relaxed) == 0,
+        };
+        KafkaConnection::open(self.client_config(), settings).await
     }
 }
 
