@@ -605,7 +605,11 @@ async fn close_also_closes_a_connection_whose_subscription_is_pending() {
     assert_eq!(broker.connect_count(), 1, "connected, subscription pending");
     assert!(!client.is_connected());
     client.close().await;
-    assert_eq!(broker.close_count(), 1, "the pending connection is closed, not just dropped");
+    assert_eq!(
+        broker.close_count(),
+        1,
+        "the pending connection is closed, not just dropped"
+    );
     assert!(next_within(&mut stream, Duration::from_secs(1)).await.is_none());
     assert_eq!(broker.connect_count(), 1, "no reconnect after close");
 }
