@@ -4,8 +4,8 @@
 //!
 //! One [`KafkaTransport`] is built for one side ([`Role`]) from a [`KafkaConfig`]. Every
 //! [`connect`](Transport::connect) creates a **fresh** producer and consumer from the config
-//! (so rotated certificate files are read again), and waits until the brokers answer a
-//! metadata request. [`subscribe`](crate::Connection::subscribe) subscribes the consumer and
+//! (so rotated certificate files are read again), waits until the brokers answer a
+//! metadata request, and creates the topic the side broadcasts to. [`subscribe`](crate::Connection::subscribe) subscribes the consumer and
 //! resolves once the consumer group has handed it its partition assignment (or, when no topic
 //! matches yet, once the brokers confirmed that). A lost connection (all brokers down, a fatal
 //! or authentication error, any consumer error not in the benign list of [`KafkaConnection`])
@@ -34,6 +34,15 @@
 //!   next cannot miss its answers; `publish()` waits for the broker's acknowledgement (Go does
 //!   not wait for the delivery report) and fails at once with a retryable error once the
 //!   connection is lost.
+//! * **Topic creation.** Clients create the topics they need, named as Go names them, before
+//!   the first record goes there (`createTopics`, on by default; [`topics::connect_topics`],
+//!   [`topics::target_topics`]); a refusal is reported once with the missing topics named, and
+//!   the client waits for them. Go relies on the brokers' auto-creation.
+//! * **Topic discovery.** A new topic matching the subscription is found within seconds of its
+//!   creation (the consumer asks for the topic list after pauses of 1 s doubling to 30 s, from
+//!   the start and again whenever the matching topics change), not at librdkafka's 5-minute
+//!   metadata refresh, so clients started together on a fresh broker exchange their first
+//!   events at once.
 //! * An opt-in **shared-topic layout** (`topicLayout: shared`, [`TopicLayout::Shared`]) for
 //!   large fleets: two topics instead of four per source/cluster pair.
 //! * Source ids and cluster names are checked for Kafka topic characters

@@ -87,8 +87,10 @@ impl Provisioner {
                 Ok(results) => {
                     for (topic, result) in missing.into_iter().zip(results) {
                         match result {
-                            Ok(()) => {
-                                tracing::info!(topic, "kafka: created topic");
+                            Ok(created) => {
+                                if created {
+                                    tracing::info!(topic, "kafka: created topic");
+                                }
                                 found.push(topic);
                             }
                             Err(reason) => refused.push((topic, reason)),
@@ -103,8 +105,9 @@ impl Provisioner {
         found
     }
 
-    /// Creates `topics`; one result per topic, in order (`TopicAlreadyExists` is success).
-    async fn create(&self, topics: &[String]) -> Result<Vec<Result<(), String>>, String> {
+    /// Creates `topics`; one result per topic, in order: true when created, false when it
+    /// existed already (`TopicAlreadyExists`), or why it was refused.
+    async fn create(&self, topics: &[String]) -> Result<Vec<Result<bool, String>>, String> {
         let admin = self.admin()?;
         let new: Vec<NewTopic<'_>> = topics
             .iter()
@@ -129,7 +132,8 @@ impl Provisioner {
                     _ => None,
                 });
                 match result {
-                    Some(Ok(())) | Some(Err(RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
+                    Some(Ok(())) => Ok(true),
+                    Some(Err(RDKafkaErrorCode::TopicAlreadyExists)) => Ok(false),
                     Some(Err(code)) => Err(refusal(code)),
                     None => Err("no result for the topic".to_owned()),
                 }

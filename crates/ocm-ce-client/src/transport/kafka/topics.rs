@@ -21,6 +21,9 @@
 //! Shared layout (ours, opt-in): sources write to `sourceevents`, agents to `agentevents`, with
 //! the same keys; each side subscribes to the other's topic and keeps what
 //! [`accepts`] lets through.
+//!
+//! The topics a client creates (`createTopics`): [`connect_topics`] when it connects,
+//! [`target_topics`] before the first record to a peer.
 
 use cloudevents::{AttributesReader, Event};
 use ocm_ce_core::{EventExt, EventType, EventTypeError, extensions};
