@@ -33,7 +33,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Topic discovery: the first and the longest pause between two topic list requests.
 const DISCOVERY_PAUSE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 /// How long one topic list request of the discovery may take.
-const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(10);
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What to do about a librdkafka error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use super::connection::{KafkaConsumer, KafkaContext, destroy_in_background, lock};
 
 /// How long one lookup or creation request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Creates the topics of one connection (see the module docs).
 pub(super) struct Provisioner {
@@ -32,8 +32,9 @@ pub(super) struct Provisioner {
     replication_factor: i32,
     /// Topics known to exist.
     ready: Mutex<HashSet<String>>,
-    /// Missing topics already reported.
-    reported: Mutex<HashSet<String>>,
+    /// Missing topics that could not be created (reported once, not tried again on this
+    /// connection: a later record to them must not wait for another refusal).
+    refused: Mutex<HashSet<String>>,
     /// Created on the first topic that is missing (most clients never need one).
     admin: Mutex<Option<Arc<AdminClient<KafkaContext>>>>,
 }
@@ -46,24 +47,29 @@ impl Provisioner {
             partitions,
             replication_factor,
             ready: Mutex::default(),
-            reported: Mutex::default(),
+            refused: Mutex::default(),
             admin: Mutex::default(),
         }
     }
 
-    /// Whether every one of `topics` is known to exist (no request needed).
+    /// Whether every one of `topics` is known to exist or known to be refused (no request
+    /// needed).
     pub(super) fn all_ready(&self, topics: &[String]) -> bool {
-        let ready = lock(&self.ready);
-        topics.iter().all(|t| ready.contains(t))
+        let (ready, refused) = (lock(&self.ready), lock(&self.refused));
+        topics.iter().all(|t| ready.contains(t) || refused.contains(t))
     }
 
     /// Makes sure `topics` exist: looks up the ones not known yet and creates the missing
     /// ones. Returns the topics that became known by this call; a missing topic that cannot be
-    /// created is reported (once) and left out.
+    /// created is reported once and left out (and not tried again by this provisioner).
     pub(super) async fn ensure(&self, consumer: &Arc<KafkaConsumer>, topics: &[String]) -> Vec<String> {
         let unknown: Vec<String> = {
-            let ready = lock(&self.ready);
-            topics.iter().filter(|t| !ready.contains(*t)).cloned().collect()
+            let (ready, refused) = (lock(&self.ready), lock(&self.refused));
+            topics
+                .iter()
+                .filter(|t| !ready.contains(*t) && !refused.contains(*t))
+                .cloned()
+                .collect()
         };
         if unknown.is_empty() {
             return Vec::new();
@@ -158,8 +164,8 @@ impl Provisioner {
     /// Warns once per topic about the ones that are missing and cannot be created.
     fn report(&self, refused: &[(String, String)]) {
         let new: Vec<&(String, String)> = {
-            let mut reported = lock(&self.reported);
-            refused.iter().filter(|(t, _)| reported.insert(t.clone())).collect()
+            let mut known = lock(&self.refused);
+            refused.iter().filter(|(t, _)| known.insert(t.clone())).collect()
         };
         if new.is_empty() {
             return;
