@@ -246,10 +246,19 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
     );
     let registry = crate::ops::registry(client.metrics(), client.generic().metrics());
     let connected = client.clone();
-    let ops = crate::ops::Ops::start(&args.ops, registry, move || connected.is_connected()).await?;
-    applier.run(&client, shutdown.recv()).await?;
-    drop(ops);
+    let ops = crate::ops::Ops::start(&args.ops, registry, move || connected.is_connected()).await;
+    // Closed on every way out (Kafka: the next agent process of this id must not wait for this
+    // one's group session to time out).
+    let result = match ops {
+        Ok(ops) => {
+            let result = applier.run(&client, shutdown.recv()).await;
+            drop(ops);
+            result
+        }
+        Err(e) => Err(e),
+    };
     client.close(FLUSH_ON_EXIT).await;
+    result?;
     eprintln!("agent stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -296,21 +305,23 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
     );
     let registry = crate::ops::registry(client.metrics(), client.generic().metrics());
     let connected = client.clone();
-    let ops = crate::ops::Ops::start(&args.client.ops, registry, move || connected.is_connected()).await?;
-    wait_connected(
-        &format!("source {}", args.client.source_id),
-        args.connect_timeout,
-        client.wait_until_connected(),
-        || client.last_error(),
-    )
-    .await?;
-    // Statuses that changed while no source ran arrive as answers to the resync request.
+    let ops = crate::ops::Ops::start(&args.client.ops, registry, move || connected.is_connected()).await;
     let mut watch = client.watch();
-    settle(&mut watch, &mut db).await?;
-    // Whatever the command's outcome, the client is closed cleanly (Kafka: the next source
-    // process of this id must not wait for this one's group session to time out).
+    // Whatever the command's outcome, also when the source never got connected, the client is
+    // closed cleanly (Kafka: the next source process of this id must not wait for this one's
+    // group session to time out).
     let outcome: Result<ExitCode> = async {
-        Ok(match args.command {
+        let ops = ops?;
+        wait_connected(
+            &format!("source {}", args.client.source_id),
+            args.connect_timeout,
+            client.wait_until_connected(),
+            || client.last_error(),
+        )
+        .await?;
+        // Statuses that changed while no source ran arrive as answers to the resync request.
+        settle(&mut watch, &mut db).await?;
+        let code = Ok(match args.command {
             SourceCommand::Apply { file, wait, timeout } => {
                 apply(&client, &mut db, &mut watch, &file, wait, timeout).await?
             }
@@ -370,14 +381,15 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
                 }
                 ExitCode::SUCCESS
             }
-        })
+        });
+        drop(ops);
+        code
     }
     .await;
     // Specs of this command not yet acknowledged get a moment to go out; the store of this
     // process is persisted either way, and a later command sends what is left.
     client.flush(FLUSH_ON_EXIT).await;
     let persisted = persist_pending(&mut watch, &mut db);
-    drop(ops);
     client.close(Duration::ZERO).await;
     let code = outcome?;
     persisted?;
@@ -712,7 +724,8 @@ impl Drop for EmbeddedBroker {
     }
 }
 
-/// Starts one agent per cluster, each applying into `dir/<cluster>/`.
+/// Starts one agent per cluster (transports from `make`, built before any client starts), each
+/// applying into `dir/<cluster>/`.
 fn start_agents<Tr: Transport + Clone>(
     clusters: &[String],
     dir: &Path,
@@ -720,9 +733,12 @@ fn start_agents<Tr: Transport + Clone>(
     options: &WorkClientOptions,
     tasks: &mut JoinSet<()>,
 ) -> Result<Vec<AgentWorkClient<Tr>>> {
+    let transports = clusters
+        .iter()
+        .map(|cluster| Ok((cluster, make(cluster)?)))
+        .collect::<Result<Vec<_>>>()?;
     let mut agents = Vec::new();
-    for cluster in clusters {
-        let transport = make(cluster)?;
+    for (cluster, transport) in transports {
         let agent = AgentWorkClient::start(
             transport,
             cluster,
@@ -754,6 +770,13 @@ fn progress_bar(enabled: bool) -> Option<ProgressBar> {
     Some(bar)
 }
 
+/// How long `quickstart` and `bench` wait until every client is subscribed.
+const PLAN_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `plan` with one source and an agent per cluster. Whatever the outcome (done, failed,
+/// not connected in time, or `stop` resolving first) every client is closed gracefully before
+/// this returns, so that the next run is not held up by what this one leaves behind (Kafka: a
+/// consumer group member that would keep its partitions until its session times out).
 async fn run_plan<Tr: Transport + Clone>(
     plan: &Plan,
     dir: &Path,
@@ -761,30 +784,55 @@ async fn run_plan<Tr: Transport + Clone>(
     source_transport: Tr,
     agent_transport: impl Fn(&str) -> Result<Tr>,
     show_progress: bool,
+    stop: impl std::future::Future<Output = ()>,
 ) -> Result<Summary> {
     let options = in_process_options();
     let mut tasks = JoinSet::new();
     let agents = start_agents(&plan.clusters, dir, agent_transport, &options, &mut tasks)?;
     let source = SourceWorkClient::start(source_transport, source_id, Vec::new(), options);
-    let connect = async {
-        source.wait_until_connected().await;
-        for a in &agents {
-            a.wait_until_connected().await;
-        }
-    };
-    wait_connected("the quickstart clients", Duration::from_secs(30), connect, || {
-        source.last_error()
-    })
-    .await?;
     let bar = progress_bar(show_progress);
-    let report = |phase: &str, done: usize, total: usize| {
-        if let Some(b) = &bar {
-            b.set_message(phase.to_owned());
-            b.set_length(total as u64);
-            b.set_position(done as u64);
-        }
+    let run = async {
+        let connect = async {
+            source.wait_until_connected().await;
+            for a in &agents {
+                a.wait_until_connected().await;
+            }
+        };
+        let not_connected = || {
+            let mut waiting: Vec<String> = Vec::new();
+            if !source.is_connected() {
+                waiting.push(format!("source {source_id}"));
+            }
+            waiting.extend(
+                agents
+                    .iter()
+                    .filter(|a| !a.is_connected())
+                    .map(|a| format!("agent of {}", a.cluster_name())),
+            );
+            let last = std::iter::once(source.last_error())
+                .chain(agents.iter().map(AgentWorkClient::last_error))
+                .flatten()
+                .next();
+            Some(format!(
+                "not subscribed: {}{}",
+                waiting.join(", "),
+                last.map(|e| format!("; last error: {e}")).unwrap_or_default()
+            ))
+        };
+        wait_connected("the benchmark clients", PLAN_CONNECT_TIMEOUT, connect, not_connected).await?;
+        let report = |phase: &str, done: usize, total: usize| {
+            if let Some(b) = &bar {
+                b.set_message(phase.to_owned());
+                b.set_length(total as u64);
+                b.set_position(done as u64);
+            }
+        };
+        lifecycle::run(&source, plan, &report).await
     };
-    let result = lifecycle::run(&source, plan, &report).await;
+    let result = tokio::select! {
+        result = run => result,
+        () = stop => Err(anyhow::anyhow!("interrupted")),
+    };
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -880,7 +928,17 @@ async fn quickstart(args: QuickstartArgs) -> Result<ExitCode> {
         )
         .map_err(anyhow::Error::msg)
     };
-    let summary = run_plan(&plan, &dir, "ocm-ce-quickstart", source, make_agent, !args.json).await?;
+    let mut shutdown = Shutdown::install()?;
+    let summary = run_plan(
+        &plan,
+        &dir,
+        "ocm-ce-quickstart",
+        source,
+        make_agent,
+        !args.json,
+        shutdown.recv(),
+    )
+    .await?;
     print_summary(&summary, args.json, &[])?;
     Ok(if summary.complete {
         ExitCode::SUCCESS
@@ -930,6 +988,8 @@ async fn bench(args: BenchArgs) -> Result<ExitCode> {
         update_every: 2,
         timeout: args.timeout,
     };
+    // SIGINT/SIGTERM stop the run gracefully: its clients are closed before the process exits.
+    let mut shutdown = Shutdown::install()?;
     let dir = TempDir::new()?;
     let (_, cpu_before) = process_stats();
     let summary = match (&args.config, args.transport.kind()) {
@@ -953,7 +1013,16 @@ async fn bench(args: BenchArgs) -> Result<ExitCode> {
                 )
                 .map_err(anyhow::Error::msg)
             };
-            run_plan(&plan, &dir.0, "ocm-ce-quickstart", source, make, !args.json).await?
+            run_plan(
+                &plan,
+                &dir.0,
+                "ocm-ce-quickstart",
+                source,
+                make,
+                !args.json,
+                shutdown.recv(),
+            )
+            .await?
         }
         (None, kind) => {
             bail!("--config is required for the {kind} transport (an agent and a source config are derived from it)")
@@ -965,7 +1034,7 @@ async fn bench(args: BenchArgs) -> Result<ExitCode> {
                 AnyTransport::source(&config, &source_id, &format!("{source_id}-bench")).map_err(anyhow::Error::msg)?;
             let make =
                 |c: &str| AnyTransport::agent(&config, c, &format!("{c}-work-agent")).map_err(anyhow::Error::msg);
-            run_plan(&plan, &dir.0, &source_id, source, make, !args.json).await?
+            run_plan(&plan, &dir.0, &source_id, source, make, !args.json, shutdown.recv()).await?
         }
     };
     let (rss_mb, cpu_after) = process_stats();

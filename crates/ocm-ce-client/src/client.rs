@@ -135,6 +135,9 @@ pub(crate) struct Base<T, Tr: Transport> {
     pub(crate) options: ClientOptions,
     limiter: Option<Limiter>,
     connection: RwLock<Option<Arc<Tr::Connection>>>,
+    /// A connection being subscribed (not usable yet): `close` closes it too, so that it does
+    /// not linger (e.g. a Kafka consumer that joined its group while `subscribe` waited).
+    connecting: std::sync::Mutex<Option<Arc<Tr::Connection>>>,
     subscribed: AtomicBool,
     session: std::sync::Mutex<Session>,
     /// Set once by [`Base::close`]; ends the subscription stream and keeps it from reconnecting.
@@ -174,6 +177,7 @@ impl<T, Tr: Transport> Base<T, Tr> {
             limiter: options.rate_limit.map(Limiter::new),
             options,
             connection: RwLock::new(None),
+            connecting: std::sync::Mutex::new(None),
             subscribed: AtomicBool::new(false),
             session: std::sync::Mutex::new(Session {
                 since: Instant::now(),
@@ -184,23 +188,33 @@ impl<T, Tr: Transport> Base<T, Tr> {
     }
 
     /// Closes the client for good: the subscription stream ends (it neither reconnects nor
-    /// yields an error for the lost connection) and the current connection is closed
-    /// gracefully (the transport flushes what it sends and leaves its consumer group, so a
+    /// yields an error for the lost connection) and the current connection, or the one being
+    /// subscribed, is closed gracefully (the transport flushes what it sends and leaves its consumer group, so a
     /// successor starts at once). Publishing afterwards fails with [`Error::NotConnected`].
     pub(crate) async fn close(&self) {
         // Take the connection before the stream can see `closed`: the stream's driver, once it
         // ends, clears the slot and drops its own handle (a drop, not a graceful close).
-        let conn = match self.connection.write() {
-            Ok(mut slot) => {
-                self.closed.send_replace(true);
-                slot.take()
-            }
-            Err(_) => {
-                self.closed.send_replace(true);
-                None
-            }
+        // The `connecting` lock is held while the flag is set: a driver registers a connection
+        // only while the flag is unset, under that lock (see `Driver::connect`), and the slot
+        // is emptied here before a driver that sees the flag can clear it.
+        let (conn, connecting) = {
+            let mut connecting = self
+                .connecting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let conn = match self.connection.write() {
+                Ok(mut slot) => {
+                    self.closed.send_replace(true);
+                    slot.take()
+                }
+                Err(_) => {
+                    self.closed.send_replace(true);
+                    None
+                }
+            };
+            (conn, connecting.take())
         };
-        if let Some(conn) = conn {
+        for conn in [conn, connecting].into_iter().flatten() {
             conn.close().await;
         }
     }
@@ -447,11 +461,30 @@ const HEALTHY_CONNECTION: Duration = Duration::from_secs(10);
 const QUICK_RECONNECT: Duration = Duration::from_millis(500);
 
 impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
+    /// Connects and subscribes. While the subscription is pending the connection sits in the
+    /// `connecting` slot, where `close` finds it: a client closed meanwhile (this future is
+    /// then dropped) still closes it gracefully.
     async fn connect(
         side: &S,
-    ) -> std::result::Result<(<S::Tr as Transport>::Connection, Subscription), TransportError> {
-        let conn = side.base().transport.connect().await?;
-        match conn.subscribe().await {
+    ) -> std::result::Result<(Arc<<S::Tr as Transport>::Connection>, Subscription), TransportError> {
+        let base = side.base();
+        let conn = Arc::new(base.transport.connect().await?);
+        let registered = match base.connecting.lock() {
+            Ok(mut slot) if !base.is_closed() => {
+                *slot = Some(conn.clone());
+                true
+            }
+            _ => false,
+        };
+        if !registered {
+            conn.close().await;
+            return Err(TransportError::disconnected("the client is closed"));
+        }
+        let subscribed = conn.subscribe().await;
+        if let Ok(mut slot) = base.connecting.lock() {
+            slot.take();
+        }
+        match subscribed {
             Ok(events) => Ok((conn, events)),
             Err(e) => {
                 conn.close().await;
@@ -569,7 +602,6 @@ impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
                     }
                     match Self::connect(&self.side).await {
                         Ok((conn, events)) => {
-                            let conn = Arc::new(conn);
                             self.side.base().set_current(Some(conn.clone()));
                             self.side.base().new_session();
                             self.state = State::Connected { conn, events };
@@ -709,6 +741,9 @@ impl<T, S: Side<T>> Drop for Driver<T, S> {
     fn drop(&mut self) {
         let base = self.side.base();
         base.set_current(None);
+        if let Ok(mut slot) = base.connecting.lock() {
+            slot.take();
+        }
         base.subscribed.store(false, Ordering::SeqCst);
     }
 }

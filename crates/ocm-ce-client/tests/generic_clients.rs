@@ -594,6 +594,27 @@ async fn close_ends_the_stream_closes_the_connection_gracefully_and_never_reconn
 }
 
 #[tokio::test(start_paused = true)]
+async fn close_also_closes_a_connection_whose_subscription_is_pending() {
+    // Kafka: a consumer that joined its group while `subscribe` waited for the assignment must
+    // leave it when the client closes, not linger until its session times out.
+    let broker = FakeBroker::new();
+    broker.hold_subscriptions(true);
+    let client = agent(&broker, &Store::agent(), options());
+    let mut stream = client.subscribe();
+    assert!(next_within(&mut stream, Duration::from_secs(5)).await.is_none());
+    assert_eq!(broker.connect_count(), 1, "connected, subscription pending");
+    assert!(!client.is_connected());
+    client.close().await;
+    assert_eq!(
+        broker.close_count(),
+        1,
+        "the pending connection is closed, not just dropped"
+    );
+    assert!(next_within(&mut stream, Duration::from_secs(1)).await.is_none());
+    assert_eq!(broker.connect_count(), 1, "no reconnect after close");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_second_subscription_on_one_client_is_refused() {
     let broker = FakeBroker::new();
     let client = agent(&broker, &Store::agent(), options());

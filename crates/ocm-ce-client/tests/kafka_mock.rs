@@ -14,7 +14,7 @@ use cloudevents::event::ExtensionValue;
 use cloudevents::{AttributesReader, Event};
 use futures::StreamExt;
 use kafka_support::{config, pair_topics, ty};
-use ocm_ce_client::transport::kafka::{KafkaConnection, KafkaTransport, TopicLayout};
+use ocm_ce_client::transport::kafka::{KafkaConfig, KafkaConnection, KafkaTransport, TopicLayout};
 use ocm_ce_client::{Connection, PublishTarget, Subscription, Transport};
 use ocm_ce_core::event_type::action;
 use ocm_ce_core::{EventBuilder, SubResource};
@@ -34,6 +34,12 @@ fn cluster_with(topics: &[String]) -> &'static MockCluster<'static, DefaultProdu
         mock.create_topic(t, 1, 1).unwrap();
     }
     mock
+}
+
+/// The test config for the mock cluster, which has no `CreateTopics` (a creation request would
+/// only time out): the tests create their topics on the mock.
+fn mock_config(bootstrap: &str) -> KafkaConfig {
+    config(bootstrap).create_topics(false)
 }
 
 fn spec(source: &str, cluster: &str, n: i64) -> Event {
@@ -82,7 +88,7 @@ async fn connected(t: &KafkaTransport) -> (KafkaConnection, Subscription) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn specs_statuses_and_broadcasts_travel_on_go_s_topics_with_go_s_keys() {
     let mock = cluster_with(&pair_topics("source1", "cluster1"));
-    let cfg = config(&mock.bootstrap_servers());
+    let cfg = mock_config(&mock.bootstrap_servers());
     let src = KafkaTransport::source(cfg.clone(), "source1").unwrap();
     let agt = KafkaTransport::agent(cfg, "cluster1", "cluster1-agent").unwrap();
     let ((src_conn, mut src_sub), (agt_conn, mut agt_sub)) = tokio::join!(connected(&src), connected(&agt));
@@ -173,7 +179,7 @@ async fn the_agent_of_cluster1_never_sees_the_events_of_cluster10() {
     topics.sort();
     topics.dedup();
     let mock = cluster_with(&topics);
-    let cfg = config(&mock.bootstrap_servers());
+    let cfg = mock_config(&mock.bootstrap_servers());
     let src = KafkaTransport::source(cfg.clone(), "source1").unwrap();
     let a1 = KafkaTransport::agent(cfg.clone(), "cluster1", "a1").unwrap();
     let a10 = KafkaTransport::agent(cfg, "cluster10", "a10").unwrap();
@@ -200,7 +206,7 @@ async fn the_agent_of_cluster1_never_sees_the_events_of_cluster10() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offset_is_committed_only_after_the_next_event_was_requested() {
     let mock = cluster_with(&pair_topics("source1", "cluster1"));
-    let cfg = config(&mock.bootstrap_servers());
+    let cfg = mock_config(&mock.bootstrap_servers());
     let src = KafkaTransport::source(cfg.clone(), "source1").unwrap();
     let agt = KafkaTransport::agent(cfg, "cluster1", "cluster1-agent").unwrap();
     let src_conn = src.connect().await.unwrap();
@@ -234,7 +240,7 @@ async fn an_offset_is_committed_only_after_the_next_event_was_requested() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_auto_commit_off_offsets_are_committed_explicitly() {
     let mock = cluster_with(&pair_topics("source1", "cluster1"));
-    let cfg = config(&mock.bootstrap_servers()).property("enable.auto.commit", "false");
+    let cfg = mock_config(&mock.bootstrap_servers()).property("enable.auto.commit", "false");
     let src = KafkaTransport::source(cfg.clone(), "source1").unwrap();
     let agt = KafkaTransport::agent(cfg, "cluster1", "cluster1-agent").unwrap();
     let src_conn = src.connect().await.unwrap();
@@ -258,7 +264,7 @@ async fn with_auto_commit_off_offsets_are_committed_explicitly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_is_confirmed_before_its_topics_exist_and_picks_them_up_later() {
     let mock = cluster_with(&[]);
-    let cfg = config(&mock.bootstrap_servers());
+    let cfg = mock_config(&mock.bootstrap_servers());
     let (_agt_conn, mut sub) = connected(&KafkaTransport::agent(cfg.clone(), "cluster1", "a1").unwrap()).await;
     mock.create_topic("sourceevents.source1.cluster1", 1, 1).unwrap();
     let src_conn = KafkaTransport::source(cfg, "source1").unwrap().connect().await.unwrap();
@@ -271,10 +277,52 @@ async fn a_subscription_is_confirmed_before_its_topics_exist_and_picks_them_up_l
     assert_eq!(next(&mut sub).await.id(), sent.id());
 }
 
+/// The mock cluster does not answer `CreateTopics`, like brokers that refuse: the client says
+/// which topics are missing (a warning), carries on, does not ask again for each record, and
+/// picks the topics up once someone else creates them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_that_cannot_be_created_are_reported_and_waited_for() {
+    let mock = cluster_with(&[]);
+    let cfg = config(&mock.bootstrap_servers()).property("message.timeout.ms", "30000");
+    let started = std::time::Instant::now();
+    // connect tries to create sourcebroadcast.source1, in vain: not fatal
+    let src_conn = KafkaTransport::source(cfg.clone(), "source1")
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let (_agt_conn, mut sub) = connected(&KafkaTransport::agent(cfg, "cluster1", "a1").unwrap()).await;
+    eprintln!("connected in {:?} with every topic creation refused", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // the first record to cluster1 tries the pair once more (in vain); an administrator then
+    // creates the topic, and the record waits for it
+    let target = PublishTarget::Cluster("cluster1".into());
+    let first = spec("source1", "cluster1", 1);
+    let publish = async {
+        src_conn.publish(&target, &first).await.unwrap();
+        // a second record does not try again
+        let again = std::time::Instant::now();
+        src_conn
+            .publish(&target, &spec("source1", "cluster1", 2))
+            .await
+            .unwrap();
+        assert!(again.elapsed() < Duration::from_secs(2), "{:?}", again.elapsed());
+    };
+    let admin = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        mock.create_topic("sourceevents.source1.cluster1", 1, 1).unwrap();
+    };
+    tokio::time::timeout(T, futures::future::join(publish, admin))
+        .await
+        .expect("publishing waited for the topic");
+    // the agent's subscription finds the topic created after it subscribed
+    assert_eq!(next(&mut sub).await.id(), first.id());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_every_broker_ends_the_subscription_and_publishing_fails_fast() {
     let mock = cluster_with(&pair_topics("source1", "cluster1"));
-    let cfg = config(&mock.bootstrap_servers());
+    let cfg = mock_config(&mock.bootstrap_servers());
     let agt = KafkaTransport::agent(cfg, "cluster1", "cluster1-agent").unwrap();
     let (conn, mut sub) = connected(&agt).await;
     mock.broker_down(-1).unwrap();
@@ -301,7 +349,7 @@ async fn losing_every_broker_ends_the_subscription_and_publishing_fails_fast() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_subscribe_on_one_connection_is_refused() {
     let mock = cluster_with(&[]);
-    let agt = KafkaTransport::agent(config(&mock.bootstrap_servers()), "cluster1", "a1").unwrap();
+    let agt = KafkaTransport::agent(mock_config(&mock.bootstrap_servers()), "cluster1", "a1").unwrap();
     let (conn, _sub) = connected(&agt).await;
     assert!(conn.subscribe().await.is_err());
 }
@@ -309,12 +357,12 @@ async fn a_second_subscribe_on_one_connection_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_clients_go_through_the_lifecycle_on_the_mock_cluster() {
     let mock = cluster_with(&pair_topics("source1", "cluster1"));
-    kafka_support::lifecycle(config(&mock.bootstrap_servers()), "source1", "cluster1").await;
+    kafka_support::lifecycle(mock_config(&mock.bootstrap_servers()), "source1", "cluster1").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_clients_go_through_the_lifecycle_on_shared_topics_of_the_mock_cluster() {
     let mock = cluster_with(&["sourceevents".to_owned(), "agentevents".to_owned()]);
-    let cfg = config(&mock.bootstrap_servers()).topic_layout(TopicLayout::Shared);
+    let cfg = mock_config(&mock.bootstrap_servers()).topic_layout(TopicLayout::Shared);
     kafka_support::lifecycle(cfg, "source1", "cluster1").await;
 }

@@ -4,8 +4,8 @@
 //!
 //! One [`KafkaTransport`] is built for one side ([`Role`]) from a [`KafkaConfig`]. Every
 //! [`connect`](Transport::connect) creates a **fresh** producer and consumer from the config
-//! (so rotated certificate files are read again), and waits until the brokers answer a
-//! metadata request. [`subscribe`](crate::Connection::subscribe) subscribes the consumer and
+//! (so rotated certificate files are read again), waits until the brokers answer a
+//! metadata request, and creates the topic the side broadcasts to. [`subscribe`](crate::Connection::subscribe) subscribes the consumer and
 //! resolves once the consumer group has handed it its partition assignment (or, when no topic
 //! matches yet, once the brokers confirmed that). A lost connection (all brokers down, a fatal
 //! or authentication error, any consumer error not in the benign list of [`KafkaConnection`])
@@ -34,6 +34,15 @@
 //!   next cannot miss its answers; `publish()` waits for the broker's acknowledgement (Go does
 //!   not wait for the delivery report) and fails at once with a retryable error once the
 //!   connection is lost.
+//! * **Topic creation.** Clients create the topics they need, named as Go names them, before
+//!   the first record goes there (`createTopics`, on by default; [`topics::connect_topics`],
+//!   [`topics::target_topics`]); a refusal is reported once with the missing topics named, and
+//!   the client waits for them. Go relies on the brokers' auto-creation.
+//! * **Topic discovery.** A new topic matching the subscription is found within seconds of its
+//!   creation (the consumer asks for the topic list after pauses of 1 s doubling to 30 s, from
+//!   the start and again whenever the matching topics change), not at librdkafka's 5-minute
+//!   metadata refresh, so clients started together on a fresh broker exchange their first
+//!   events at once.
 //! * An opt-in **shared-topic layout** (`topicLayout: shared`, [`TopicLayout::Shared`]) for
 //!   large fleets: two topics instead of four per source/cluster pair.
 //! * Source ids and cluster names are checked for Kafka topic characters
@@ -59,16 +68,19 @@
 pub mod binding;
 mod config;
 mod connection;
+mod provision;
 pub mod topics;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rdkafka::ClientConfig;
 
 pub use config::{ConfigError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_SUBSCRIBE_TIMEOUT, KafkaConfig, TopicLayout};
 pub use connection::KafkaConnection;
+use connection::Settings;
 
 use crate::error::TransportError;
 use crate::transport::{Role, Transport};
@@ -89,6 +101,8 @@ struct Inner {
     config: KafkaConfig,
     role: Role,
     properties: BTreeMap<String, String>,
+    /// Connections opened so far.
+    connections: AtomicU64,
 }
 
 impl fmt::Debug for KafkaTransport {
@@ -135,6 +149,7 @@ impl KafkaTransport {
                 config,
                 role,
                 properties,
+                connections: AtomicU64::new(0),
             }),
         };
         transport
@@ -207,19 +222,24 @@ impl Transport for KafkaTransport {
     type Connection = KafkaConnection;
 
     async fn connect(&self) -> Result<KafkaConnection, TransportError> {
-        KafkaConnection::open(
-            self.client_config(),
-            self.inner.role.clone(),
-            self.inner.config.topic_layout,
-            self.inner.config.connect_timeout,
-            self.inner.config.subscribe_timeout,
-            self.subscriptions(),
-            self.inner
+        let config = &self.inner.config;
+        let settings = Settings {
+            role: self.inner.role.clone(),
+            layout: config.topic_layout,
+            connect_timeout: config.connect_timeout,
+            subscribe_timeout: config.subscribe_timeout,
+            patterns: self.subscriptions(),
+            auto_commit: self
+                .inner
                 .properties
                 .get("enable.auto.commit")
                 .is_none_or(|v| v != "false"),
-        )
-        .await
+            create_topics: config
+                .create_topics
+                .then_some((config.topic_partitions, config.topic_replication_factor)),
+            eager_discovery: self.inner.connections.fetch_add(1, Ordering::Relaxed) == 0,
+        };
+        KafkaConnection::open(self.client_config(), settings).await
     }
 }
 

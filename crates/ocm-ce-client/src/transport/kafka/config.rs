@@ -26,6 +26,9 @@ const NAMED_KEYS: &[&str] = &[
     "topicLayout",
     "subscribeTimeout",
     "connectTimeout",
+    "createTopics",
+    "topicPartitions",
+    "topicReplicationFactor",
 ];
 
 /// Which topics events travel on.
@@ -86,6 +89,9 @@ impl FromStr for TopicLayout {
 /// | `topicLayout` | `perCluster` | **ours**: `perCluster` (Go v0.15.0 topics) or `shared` (two topics) |
 /// | `subscribeTimeout` | `60s` | **ours**: how long a subscription waits for its partition assignment |
 /// | `connectTimeout` | `30s` | **ours**: how long a connect waits for the brokers' metadata |
+/// | `createTopics` | `true` | **ours**: create the topics a client needs (see `docs/config-kafka.md`) |
+/// | `topicPartitions` | `-1` | **ours**: partitions of created topics (`-1`: the broker's `num.partitions`) |
+/// | `topicReplicationFactor` | `-1` | **ours**: replication factor of created topics (`-1`: the broker's `default.replication.factor`) |
 /// | any other key | Go's defaults, see [`go_config_map`](Self::go_config_map) | a librdkafka property, passed verbatim (scalars stringified); `go.*` keys of the Go client are dropped |
 ///
 /// See `docs/config-kafka.md` for the full description and the differences from Go.
@@ -108,6 +114,13 @@ pub struct KafkaConfig {
     pub subscribe_timeout: Duration,
     /// How long `connect()` waits until the brokers answer a metadata request.
     pub connect_timeout: Duration,
+    /// Whether clients create the topics they need (with the Kafka admin API) when the
+    /// brokers allow it.
+    pub create_topics: bool,
+    /// Partitions of the topics clients create; `-1` is the broker's default.
+    pub topic_partitions: i32,
+    /// Replication factor of the topics clients create; `-1` is the broker's default.
+    pub topic_replication_factor: i32,
     /// Every other top-level key: librdkafka properties, stringified, `go.*` keys removed.
     pub properties: BTreeMap<String, String>,
 }
@@ -123,6 +136,9 @@ impl Default for KafkaConfig {
             topic_layout: TopicLayout::PerCluster,
             subscribe_timeout: DEFAULT_SUBSCRIBE_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            create_topics: true,
+            topic_partitions: -1,
+            topic_replication_factor: -1,
             properties: BTreeMap::new(),
         }
     }
@@ -149,6 +165,9 @@ impl fmt::Debug for KafkaConfig {
             .field("topic_layout", &self.topic_layout)
             .field("subscribe_timeout", &self.subscribe_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("create_topics", &self.create_topics)
+            .field("topic_partitions", &self.topic_partitions)
+            .field("topic_replication_factor", &self.topic_replication_factor)
             .field("properties", &properties)
             .finish()
     }
@@ -198,6 +217,20 @@ impl KafkaConfig {
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+    /// Turns the creation of the topics a client needs on or off.
+    #[must_use]
+    pub fn create_topics(mut self, on: bool) -> Self {
+        self.create_topics = on;
+        self
+    }
+    /// Sets the partitions and replication factor of the topics clients create (`-1`: the
+    /// broker's default).
+    #[must_use]
+    pub fn new_topics(mut self, partitions: i32, replication_factor: i32) -> Self {
+        self.topic_partitions = partitions;
+        self.topic_replication_factor = replication_factor;
         self
     }
     /// Sets a librdkafka property (overrides Go's default for the key). `go.*` keys are ignored.
@@ -251,6 +284,35 @@ impl KafkaConfig {
             let value = named(key)?;
             if !value.is_empty() {
                 *field = parse_duration(&value).ok_or(ConfigError::Duration { key, value })?;
+            }
+        }
+        let value = named("createTopics")?;
+        config.create_topics = match value.as_str() {
+            "" | "true" => true,
+            "false" => false,
+            _ => {
+                return Err(ConfigError::Setting {
+                    key: "createTopics",
+                    value,
+                    expected: "true or false",
+                });
+            }
+        };
+        for (key, field) in [
+            ("topicPartitions", &mut config.topic_partitions),
+            ("topicReplicationFactor", &mut config.topic_replication_factor),
+        ] {
+            let value = named(key)?;
+            if !value.is_empty() {
+                *field = value
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|n| *n == -1 || *n >= 1)
+                    .ok_or(ConfigError::Setting {
+                        key,
+                        value,
+                        expected: "a positive number, or -1 for the broker's default",
+                    })?;
             }
         }
         debug_assert!(NAMED_KEYS.iter().all(|k| !doc.contains_key(*k)));
@@ -415,6 +477,16 @@ pub enum ConfigError {
         key: &'static str,
         /// The value.
         value: String,
+    },
+    /// Another named key with a value out of its range.
+    #[error("invalid {key} {value:?}: expected {expected}")]
+    Setting {
+        /// The key.
+        key: &'static str,
+        /// The value.
+        value: String,
+        /// What the key takes.
+        expected: &'static str,
     },
 }
 
@@ -595,6 +667,14 @@ mod tests {
         let c: KafkaConfig = "bootstrapServer: b\n".parse().unwrap();
         assert_eq!(c.topic_layout, TopicLayout::PerCluster);
         assert_eq!(c.subscribe_timeout, DEFAULT_SUBSCRIBE_TIMEOUT);
+        assert!(c.create_topics);
+        assert_eq!((c.topic_partitions, c.topic_replication_factor), (-1, -1));
+        let c: KafkaConfig = "bootstrapServer: b\ncreateTopics: false\ntopicPartitions: 3\ntopicReplicationFactor: 2\n"
+            .parse()
+            .unwrap();
+        assert!(!c.create_topics);
+        assert_eq!((c.topic_partitions, c.topic_replication_factor), (3, 2));
+        assert!(c.properties.is_empty());
     }
 
     #[test]
@@ -611,6 +691,14 @@ mod tests {
         assert_eq!(
             err("bootstrapServer: b\nsubscribeTimeout: soon\n"),
             "invalid subscribeTimeout \"soon\": expected a duration such as 60s"
+        );
+        assert_eq!(
+            err("bootstrapServer: b\ncreateTopics: yes please\n"),
+            "invalid createTopics \"yes please\": expected true or false"
+        );
+        assert_eq!(
+            err("bootstrapServer: b\ntopicPartitions: 0\n"),
+            "invalid topicPartitions \"0\": expected a positive number, or -1 for the broker's default"
         );
         assert!(err("- a\n- b\n").starts_with("failed to parse the Kafka config"));
     }

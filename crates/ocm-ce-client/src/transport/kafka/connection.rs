@@ -14,11 +14,12 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, TopicPartitionList};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::binding::{self, RecordOrigin};
 use super::config::TopicLayout;
+use super::provision::Provisioner;
 use super::topics;
 use crate::error::TransportError;
 use crate::transport::{Connection, PublishTarget, Role, Subscription};
@@ -29,6 +30,10 @@ const READ_AHEAD: usize = 64;
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `close()` waits for the producer flush and the consumer to leave its group.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Topic discovery: the first and the longest pause between two topic list requests.
+const DISCOVERY_PAUSE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
+/// How long one topic list request of the discovery may take.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What to do about a librdkafka error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,9 +106,9 @@ impl Health {
     }
 }
 
-/// The librdkafka callbacks of both clients.
+/// The librdkafka callbacks of the clients of a connection.
 #[derive(Debug, Clone)]
-struct KafkaContext {
+pub(super) struct KafkaContext {
     health: Arc<Health>,
     client: &'static str,
 }
@@ -180,21 +185,23 @@ impl ConsumerContext for KafkaContext {
     }
 }
 
-type KafkaConsumer = StreamConsumer<KafkaContext>;
+pub(super) type KafkaConsumer = StreamConsumer<KafkaContext>;
 type KafkaProducer = FutureProducer<KafkaContext>;
 
 /// Destroys a librdkafka client on a thread of its own: destruction blocks (the consumer leaves
 /// its group and commits, the producer flushes) and, with the brokers gone, can take long; it
 /// must hold up neither the async threads nor a runtime shutdown. The receiver resolves when it
 /// is done.
-fn destroy_in_background<T: Send + 'static>(client: T) -> oneshot::Receiver<()> {
+pub(super) fn destroy_in_background<T: Send + 'static>(client: T) -> oneshot::Receiver<()> {
     in_background(move || drop(client))
 }
 
 /// Destroys the consumer on a thread of its own once that thread holds the last reference (the
-/// aborted poll task releases its own shortly); gives up waiting after a few seconds.
+/// aborted poll task releases its own shortly); gives up waiting after a few seconds. It leaves
+/// its consumer group first (`unsubscribe`), whoever destroys it in the end.
 fn destroy_consumer(consumer: Arc<KafkaConsumer>) -> oneshot::Receiver<()> {
     in_background(move || {
+        consumer.unsubscribe();
         let mut consumer = consumer;
         for _ in 0..500 {
             match Arc::try_unwrap(consumer) {
@@ -246,8 +253,38 @@ pub struct KafkaConnection {
     health: Arc<Health>,
     producer: KafkaProducer,
     consumer: Mutex<Option<Arc<KafkaConsumer>>>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// The poll task and the topic discovery task.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     subscribed: std::sync::atomic::AtomicBool,
+    /// Creates the topics this connection needs (`createTopics`).
+    provisioner: Option<Provisioner>,
+    /// Wakes the topic discovery (a topic our subscription matches was just created).
+    nudge: Arc<Notify>,
+    /// Whether the discovery keeps looking for new topics for a while even when some match.
+    eager_discovery: bool,
+}
+
+/// How a connection is opened (from the transport's configuration).
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    /// The side.
+    pub(super) role: Role,
+    /// The topic layout.
+    pub(super) layout: TopicLayout,
+    /// `connectTimeout`.
+    pub(super) connect_timeout: Duration,
+    /// `subscribeTimeout`.
+    pub(super) subscribe_timeout: Duration,
+    /// What the consumer subscribes to.
+    pub(super) patterns: Vec<String>,
+    /// `enable.auto.commit`.
+    pub(super) auto_commit: bool,
+    /// Partitions and replication factor of created topics; `None` when `createTopics` is off.
+    pub(super) create_topics: Option<(i32, i32)>,
+    /// True for the first connection of a transport: the peers may be starting right now, so
+    /// the discovery keeps looking for their new topics for a while (see
+    /// [`discover_topics`]).
+    pub(super) eager_discovery: bool,
 }
 
 impl fmt::Debug for KafkaConnection {
@@ -260,21 +297,15 @@ impl fmt::Debug for KafkaConnection {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl KafkaConnection {
-    /// Creates the producer, waits until the brokers answer, then creates the consumer.
-    pub(super) async fn open(
-        config: ClientConfig,
-        role: Role,
-        layout: TopicLayout,
-        connect_timeout: Duration,
-        subscribe_timeout: Duration,
-        patterns: Vec<String>,
-        auto_commit: bool,
-    ) -> Result<Self, TransportError> {
+    /// Creates the producer, waits until the brokers answer, creates the consumer, then the
+    /// topics the side needs from the start ([`topics::connect_topics`]; their creation failing
+    /// is reported, not fatal).
+    pub(super) async fn open(config: ClientConfig, settings: Settings) -> Result<Self, TransportError> {
         let mut config = config;
         config.set_log_level(log_level());
         let health = Health::new();
@@ -285,7 +316,7 @@ impl KafkaConnection {
         let producer: KafkaProducer = config
             .create_with_context(context("producer"))
             .map_err(|e| TransportError::connect("failed to create the Kafka producer").with_source(e))?;
-        if let Err(e) = wait_for_brokers(&producer, &health, connect_timeout).await {
+        if let Err(e) = wait_for_brokers(&producer, &health, settings.connect_timeout).await {
             destroy_in_background(producer);
             return Err(e);
         }
@@ -296,18 +327,48 @@ impl KafkaConnection {
                 return Err(TransportError::connect("failed to create the Kafka consumer").with_source(e));
             }
         };
+        let consumer = Arc::new(consumer);
+        let provisioner = settings
+            .create_topics
+            .map(|(partitions, replication)| Provisioner::new(config, context("admin"), partitions, replication));
+        if let Some(p) = &provisioner {
+            p.ensure(&consumer, &topics::connect_topics(settings.layout, &settings.role))
+                .await;
+        }
         Ok(Self {
-            role,
-            layout,
-            subscribe_timeout,
-            patterns,
-            auto_commit,
+            role: settings.role,
+            layout: settings.layout,
+            subscribe_timeout: settings.subscribe_timeout,
+            patterns: settings.patterns,
+            auto_commit: settings.auto_commit,
             health,
             producer,
-            consumer: Mutex::new(Some(Arc::new(consumer))),
-            task: Mutex::new(None),
+            consumer: Mutex::new(Some(consumer)),
+            tasks: Mutex::new(Vec::new()),
             subscribed: std::sync::atomic::AtomicBool::new(false),
+            provisioner,
+            nudge: Arc::new(Notify::new()),
+            eager_discovery: settings.eager_discovery,
         })
+    }
+
+    /// Creates the topics of `target` before the first record goes there; wakes the topic
+    /// discovery when one of them is ours to read.
+    async fn provision(&self, target: &PublishTarget) {
+        let Some(provisioner) = &self.provisioner else {
+            return;
+        };
+        let topics = topics::target_topics(self.layout, &self.role, target);
+        if provisioner.all_ready(&topics) {
+            return;
+        }
+        let Some(consumer) = lock(&self.consumer).clone() else {
+            return;
+        };
+        let found = provisioner.ensure(&consumer, &topics).await;
+        if found.iter().any(|t| topics::topic_matches(self.layout, &self.role, t)) {
+            self.nudge.notify_one();
+        }
     }
 
     fn lost_error(reason: &str) -> TransportError {
@@ -385,6 +446,7 @@ impl Connection for KafkaConnection {
             .map_err(|e| TransportError::encoding("the event cannot be routed").with_source(e))?;
         let record = binding::encode(event)
             .map_err(|e| TransportError::encoding("the event cannot be written to Kafka").with_source(e))?;
+        self.provision(target).await;
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
         for (key, value) in &record.headers {
             headers = headers.insert(Header {
@@ -430,7 +492,14 @@ impl Connection for KafkaConnection {
             self.role.clone(),
             self.layout,
         ));
-        *lock(&self.task) = Some(task);
+        let discovery = tokio::spawn(discover_topics(
+            Arc::downgrade(&consumer),
+            self.role.clone(),
+            self.layout,
+            self.nudge.clone(),
+            self.eager_discovery,
+        ));
+        lock(&self.tasks).extend([task, discovery]);
 
         let mut assigned = self.health.assigned.subscribe();
         let confirmed = tokio::time::timeout(self.subscribe_timeout, async {
@@ -462,8 +531,8 @@ impl Connection for KafkaConnection {
 
     async fn close(&self) {
         let _ = self.health.lose("the connection is closed".to_owned());
-        let task = lock(&self.task).take();
-        if let Some(task) = task {
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        for task in tasks {
             task.abort();
             let _ = task.await;
         }
@@ -486,7 +555,7 @@ impl Connection for KafkaConnection {
 impl Drop for KafkaConnection {
     fn drop(&mut self) {
         let _ = self.health.lose("the connection is closed".to_owned());
-        if let Some(task) = lock(&self.task).take() {
+        for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
         if let Some(consumer) = lock(&self.consumer).take() {
@@ -494,6 +563,68 @@ impl Drop for KafkaConnection {
         }
         // The producer handle is cheap to clone; destroying the last one may block on librdkafka.
         destroy_in_background(self.producer.clone());
+    }
+}
+
+/// Makes the consumer find new topics that match its subscription soon after they appear.
+///
+/// librdkafka matches a regex subscription against the topic list it re-reads every
+/// `topic.metadata.refresh.interval.ms` (default 5 minutes): a peer's topic created after we
+/// subscribed would be read that late. Any full topic list request makes librdkafka re-match
+/// the subscription (and join the group with the new topics), so this task requests one after
+/// a pause that starts at 1 s and doubles up to 30 s. The pause starts over whenever the
+/// matching topics change and when [`KafkaConnection`] created a topic we read (`nudge`).
+/// Once at the longest pause with some topic matching, the task leaves the rest to librdkafka's
+/// own refresh; it goes on at the longest pause while nothing matches. Without `eager`
+/// (reconnections, whose topics usually exist already) it starts at the longest pause.
+async fn discover_topics(
+    consumer: Weak<KafkaConsumer>,
+    role: Role,
+    layout: TopicLayout,
+    nudge: Arc<Notify>,
+    eager: bool,
+) {
+    let (shortest, longest) = DISCOVERY_PAUSE;
+    let mut matched: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut pause = if eager { shortest } else { longest };
+    let mut first = true;
+    loop {
+        let Some(strong) = consumer.upgrade() else {
+            return;
+        };
+        let listed = tokio::task::spawn_blocking(move || strong.fetch_metadata(None, DISCOVERY_TIMEOUT)).await;
+        match listed {
+            Ok(Ok(metadata)) => {
+                let now: std::collections::BTreeSet<String> = metadata
+                    .topics()
+                    .iter()
+                    .map(|t| t.name())
+                    .filter(|t| topics::topic_matches(layout, &role, t))
+                    .map(str::to_owned)
+                    .collect();
+                if now != matched {
+                    if !first {
+                        tracing::debug!(role = %role, topics = ?now, "kafka: the subscribed topics changed");
+                        pause = shortest;
+                    }
+                    matched = now;
+                }
+                if first && matched.is_empty() {
+                    tracing::info!(
+                        role = %role,
+                        "kafka: no topic matches the subscription yet; waiting for the peers (or an administrator) to create one"
+                    );
+                }
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "kafka: topic discovery request failed"),
+            Err(_) => return,
+        }
+        first = false;
+        let idle = pause >= longest && !matched.is_empty();
+        tokio::select! {
+            () = nudge.notified() => pause = shortest,
+            () = tokio::time::sleep(pause), if !idle => pause = (pause * 2).min(longest),
+        }
     }
 }
 

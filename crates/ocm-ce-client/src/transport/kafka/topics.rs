@@ -21,6 +21,9 @@
 //! Shared layout (ours, opt-in): sources write to `sourceevents`, agents to `agentevents`, with
 //! the same keys; each side subscribes to the other's topic and keeps what
 //! [`accepts`] lets through.
+//!
+//! The topics a client creates (`createTopics`): [`connect_topics`] when it connects,
+//! [`target_topics`] before the first record to a peer.
 
 use cloudevents::{AttributesReader, Event};
 use ocm_ce_core::{EventExt, EventType, EventTypeError, extensions};
@@ -146,6 +149,55 @@ pub fn agent_event_route(layout: TopicLayout, cluster_name: &str, event: &Event)
         PublishTarget::Source(source)
     };
     agent_route(layout, cluster_name, &target)
+}
+
+/// The topics a client creates when it connects: the one it sends its broadcasts to (so that
+/// the peers' subscriptions find it before the first record), or both shared topics.
+///
+/// * source `s`: `sourcebroadcast.s`;
+/// * agent of `c`: `agentbroadcast.c`;
+/// * shared layout: `sourceevents` and `agentevents`.
+pub fn connect_topics(layout: TopicLayout, role: &Role) -> Vec<String> {
+    match (layout, role) {
+        (TopicLayout::PerCluster, Role::Source { source_id }) => vec![format!("{SOURCE_BROADCAST}.{source_id}")],
+        (TopicLayout::PerCluster, Role::Agent { cluster_name, .. }) => {
+            vec![format!("{AGENT_BROADCAST}.{cluster_name}")]
+        }
+        (TopicLayout::Shared, _) => vec![SOURCE_EVENTS.to_owned(), AGENT_EVENTS.to_owned()],
+    }
+}
+
+/// The topics a client creates before it first sends to `target`: the topic it writes to and,
+/// for a source/cluster pair, the topic of the other direction (which its own subscription
+/// reads), both named exactly as Go names them. Empty for a target the role cannot send to.
+///
+/// * source `s` to cluster `c` (or agent of `c` to source `s`): `sourceevents.s.c` and
+///   `agentevents.s.c`;
+/// * broadcasts: the broadcast topic (see [`connect_topics`]);
+/// * shared layout: the topic written to.
+pub fn target_topics(layout: TopicLayout, role: &Role, target: &PublishTarget) -> Vec<String> {
+    let pair = |source: &str, cluster: &str| {
+        vec![
+            format!("{SOURCE_EVENTS}.{source}.{cluster}"),
+            format!("{AGENT_EVENTS}.{source}.{cluster}"),
+        ]
+    };
+    match (layout, role, target) {
+        (TopicLayout::PerCluster, Role::Source { source_id }, PublishTarget::Cluster(cluster)) => {
+            pair(source_id, cluster)
+        }
+        (TopicLayout::PerCluster, Role::Agent { cluster_name, .. }, PublishTarget::Source(source)) => {
+            let mut topics = pair(source, cluster_name);
+            topics.reverse();
+            topics
+        }
+        (_, Role::Source { source_id }, _) => source_route(layout, source_id, target)
+            .map(|r| vec![r.topic])
+            .unwrap_or_default(),
+        (_, Role::Agent { cluster_name, .. }, _) => agent_route(layout, cluster_name, target)
+            .map(|r| vec![r.topic])
+            .unwrap_or_default(),
+    }
 }
 
 /// Escapes the POSIX extended regex metacharacters of `id` (topic names only hold
@@ -432,6 +484,46 @@ mod tests {
             &event(STATUS_UPDATE, &[("originalsource", "source10")])
         ));
         assert!(accepts(PER, &s, &event(STATUS_UPDATE, &[("originalsource", "other")])));
+    }
+
+    #[test]
+    fn clients_create_the_topics_go_names() {
+        assert_eq!(connect_topics(PER, &source("s1")), ["sourcebroadcast.s1"]);
+        assert_eq!(connect_topics(PER, &agent("c1")), ["agentbroadcast.c1"]);
+        assert_eq!(
+            connect_topics(TopicLayout::Shared, &agent("c1")),
+            ["sourceevents", "agentevents"]
+        );
+        assert_eq!(
+            target_topics(PER, &source("s1"), &PublishTarget::Cluster("c1".into())),
+            ["sourceevents.s1.c1", "agentevents.s1.c1"]
+        );
+        assert_eq!(
+            target_topics(PER, &agent("c1"), &PublishTarget::Source("s1".into())),
+            ["agentevents.s1.c1", "sourceevents.s1.c1"]
+        );
+        assert_eq!(
+            target_topics(PER, &source("s1"), &PublishTarget::AllClusters),
+            ["sourcebroadcast.s1"]
+        );
+        assert_eq!(
+            target_topics(PER, &agent("c1"), &PublishTarget::AllSources),
+            ["agentbroadcast.c1"]
+        );
+        assert_eq!(
+            target_topics(TopicLayout::Shared, &agent("c1"), &PublishTarget::Source("s1".into())),
+            ["agentevents"]
+        );
+        assert!(target_topics(PER, &agent("c1"), &PublishTarget::AllClusters).is_empty());
+        // every created topic is one the peers' (or our own) subscriptions read
+        for t in target_topics(PER, &source("s1"), &PublishTarget::Cluster("c1".into())) {
+            assert!(
+                topic_matches(PER, &agent("c1"), &t) || topic_matches(PER, &source("s1"), &t),
+                "{t}"
+            );
+        }
+        assert!(topic_matches(PER, &agent("c1"), &connect_topics(PER, &source("s1"))[0]));
+        assert!(topic_matches(PER, &source("s1"), &connect_topics(PER, &agent("c1"))[0]));
     }
 
     #[test]
