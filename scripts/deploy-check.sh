@@ -20,7 +20,7 @@
 # 4. With OCM_CE_BIN (an ocm-ce binary; scripts/test.sh passes its release build), the files
 #    in use: the agent's transport config passes `ocm-ce config check`; a broker starts with
 #    TLS, the policy of deploy/broker and the tokens of its example Secret, and serves GET
-#    /metrics (the path of its probes); an agent with that transport config (pointed at this
+#    /metrics, /healthz and /readyz (the paths of its probes); an agent with that transport config (pointed at this
 #    broker) and a token of deploy/agent's ServiceAccount, bound to the ocm-ce-agent role plus
 #    only what the test work needs instead of the everything-role, applies a work with a CRD
 #    and a ConfigMap from a source, finds its record after a restart, and deletes it. This
@@ -231,8 +231,10 @@ stop_process() {
 # agent_start: starts the agent of cluster1 with the ServiceAccount's kubeconfig (sets
 # agent_pid; call it without a subshell) and leaves its "N works recorded" count in $recorded.
 agent_start() {
+    # The endpoints of deploy/agent's probes, on a free port here.
     "$OCM_CE_BIN" agent --transport grpc --config "$tmp/agent-grpc.yaml" --cluster cluster1 \
-        --kubeconfig "$tmp/sa.kubeconfig" 2>"$tmp/agent.log" &
+        --kubeconfig "$tmp/sa.kubeconfig" --metrics-addr 127.0.0.1:0 --health-addr 127.0.0.1:0 \
+        2>"$tmp/agent.log" &
     agent_pid=$!
     recorded="$(wait_log "$tmp/agent.log" '\(([0-9]+) works? recorded' "$agent_pid")" ||
         fail "the agent did not start with the ServiceAccount of deploy/agent"
@@ -283,7 +285,9 @@ if [[ -n "${OCM_CE_BIN:-}" ]]; then
     port="$(wait_log "$tmp/broker.log" 'listening on [0-9.]+:[0-9]+' "$broker_pid")" ||
         fail "the broker did not say its port"
     port="${port##*:}"
-    curl -fsS -o /dev/null "$metrics" || fail "the broker's probe endpoint $metrics does not answer"
+    for path in /metrics /healthz /readyz; do
+        curl -fsS -o /dev/null "${metrics%/metrics}$path" || fail "the broker's endpoint ${metrics%/metrics}$path does not answer"
+    done
 
     # deploy/agent/grpc.yaml pointed at this broker and these files; the source's is the same
     # with the hub's token.
@@ -355,6 +359,11 @@ WORK
     source_cmd apply -f "$tmp/work.yaml" --wait --timeout 60s >"$tmp/apply.out" ||
         { sed 's/^/    /' "$tmp/agent.log" >&2; fail "the work was not applied"; }
     k -n default get configmap ocm-ce-deploy-check >/dev/null || fail "the work's ConfigMap is missing"
+    endpoints="$(wait_log "$tmp/agent.log" 'http://[0-9.:]+' "$agent_pid")" ||
+        fail "the agent did not serve the endpoints of its probes"
+    for path in /healthz /readyz /metrics; do
+        curl -fsS -o /dev/null "$endpoints$path" || fail "the agent's endpoint $endpoints$path does not answer"
+    done
     # Restarted, the agent rebuilds its works from the AppliedManifestWork records.
     stop_process "$agent_pid"
     agent_start
