@@ -130,6 +130,15 @@ def free_port():
     return port
 
 
+def port_open(port):
+    """Whether something listens on 127.0.0.1:port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 def parse_time(s):
     return datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
 
@@ -380,13 +389,7 @@ max_queued_messages 100000
         mosq = os.environ.get("OCM_CE_MOSQUITTO_BIN") or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.cell.service("mosquitto-tls", [mosq, "-c", conf])
 
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                return True
-            except OSError:
-                return False
-        poll("the TLS mosquitto to listen", up, 15, 0.1)
+        poll("the TLS mosquitto to listen", lambda: port_open(port), 15, 0.1)
         return f"127.0.0.1:{port}"
 
     def _start_broker(self, listen):
@@ -1499,13 +1502,7 @@ class Runner:
         self.mosquitto = subprocess.Popen([mosq, "-c", conf], stdout=subprocess.DEVNULL,
                                           stderr=open(os.path.join(self.tmp, "mosquitto.log"), "w"))
 
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                return True
-            except OSError:
-                return False
-        poll("mosquitto to listen", up, 15, 0.1)
+        poll("mosquitto to listen", lambda: port_open(port), 15, 0.1)
         self._mqtt = f"127.0.0.1:{port}"
         return self._mqtt
 
