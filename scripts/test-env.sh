@@ -141,7 +141,7 @@ pid_alive() {
     pid="$(cat "$f")"
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     [[ -r "/proc/$pid/cmdline" ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$STATE/" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$STATE/" || return 1
     # zombies count as dead
     [[ "$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" != "Z" ]]
 }
@@ -172,7 +172,15 @@ spawn() {
     local name="$1" logf="$2"
     shift 2
     setsid "$@" </dev/null >>"$logf" 2>&1 &
-    echo $! >"$PIDS/$name.pid"
+    local pid=$! i
+    echo "$pid" >"$PIDS/$name.pid"
+    # Until the forked shell has exec'd the program, /proc/PID/cmdline is this script's and
+    # pid_alive would take the process for dead: wait (bounded) for the exec.
+    for ((i = 0; i < 100; i++)); do
+        [[ -r "/proc/$pid/cmdline" ]] || break
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$STATE/" && break
+        sleep 0.05
+    done
 }
 
 # fail_with_log MESSAGE LOGFILE: prints the message and the tail of the log
