@@ -142,6 +142,30 @@ pub(crate) struct Base<T, Tr: Transport> {
     session: std::sync::Mutex<Session>,
     /// Set once by [`Base::close`]; ends the subscription stream and keeps it from reconnecting.
     closed: tokio::sync::watch::Sender<bool>,
+    /// Orders resync answers against publishes (see [`PublishTurn`]): publishes share it, an
+    /// answer holds it alone from listing the resources until its last event is sent.
+    order: Arc<tokio::sync::RwLock<()>>,
+}
+
+/// A client's turn to publish. While one is held, no resync answer of that client is being
+/// built or sent; an answer that starts meanwhile waits until every turn is released, and then
+/// lists the resources as they are after those publishes.
+///
+/// Without it a resync answer, listed before a change and sent after the change's own event,
+/// reaches the peer last and undoes the change there: the old spec of a work an agent has just
+/// deleted re-creates it, an old status overwrites a newer one at the source. Read what you
+/// publish while holding the turn (`turn`, read your store, `publish_in_turn`), and nothing
+/// older can overtake it. [`SourceClient::publish`](crate::SourceClient::publish) and
+/// [`AgentClient::publish`](crate::AgentClient::publish) take a turn of their own.
+#[must_use = "a turn orders only the publishes made while it is held"]
+pub struct PublishTurn {
+    guard: tokio::sync::OwnedRwLockReadGuard<()>,
+}
+
+impl fmt::Debug for PublishTurn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublishTurn").finish_non_exhaustive()
+    }
 }
 
 /// The current subscription: when it was confirmed, and the peers we already answered a resync
@@ -184,7 +208,31 @@ impl<T, Tr: Transport> Base<T, Tr> {
                 answered: Default::default(),
             }),
             closed: tokio::sync::watch::Sender::new(false),
+            order: Arc::new(tokio::sync::RwLock::new(())),
         }
+    }
+
+    /// A turn to publish (waits while a resync answer is built or sent).
+    pub(crate) async fn publish_turn(&self) -> PublishTurn {
+        PublishTurn {
+            guard: self.order.clone().read_owned().await,
+        }
+    }
+
+    /// Fails unless `turn` is one of this client's.
+    pub(crate) fn check_turn(&self, turn: &PublishTurn) -> Result<()> {
+        if Arc::ptr_eq(tokio::sync::OwnedRwLockReadGuard::rwlock(&turn.guard), &self.order) {
+            Ok(())
+        } else {
+            Err(Error::ForeignTurn)
+        }
+    }
+
+    /// The exclusive turn of a resync answer: held from listing the resources until the last
+    /// event of the answer is sent, so that no publish of this client overtakes it or is
+    /// overtaken by it.
+    pub(crate) async fn answer_turn(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.order.clone().write_owned().await
     }
 
     /// Closes the client for good: the subscription stream ends (it neither reconnects nor

@@ -184,6 +184,9 @@ pub enum Error {
     /// `subscribe` was called a second time on the same client.
     #[error("the client is already subscribed")]
     AlreadySubscribed,
+    /// A [`PublishTurn`](crate::PublishTurn) of another client was passed to `publish_in_turn`.
+    #[error("the publish turn belongs to another client")]
+    ForeignTurn,
 }
 
 impl Error {

@@ -26,7 +26,7 @@ pub use agent::{AgentClient, VersionError};
 #[cfg_attr(docsrs, doc(cfg(any(feature = "mqtt", feature = "grpc", feature = "kafka"))))]
 pub use any::{AnyConnection, AnyTransport, TransportConfig, TransportKind};
 pub use backoff::BackoffConfig;
-pub use client::{ClientEvent, ClientOptions, ClientStream};
+pub use client::{ClientEvent, ClientOptions, ClientStream, PublishTurn};
 pub use error::{BoxError, Error, Report, Result, TransportError};
 pub use lister::{Lister, StatusHasher};
 pub use metrics::ClientMetrics;

@@ -14,7 +14,7 @@ use ocm_ce_core::{
 };
 use tokio::time::Instant;
 
-use crate::client::{Base, ClientEvent, ClientOptions, ClientStream, Handled, Side};
+use crate::client::{Base, ClientEvent, ClientOptions, ClientStream, Handled, PublishTurn, Side};
 use crate::error::{Error, Result};
 use crate::lister::{Lister, StatusHasher};
 use crate::transport::{PublishTarget, Transport};
@@ -92,7 +92,25 @@ where
 
     /// Publishes a spec event for `resource` (`event_type` must be a spec type), routed to the
     /// cluster in its `clustername`. Fails with a retryable error while disconnected.
+    ///
+    /// Takes a [`PublishTurn`] of its own: an agent's resync answer is never sent around it. A
+    /// caller that reads `resource` from a store the resync answers list should take the turn
+    /// before reading ([`turn`](Self::turn), then [`publish_in_turn`](Self::publish_in_turn)).
     pub async fn publish(&self, event_type: &EventType, resource: &T) -> Result<()> {
+        let turn = self.turn().await;
+        self.publish_in_turn(&turn, event_type, resource).await
+    }
+
+    /// A turn to publish: while it is held no resync answer of this client is built or sent
+    /// (see [`PublishTurn`]). Waits while one is.
+    pub async fn turn(&self) -> PublishTurn {
+        self.inner.base.publish_turn().await
+    }
+
+    /// [`publish`](Self::publish) within a turn taken with [`turn`](Self::turn) (of this client:
+    /// another's fails with [`Error::ForeignTurn`]).
+    pub async fn publish_in_turn(&self, turn: &PublishTurn, event_type: &EventType, resource: &T) -> Result<()> {
+        self.inner.base.check_turn(turn)?;
         if event_type.sub_resource != SubResource::Spec {
             return Err(Error::UnsupportedEventType {
                 event_type: event_type.to_string(),
@@ -195,10 +213,13 @@ where
             source: self.source_id.clone(),
             data_type: event_type.data_type.clone(),
         };
+        // The exclusive turn, from the list to the last answer sent: a spec published meanwhile
+        // could otherwise reach the agent before an older one of this answer. (An agent ignores
+        // a spec older than the one it holds, but not after it removed the work: the old spec
+        // of a work it has just deleted would be new to it, and re-create it.)
+        let _turn = self.base.answer_turn().await;
         let own = self.base.lister.list(&options).map_err(Error::List)?;
         let reply_type = EventType::new(event_type.data_type.clone(), SubResource::Spec, action::RESYNC_RESPONSE);
-        // Built before sending: a spec carries its version, so a late answer cannot undo a
-        // newer spec (the agent ignores older versions).
         let answers: Vec<Result<Event>> = source_spec_resync(&own, &request)
             .into_iter()
             .map(|reply| match reply {

@@ -933,3 +933,79 @@ async fn received_events_and_resyncs_run_in_spans_with_their_identity() {
     );
     assert!(has("resync_request", &["client="]), "{spans:?}");
 }
+
+// ---- ordering of resync answers and publishes -------------------------------------------------
+
+/// A resync answer waits while a publish turn is held, and then lists what the turn published:
+/// it can neither be overtaken by nor overtake a change (the old spec of a work deleted
+/// meanwhile, arriving after the deletion, would re-create it at the agent).
+#[tokio::test(start_paused = true)]
+async fn a_resync_answer_waits_for_the_publish_turn_and_lists_what_it_published() {
+    let broker = FakeBroker::new();
+    let src_store = Store::source();
+    src_store.put(Mock::new("w1", "1"));
+    let src = source(&broker, &src_store, options().resync_on_connect(false));
+    let mut src_stream = src.subscribe();
+    expect_marker(&mut src_stream, &ClientEvent::Connected).await;
+    broker.take_published();
+    // the source reads its subscription (and so the agent's request) in the background
+    let reader = tokio::spawn(async move { while src_stream.next().await.is_some() {} });
+
+    let turn = src.turn().await;
+    // the agent, holding version 1, connects and asks for newer specs: the source's answer
+    // waits for the turn
+    let agt_store = Store::agent();
+    agt_store.put(Mock::new("w1", "1"));
+    let agt = agent(&broker, &agt_store, options());
+    let mut agt_stream = agt.subscribe();
+    expect_marker(&mut agt_stream, &ClientEvent::Connected).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sent = broker.published();
+    assert_eq!(of_type(&sent, SubResource::Spec, action::RESYNC_REQUEST).len(), 1);
+    assert!(
+        of_type(&sent, SubResource::Spec, action::RESYNC_RESPONSE).is_empty(),
+        "the answer was sent while the turn was held"
+    );
+
+    let deleting = Mock {
+        deleting: Some(Utc::now()),
+        ..Mock::new("w1", "2")
+    };
+    src_store.put(deleting.clone());
+    src.publish_in_turn(&turn, &ty(SubResource::Spec, action::DELETE_REQUEST), &deleting)
+        .await
+        .unwrap();
+    drop(turn);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let specs: Vec<Published> = broker
+        .take_published()
+        .into_iter()
+        .filter(|p| p.event.ty().contains(".spec.") && !p.event.ty().ends_with("resync_request"))
+        .collect();
+    let kinds: Vec<String> = specs
+        .iter()
+        .map(|p| p.event.ty().rsplit('.').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["delete_request", "resync_response"], "{specs:#?}");
+    let answer = &specs[1].event;
+    assert_eq!(answer.resource_version().unwrap(), 2);
+    assert!(
+        answer.deletion_timestamp().unwrap().is_some(),
+        "the answer lists the work as the turn left it: deleting"
+    );
+
+    // a turn of another client is refused
+    let other = source(&broker, &Store::source(), options().resync_on_connect(false));
+    let foreign = other.turn().await;
+    let err = src
+        .publish_in_turn(
+            &foreign,
+            &ty(SubResource::Spec, action::UPDATE_REQUEST),
+            &Mock::new("w2", "1"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ForeignTurn), "{err:?}");
+    reader.abort();
+}

@@ -316,6 +316,9 @@ impl<Tr: Transport> Inner<Tr> {
     /// it once acknowledged if no agent ever reported on it), otherwise `create_request` until
     /// a first send succeeded and `update_request` after.
     async fn send(&self, send: &Send) -> Sent {
+        // The turn before the read: an agent's resync answer, which lists this store, is then
+        // either sent before this (and older) or lists what this sends.
+        let turn = self.client.turn().await;
         let Some(work) = self.store.get_by_uid(&send.uid) else {
             return Sent::Done;
         };
@@ -326,7 +329,8 @@ impl<Tr: Transport> Inner<Tr> {
         } else {
             action::UPDATE_REQUEST
         };
-        let result = self.client.publish(&spec_type(act), &work).await;
+        let result = self.client.publish_in_turn(&turn, &spec_type(act), &work).await;
+        drop(turn);
         let outcome = publish_outcome(&result, "spec", &send.uid, &self.metrics);
         if matches!(outcome, Sent::Done) {
             if work.is_deleting() && work.finalizers().is_empty() {
