@@ -537,6 +537,10 @@ num.io.threads=4
 num.recovery.threads.per.data.dir=1
 log.retention.hours=24
 log.segment.bytes=16777216
+# Each partition preallocates its offset and time indexes at this size (default 10 MiB each);
+# the test suites create thousands of partitions, which at the default filled the disk. 64 KiB
+# indexes a whole 16 MiB segment at the default index interval.
+log.index.size.max.bytes=65536
 log.retention.check.interval.ms=300000
 EOF
 }
