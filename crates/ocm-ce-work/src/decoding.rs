@@ -13,9 +13,15 @@ use crate::encoding::go_quote;
 
 /// Decodes `data` into `T`; on failure returns the error text Go's `json.Unmarshal` into the Go
 /// type described by `schema` would return.
+///
+/// The Go scanner runs only to word an error: what serde accepts, Go's grammar accepts too (both
+/// are RFC 8259; serde is the stricter one, refusing invalid UTF-8), so on success the result is
+/// the same, and a syntax error still wins over a type error, as in Go.
 pub(crate) fn from_slice<T: DeserializeOwned>(data: &[u8], schema: &GoType) -> Result<T, String> {
-    check_syntax(data)?;
     serde_json::from_slice(data).map_err(|e| {
+        if let Err(syntax) = check_syntax(data) {
+            return syntax;
+        }
         serde_json::from_slice::<Value>(data)
             .ok()
             .and_then(|v| type_error(&v, schema))

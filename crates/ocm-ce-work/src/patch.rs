@@ -74,6 +74,35 @@ pub fn patch(work: &ManifestWork, patch_type: PatchType, data: &[u8]) -> Result<
     from_slice(&bytes, &GoType::Struct(&schema::MANIFEST_WORK)).map_err(|reason| Error::Decode { reason })
 }
 
+/// The status `patch(work, patch_type, data)` gives `work`, computed from the status alone when
+/// `data` is a merge patch object (each top-level key of a merge patch applies on its own: the
+/// status part is all that matters), without encoding and decoding the whole work. Any other
+/// patch, and any failure (so that the error reads as Go's for the whole work), take
+/// [`patch`]'s way.
+pub(crate) fn patched_status(
+    work: &ManifestWork,
+    patch_type: PatchType,
+    data: &[u8],
+) -> Result<crate::api::ManifestWorkStatus> {
+    if patch_type == PatchType::Merge
+        && let Ok(Value::Object(mut merge)) = serde_json::from_slice::<Value>(data)
+    {
+        let status = match merge.remove("status") {
+            None => Some(work.status.clone()),
+            Some(Value::Null) => Some(Default::default()),
+            Some(part) => serde_json::to_value(&work.status).ok().and_then(|mut doc| {
+                json_patch::merge(&mut doc, &part);
+                let bytes = ocm_ce_core::go_json::to_vec(&doc).ok()?;
+                serde_json::from_slice(&bytes).ok()
+            }),
+        };
+        if let Some(status) = status {
+            return Ok(status);
+        }
+    }
+    Ok(patch(work, patch_type, data)?.status)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +111,38 @@ mod tests {
     fn work() -> ManifestWork {
         let m = Manifest::from_raw(r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cm1"}}"#).unwrap();
         ManifestWork::new("cluster1", "work1", vec![m])
+    }
+
+    #[test]
+    fn the_status_of_a_patch_is_the_same_computed_alone() {
+        let base = patch(
+            &work(),
+            PatchType::Merge,
+            br#"{"status":{"conditions":[{"type":"Applied","status":"True","reason":"r","message":"m","lastTransitionTime":"2024-01-02T03:04:05Z","observedGeneration":2}]}}"#,
+        )
+        .unwrap();
+        let cases: &[(PatchType, &[u8])] = &[
+            (
+                PatchType::Merge,
+                br#"{"status":{"conditions":[{"type":"Available","status":"False","reason":"x","message":"","lastTransitionTime":"2024-01-02T03:04:05.999Z"}]}}"#,
+            ),
+            (PatchType::Merge, br#"{"status":{"resourceStatus":{"manifests":[]}}}"#),
+            (PatchType::Merge, br#"{"metadata":{"labels":{"a":"b"}}}"#),
+            (PatchType::Merge, br#"{"status":null}"#),
+            (PatchType::Merge, br#"{"status":{"conditions":null},"spec":{}}"#),
+            (PatchType::Json, br#"[{"op":"remove","path":"/status/conditions"}]"#),
+        ];
+        for (ty, data) in cases {
+            let alone = patched_status(&base, *ty, data).unwrap();
+            let whole = patch(&base, *ty, data).unwrap().status;
+            assert_eq!(alone, whole, "{}", String::from_utf8_lossy(data));
+        }
+        // errors are the whole work's, as Go words them
+        let bad: &[u8] = br#"{"status":{"conditions":"no"}}"#;
+        assert_eq!(
+            patched_status(&base, PatchType::Merge, bad).unwrap_err().to_string(),
+            patch(&base, PatchType::Merge, bad).unwrap_err().to_string()
+        );
     }
 
     #[test]

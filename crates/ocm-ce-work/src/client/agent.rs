@@ -20,7 +20,7 @@ use crate::conditions::mark_manifests_deleted;
 use crate::error::{Error, Result};
 use crate::lister::AgentLister;
 use crate::metrics::WorkMetrics;
-use crate::patch::{PatchType, patch};
+use crate::patch::{PatchType, patch, patched_status};
 use crate::selector::ListParams;
 use crate::status_hash::WorkStatusHasher;
 use crate::store::{Store, WatchStream, Writer, store_from};
@@ -303,7 +303,7 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
                 });
             }
             let mut w = latest.clone();
-            w.status = patch(latest, patch_type, data)?.status;
+            w.status = patched_status(latest, patch_type, data)?;
             // Checked before anything is stored, so a status that can never be sent is an
             // error to the caller, not a report retried forever.
             status_event_type(&w, action::UPDATE_REQUEST)?;
@@ -366,12 +366,13 @@ impl<Tr: Transport> Inner<Tr> {
             return Sent::Done;
         };
         let deleted = work.is_deleting() && work.finalizers().is_empty();
-        let mut w = (*work).clone();
-        let act = if deleted {
+        // A copy only for the `Deleted` acknowledgement, whose manifests are marked deleted.
+        let (w, act) = if deleted {
+            let mut w = (*work).clone();
             mark_manifests_deleted(&mut w, Utc::now());
-            action::DELETE_REQUEST
+            (std::borrow::Cow::Owned(w), action::DELETE_REQUEST)
         } else {
-            action::UPDATE_REQUEST
+            (std::borrow::Cow::Borrowed(&*work), action::UPDATE_REQUEST)
         };
         let result = match status_event_type(&w, act) {
             Ok(ty) => self.client.publish(&ty, &w).await,
