@@ -84,23 +84,51 @@ pub(crate) fn patched_status(
     patch_type: PatchType,
     data: &[u8],
 ) -> Result<crate::api::ManifestWorkStatus> {
-    if patch_type == PatchType::Merge
-        && let Ok(Value::Object(mut merge)) = serde_json::from_slice::<Value>(data)
+    if let Some(mut parts) = merge_parts(patch_type, data)
+        && let Some(status) = merged(&work.status, parts.remove("status"))
     {
-        let status = match merge.remove("status") {
-            None => Some(work.status.clone()),
-            Some(Value::Null) => Some(Default::default()),
-            Some(part) => serde_json::to_value(&work.status).ok().and_then(|mut doc| {
-                json_patch::merge(&mut doc, &part);
-                let bytes = ocm_ce_core::go_json::to_vec(&doc).ok()?;
-                serde_json::from_slice(&bytes).ok()
-            }),
-        };
-        if let Some(status) = status {
-            return Ok(status);
-        }
+        return Ok(status);
     }
     Ok(patch(work, patch_type, data)?.status)
+}
+
+/// `work` with the metadata `patch(work, patch_type, data)` gives it and its own spec and status:
+/// computed from the metadata alone when `data` is a merge patch object that changes nothing but
+/// the metadata, spec and status; otherwise (and on any failure) by [`patch`].
+pub(crate) fn patched_metadata(work: &ManifestWork, patch_type: PatchType, data: &[u8]) -> Result<ManifestWork> {
+    if let Some(mut parts) = merge_parts(patch_type, data)
+        && parts
+            .keys()
+            .all(|k| matches!(k.as_str(), "metadata" | "spec" | "status"))
+        && let Some(metadata) = merged(&work.metadata, parts.remove("metadata"))
+    {
+        let mut w = work.clone();
+        w.metadata = metadata;
+        return Ok(w);
+    }
+    let mut w = patch(work, patch_type, data)?;
+    w.spec = work.spec.clone();
+    w.status = work.status.clone();
+    Ok(w)
+}
+
+/// The top-level parts of a merge patch object; `None` for any other patch.
+fn merge_parts(patch_type: PatchType, data: &[u8]) -> Option<serde_json::Map<String, Value>> {
+    match (patch_type, serde_json::from_slice::<Value>(data)) {
+        (PatchType::Merge, Ok(Value::Object(parts))) => Some(parts),
+        _ => None,
+    }
+}
+
+/// `current` through its JSON form (as a part of the work's, so times keep whole seconds), with
+/// the merge patch `part` applied when there is one; `None` when the result does not decode.
+fn merged<T: serde::Serialize + serde::de::DeserializeOwned>(current: &T, part: Option<Value>) -> Option<T> {
+    let mut doc = serde_json::to_value(current).ok()?;
+    if let Some(part) = part {
+        json_patch::merge(&mut doc, &part);
+    }
+    let bytes = ocm_ce_core::go_json::to_vec(&doc).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 #[cfg(test)]
@@ -137,6 +165,19 @@ mod tests {
             let whole = patch(&base, *ty, data).unwrap().status;
             assert_eq!(alone, whole, "{}", String::from_utf8_lossy(data));
         }
+        for (ty, data) in cases {
+            let alone = patched_metadata(&base, *ty, data).unwrap();
+            let mut whole = patch(&base, *ty, data).unwrap();
+            whole.spec = base.spec.clone();
+            whole.status = base.status.clone();
+            assert_eq!(alone, whole, "{}", String::from_utf8_lossy(data));
+        }
+        let finalizers: &[u8] = br#"{"metadata":{"finalizers":["a/b"],"resourceVersion":"7"}}"#;
+        let w = patched_metadata(&base, PatchType::Merge, finalizers).unwrap();
+        assert_eq!(
+            (w.finalizers(), w.metadata.resource_version.as_deref()),
+            (&["a/b".to_owned()][..], Some("7"))
+        );
         // errors are the whole work's, as Go words them
         let bad: &[u8] = br#"{"status":{"conditions":"no"}}"#;
         assert_eq!(

@@ -20,7 +20,7 @@ use crate::conditions::mark_manifests_deleted;
 use crate::error::{Error, Result};
 use crate::lister::AgentLister;
 use crate::metrics::WorkMetrics;
-use crate::patch::{PatchType, patch, patched_status};
+use crate::patch::{PatchType, patched_metadata, patched_status};
 use crate::selector::ListParams;
 use crate::status_hash::WorkStatusHasher;
 use crate::store::{Store, WatchStream, Writer, store_from};
@@ -324,11 +324,9 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
     pub async fn patch(&self, name: &str, patch_type: PatchType, data: &[u8]) -> Result<Arc<ManifestWork>> {
         let ns = self.inner.cluster_name.clone();
         let updated = self.inner.writer.update(&ns, name, |latest| {
-            let mut w = patch(latest, patch_type, data)?;
             // Only metadata is patchable here; the spec comes from the source, the status from
             // `patch_status`.
-            w.spec = latest.spec.clone();
-            w.status = latest.status.clone();
+            let mut w = patched_metadata(latest, patch_type, data)?;
             w.metadata.deletion_timestamp = latest.metadata.deletion_timestamp.clone();
             if w.is_deleting() && w.finalizers().is_empty() {
                 mark_manifests_deleted(&mut w, Utc::now());
@@ -406,10 +404,10 @@ impl<Tr: Transport> Inner<Tr> {
                 .writer
                 .update(&ns, &name, |local| {
                     if local.is_deleting() {
-                        tracing::warn!(work = %name, "the work is being deleted, ignore the update");
+                        tracing::warn!(work = %local.name(), "the work is being deleted, ignore the update");
                         return Ok::<_, Error>(None);
                     }
-                    let mut w = received.clone();
+                    let mut w = received;
                     w.metadata.labels = local.metadata.labels.clone();
                     w.metadata.annotations = local.metadata.annotations.clone();
                     w.metadata.finalizers = local.metadata.finalizers.clone();
