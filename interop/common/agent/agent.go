@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,10 @@ type Agent struct {
 	Works   func(namespace string) workv1client.ManifestWorkInterface
 	Lister  workv1lister.ManifestWorkLister
 	Emit    Emitter
+	// ObserveResourceVersion reports the work's resource version as the observedGeneration of
+	// its conditions when the work has no generation (sdk-go v0.15.0 agent-side works), as the
+	// ocm-ce agent does, so that a source sees which spec was applied.
+	ObserveResourceVersion bool
 
 	// mu serialises every read-modify-write of a work (reconcile and
 	// set_condition), and each holder of mu waits until the informer cache
@@ -157,7 +162,7 @@ func (a *Agent) reconcile(ctx context.Context, key string) error {
 		})
 	}
 
-	desired := desiredStatus(w)
+	desired := desiredStatus(w, a.observedGeneration(w))
 	if equality.Semantic.DeepEqual(w.Status, *desired) {
 		return nil
 	}
@@ -258,9 +263,18 @@ func (a *Agent) waitCache(ns, name string, cond func(*workv1.ManifestWork, bool)
 		})
 }
 
-func desiredStatus(w *workv1.ManifestWork) *workv1.ManifestWorkStatus {
+// observedGeneration is what the status reports as the generation applied.
+func (a *Agent) observedGeneration(w *workv1.ManifestWork) int64 {
+	if w.Generation == 0 && a.ObserveResourceVersion {
+		if rv, err := strconv.ParseInt(w.ResourceVersion, 10, 64); err == nil {
+			return rv
+		}
+	}
+	return w.Generation
+}
+
+func desiredStatus(w *workv1.ManifestWork, gen int64) *workv1.ManifestWorkStatus {
 	status := w.Status.DeepCopy()
-	gen := w.Generation
 	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
 		Type: workv1.WorkApplied, Status: metav1.ConditionTrue, ObservedGeneration: gen,
 		Reason: "AppliedManifestWorkComplete", Message: "Apply manifest work complete",
