@@ -23,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kubetypes "k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -53,6 +52,11 @@ type Agent struct {
 	mu          sync.Mutex
 	queue       workqueue.RateLimitingInterface
 	lastApplied map[string]string // uid -> spec hash last reported as applied
+
+	// changed is closed (and replaced) whenever the informer reports a change, so that waitCache
+	// wakes as soon as the cache may show a write instead of on its next poll.
+	changedMu sync.Mutex
+	changed   chan struct{}
 }
 
 // New returns an agent; call Handlers() before starting the informer.
@@ -61,7 +65,22 @@ func New(cluster string, works func(string) workv1client.ManifestWorkInterface, 
 		Cluster: cluster, Works: works, Lister: lister, Emit: emit,
 		queue:       workqueue.NewNamedRateLimitingQueue(workqueue.DefaultControllerRateLimiter(), "interop-agent"),
 		lastApplied: map[string]string{},
+		changed:     make(chan struct{}),
 	}
+}
+
+// notify wakes every waitCache.
+func (a *Agent) notify() {
+	a.changedMu.Lock()
+	close(a.changed)
+	a.changed = make(chan struct{})
+	a.changedMu.Unlock()
+}
+
+func (a *Agent) changes() <-chan struct{} {
+	a.changedMu.Lock()
+	defer a.changedMu.Unlock()
+	return a.changed
 }
 
 // Handlers returns the informer event handlers that enqueue works.
@@ -73,6 +92,7 @@ func (a *Agent) Handlers() cache.ResourceEventHandler {
 			return
 		}
 		a.queue.Add(key)
+		a.notify()
 	}
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueue,
@@ -248,19 +268,27 @@ func (a *Agent) List() ([]*workv1.ManifestWork, error) {
 }
 
 // waitCache waits (bounded) until the informer cache satisfies cond, so that
-// the next read under a.mu sees this agent's own write.
+// the next read under a.mu sees this agent's own write. It checks again on every
+// informer event (and every 5 ms).
 func (a *Agent) waitCache(ns, name string, cond func(*workv1.ManifestWork, bool) bool) {
-	_ = wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 5*time.Second, true,
-		func(context.Context) (bool, error) {
-			cur, err := a.Lister.ManifestWorks(ns).Get(name)
-			if apierrors.IsNotFound(err) {
-				return cond(nil, false), nil
+	deadline := time.After(5 * time.Second)
+	for {
+		changed := a.changes()
+		cur, err := a.Lister.ManifestWorks(ns).Get(name)
+		if apierrors.IsNotFound(err) {
+			if cond(nil, false) {
+				return
 			}
-			if err != nil {
-				return false, nil
-			}
-			return cond(cur, true), nil
-		})
+		} else if err == nil && cond(cur, true) {
+			return
+		}
+		select {
+		case <-changed:
+		case <-time.After(5 * time.Millisecond):
+		case <-deadline:
+			return
+		}
+	}
 }
 
 // observedGeneration is what the status reports as the generation applied.
