@@ -327,20 +327,16 @@ def print_table(results, raws):
     print("ratio = ocm-ce works/s / Go works/s; CPU over the lifecycle; RSS = peak (VmHWM)")
 
 
-def nice_ticks(lo, hi, log):
-    if log:
-        ticks, t = [], 10 ** int(f"{lo:e}".split("e")[1])
-        while t <= hi * 1.0001:
-            if t >= lo / 1.0001:
-                ticks.append(t)
-            t *= 10
-        return ticks or [lo, hi]
-    step = 10 ** len(str(int(hi))) / 10 if hi >= 1 else 0.1
-    for m in (1, 2, 5, 10):
-        if hi / (step * m / 1) <= 6:
-            step *= m
-            break
-    return [i * step for i in range(int(hi / step) + 2) if i * step <= hi * 1.05 + 1e-9]
+def nice_step(span, count=5):
+    """A 1/2/5 x 10^k step that cuts span into about count parts."""
+    import math
+    raw = span / count
+    mag = 10 ** math.floor(math.log10(raw))
+    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+
+
+def label(v):
+    return f"{v:.0f}" if v >= 100 else f"{v:.3g}"
 
 
 def svg_panel(x0, y0, w, h, title, ylabel, series, ns):
@@ -349,31 +345,31 @@ def svg_panel(x0, y0, w, h, title, ylabel, series, ns):
     out = [f'<text x="{x0 + w / 2}" y="{y0 - 12}" text-anchor="middle" font-size="14" font-weight="bold">{title}</text>']
     if not vals:
         return out + [f'<text x="{x0 + w / 2}" y="{y0 + h / 2}" text-anchor="middle">no data</text>']
+    import math
     lo, hi = min(vals), max(vals)
     log = hi / lo > 20
     if log:
-        import math
-        lo_t, hi_t = 10 ** math.floor(math.log10(lo)), 10 ** math.ceil(math.log10(hi))
-        ty = lambda v: y0 + h - (math.log10(v) - math.log10(lo_t)) / (math.log10(hi_t) - math.log10(lo_t)) * h
-        ticks = nice_ticks(lo_t, hi_t, True)
+        lo_e, hi_e = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+        ty = lambda v: y0 + h - (math.log10(v) - lo_e) / max(hi_e - lo_e, 1) * h
+        ticks = [10 ** e for e in range(lo_e, hi_e + 1)]
     else:
-        hi_t = max(nice_ticks(0, hi * 1.1, False))
-        hi_t = hi_t if hi_t >= hi else hi * 1.1
-        ty = lambda v: y0 + h - v / hi_t * h
-        ticks = nice_ticks(0, hi_t, False)
+        step = nice_step(hi)
+        top = math.ceil(hi * 1.05 / step) * step
+        ty = lambda v: y0 + h - v / top * h
+        ticks = [k * step for k in range(int(round(top / step)) + 1)]
     xs = sorted(ns)
     tx = (lambda n: x0 + w / 2) if len(xs) == 1 else (lambda n: x0 + 30 + (n - xs[0]) / (xs[-1] - xs[0]) * (w - 60))
     out.append(f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#444"/>')
     for t in ticks:
         y = ty(t)
         out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x0 + w}" y2="{y:.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{t:g}</text>')
+        out.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{label(t)}</text>')
     for n in xs:
         out.append(f'<text x="{tx(n):.1f}" y="{y0 + h + 16}" text-anchor="middle" font-size="11">{n}</text>')
     out.append(f'<text x="{x0 + w / 2}" y="{y0 + h + 34}" text-anchor="middle" font-size="12">N (works)</text>')
     out.append(f'<text x="{x0 - 48}" y="{y0 + h / 2}" text-anchor="middle" font-size="12" '
                f'transform="rotate(-90 {x0 - 48} {y0 + h / 2})">{ylabel}{" (log)" if log else ""}</text>')
-    for i, (label, colour, dash, pts) in enumerate(series):
+    for i, (name, colour, dash, pts) in enumerate(series):
         pts = [(n, v) for n, v in pts if v and v > 0]
         if pts:
             path = " ".join(f"{tx(n):.1f},{ty(v):.1f}" for n, v in pts)
@@ -381,11 +377,11 @@ def svg_panel(x0, y0, w, h, title, ylabel, series, ns):
                        f'stroke-dasharray="{dash}"/>')
             for n, v in pts:
                 out.append(f'<circle cx="{tx(n):.1f}" cy="{ty(v):.1f}" r="3.5" fill="{colour}"/>')
-                out.append(f'<text x="{tx(n) + 6:.1f}" y="{ty(v) - 6:.1f}" font-size="10" fill="{colour}">{v:.3g}</text>')
-        ly = y0 + 14 + i * 16
+                out.append(f'<text x="{tx(n) + 6:.1f}" y="{ty(v) - 6:.1f}" font-size="10" fill="{colour}">{label(v)}</text>')
+        ly = y0 + h + 56 + i * 16
         out.append(f'<line x1="{x0 + 10}" y1="{ly - 4}" x2="{x0 + 30}" y2="{ly - 4}" stroke="{colour}" '
                    f'stroke-width="2" stroke-dasharray="{dash}"/>')
-        out.append(f'<text x="{x0 + 36}" y="{ly}" font-size="11">{label}</text>')
+        out.append(f'<text x="{x0 + 36}" y="{ly}" font-size="11">{name}</text>')
     return out
 
 
@@ -407,10 +403,10 @@ def write_svg(path, results, raws):
         ("Go agent", "#2471a3", "", pts("go", agent_cpu)),
     ], ns)
     notes = [f"{r['impl']} N={r['n']}: {r['note']}" for r in results if r.get("note")]
-    foot = [f'<text x="20" y="{420 + 14 * i}" font-size="11">{t}</text>' for i, t in enumerate(
+    foot = [f'<text x="20" y="{480 + 14 * i}" font-size="11">{t}</text>' for i, t in enumerate(
         ["One cluster, ~1 KiB works; each created, updated once, deleted; rate limits raised; one Mosquitto per run."]
         + notes)]
-    height = 430 + 14 * len(notes)
+    height = 490 + 14 * len(notes)
     with open(path, "w") as f:
         f.write(f'<svg xmlns="http://www.w3.org/2000/svg" width="1010" height="{height}" '
                 f'font-family="sans-serif">\n<rect width="100%" height="100%" fill="white"/>\n')
