@@ -156,14 +156,19 @@ def start_mosquitto(work, name):
 
 # ---- builds ---------------------------------------------------------------------------------
 
-def ocm_binary():
-    if os.environ.get("OCM_CE_BIN"):
-        return os.environ["OCM_CE_BIN"]
-    print("building ocm-ce (cargo build --release -p ocm-ce-cli) ...", flush=True)
-    if subprocess.run(["cargo", "build", "--release", "-p", "ocm-ce-cli"], cwd=ROOT).returncode != 0:
-        raise SystemExit("bench-compare: cargo build failed")
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    return os.path.join(target, "release", "ocm-ce")
+def ocm_binary(work):
+    """The ocm-ce binary, copied into the work directory (a target directory shared with other
+    checkouts may get another build while this runs)."""
+    binary = os.environ.get("OCM_CE_BIN")
+    if not binary:
+        print("building ocm-ce (cargo build --release -p ocm-ce-cli) ...", flush=True)
+        if subprocess.run(["cargo", "build", "--release", "-p", "ocm-ce-cli"], cwd=ROOT).returncode != 0:
+            raise SystemExit("bench-compare: cargo build failed")
+        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+        binary = os.path.join(target, "release", "ocm-ce")
+    copy = os.path.join(work, "ocm-ce")
+    shutil.copy2(binary, copy)
+    return copy
 
 
 def go_binaries(work):
@@ -427,7 +432,7 @@ def main():
     out = args.out or tempfile.mkdtemp(prefix="ocm-ce-bench-compare-")
     os.makedirs(out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="ocm-ce-bench-compare-work-")
-    binary = ocm_binary()
+    binary = ocm_binary(work)
     bins = None if args.skip_go else go_binaries(work)
     results, raws = [], []
     for n in ns:
