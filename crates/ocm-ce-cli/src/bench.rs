@@ -14,8 +14,7 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use ocm_ce_client::transport::grpc::GrpcTransport;
-use ocm_ce_client::{AnyTransport, Role, TransportConfig, TransportKind};
+use ocm_ce_client::{AnyTransport, TransportConfig, TransportKind};
 use ocm_ce_work::client::AgentWorkClient;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -203,24 +202,8 @@ async fn in_process(
     let summary = match (&args.config, args.transport.kind()) {
         (None, TransportKind::Grpc) => {
             let broker = EmbeddedBroker::start().await?;
-            let config = broker.config();
-            let source = GrpcTransport::new(
-                config.clone(),
-                Role::Source {
-                    source_id: "ocm-ce-bench".into(),
-                },
-            )
-            .map_err(anyhow::Error::msg)?;
-            let make = |c: &str| {
-                GrpcTransport::new(
-                    config.clone(),
-                    Role::Agent {
-                        cluster_name: c.to_owned(),
-                        agent_id: format!("{c}-work-agent"),
-                    },
-                )
-                .map_err(anyhow::Error::msg)
-            };
+            let source = broker.source_transport("ocm-ce-bench")?;
+            let make = |c: &str| broker.agent_transport(c);
             run_plan(plan, apply_dir, "ocm-ce-bench", source, make, !args.json, stop).await?
         }
         (None, kind) => bail!(no_config(kind)),

@@ -721,6 +721,29 @@ impl EmbeddedBroker {
     pub(crate) fn config(&self) -> GrpcConfig {
         GrpcConfig::new(self.addr.to_string())
     }
+
+    /// The transport of source `source_id` to it.
+    pub(crate) fn source_transport(&self, source_id: &str) -> Result<GrpcTransport> {
+        GrpcTransport::new(
+            self.config(),
+            Role::Source {
+                source_id: source_id.to_owned(),
+            },
+        )
+        .map_err(anyhow::Error::msg)
+    }
+
+    /// The transport of the agent of `cluster` (`<cluster>-work-agent`) to it.
+    pub(crate) fn agent_transport(&self, cluster: &str) -> Result<GrpcTransport> {
+        GrpcTransport::new(
+            self.config(),
+            Role::Agent {
+                cluster_name: cluster.to_owned(),
+                agent_id: format!("{cluster}-work-agent"),
+            },
+        )
+        .map_err(anyhow::Error::msg)
+    }
 }
 
 impl Drop for EmbeddedBroker {
@@ -926,14 +949,7 @@ async fn quickstart(args: QuickstartArgs) -> Result<ExitCode> {
             dir.display()
         );
     }
-    let config = broker.config();
-    let source = GrpcTransport::new(
-        config.clone(),
-        Role::Source {
-            source_id: "ocm-ce-quickstart".into(),
-        },
-    )
-    .map_err(anyhow::Error::msg)?;
+    let source = broker.source_transport("ocm-ce-quickstart")?;
     let plan = Plan {
         clusters: clusters(args.clusters),
         works_per_cluster: args.works,
@@ -942,16 +958,7 @@ async fn quickstart(args: QuickstartArgs) -> Result<ExitCode> {
         update_every: 2,
         timeout: args.timeout,
     };
-    let make_agent = |cluster: &str| {
-        GrpcTransport::new(
-            config.clone(),
-            Role::Agent {
-                cluster_name: cluster.to_owned(),
-                agent_id: format!("{cluster}-work-agent"),
-            },
-        )
-        .map_err(anyhow::Error::msg)
-    };
+    let make_agent = |cluster: &str| broker.agent_transport(cluster);
     let mut shutdown = Shutdown::install()?;
     let summary = run_plan(
         &plan,
