@@ -312,24 +312,29 @@ def print_table(results, raws):
         for r in (x for x in results if x["n"] == n):
             ok = r.get("complete")
             wps = r.get("works_per_sec") if ok else None
-            ratio = None
+            ratio = "-"
             if r["impl"] == "ocm-ce" and ok and go.get("complete"):
-                ratio = r["works_per_sec"] / go["works_per_sec"]
+                ratio = f"{r['works_per_sec'] / go['works_per_sec']:.1f}x"
+            elif r["impl"] == "ocm-ce" and ok and go.get("works_per_sec"):
+                # Go did not finish: its works/s (N / the time it was given) is an upper bound.
+                ratio = f">{r['works_per_sec'] / go['works_per_sec']:.0f}x"
             cells = [proc(r, p) or {} for p in ("source", "agent", "mosquitto")]
-            print(f"{n:>6} {r['impl']:<7} {fmt(wps):>9} {fmt(ratio, '.1f') + ('x' if ratio else ''):>7} "
+            print(f"{n:>6} {r['impl']:<7} {fmt(wps):>9} {ratio:>7} "
                   f"{fmt(r.get('p50_ms') if ok else None, '.0f'):>8} {fmt(r.get('p99_ms') if ok else None, '.0f'):>8} "
                   f"{fmt(cells[0].get('cpu_ms_per_work'), '.2f'):>20} {fmt(cells[1].get('cpu_ms_per_work'), '.2f'):>7} "
                   f"{fmt(cells[2].get('cpu_ms_per_work'), '.2f'):>7} {fmt(cells[0].get('peak_rss_mb')):>16} "
                   f"{fmt(cells[1].get('peak_rss_mb')):>7} {fmt(cells[2].get('peak_rss_mb')):>7}")
             if r.get("note"):
-                print(f"{'':>6} {'':<7} {r['note']}")
+                bound = f"; below {r['works_per_sec']:.1f} works/s" if r.get("works_per_sec") else ""
+                print(f"{'':>6} {'':<7} {r['note']}{bound}")
         raw = next((x for x in raws if x["n"] == n), None)
         if raw and "messages_per_sec" in raw:
             print(f"{n:>6} {'raw':<7} {raw['works_per_sec']:>9.1f}   Mosquitto alone: {raw['messages']} messages "
                   f"(QoS 1, 1 KiB) at {raw['messages_per_sec']:.0f}/s = {MESSAGES_PER_WORK} per work")
         elif raw:
             print(f"{n:>6} {'raw':<7} {raw.get('note')}")
-    print("ratio = ocm-ce works/s / Go works/s; CPU over the lifecycle; RSS = peak (VmHWM)")
+    print("ratio = ocm-ce works/s / Go works/s (>: Go did not finish, N / its time is an upper bound); "
+          "CPU over the lifecycle (or the time given); RSS = peak (VmHWM)")
 
 
 def nice_step(span, count=5):
@@ -346,7 +351,7 @@ def label(v):
 
 def svg_panel(x0, y0, w, h, title, ylabel, series, ns):
     """One chart: series = [(label, colour, dash, [(n, value)])]."""
-    vals = [v for _, _, _, pts in series for _, v in pts if v and v > 0]
+    vals = [v for s in series for _, v in s[3] if v and v > 0]
     out = [f'<text x="{x0 + w / 2}" y="{y0 - 12}" text-anchor="middle" font-size="14" font-weight="bold">{title}</text>']
     if not vals:
         return out + [f'<text x="{x0 + w / 2}" y="{y0 + h / 2}" text-anchor="middle">no data</text>']
@@ -374,14 +379,15 @@ def svg_panel(x0, y0, w, h, title, ylabel, series, ns):
     out.append(f'<text x="{x0 + w / 2}" y="{y0 + h + 34}" text-anchor="middle" font-size="12">N (works)</text>')
     out.append(f'<text x="{x0 - 48}" y="{y0 + h / 2}" text-anchor="middle" font-size="12" '
                f'transform="rotate(-90 {x0 - 48} {y0 + h / 2})">{ylabel}{" (log)" if log else ""}</text>')
-    for i, (name, colour, dash, pts) in enumerate(series):
+    for i, (name, colour, dash, pts, *hollow) in enumerate(series):
         pts = [(n, v) for n, v in pts if v and v > 0]
+        fill = "white" if hollow else colour
         if pts:
             path = " ".join(f"{tx(n):.1f},{ty(v):.1f}" for n, v in pts)
             out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2" '
                        f'stroke-dasharray="{dash}"/>')
             for n, v in pts:
-                out.append(f'<circle cx="{tx(n):.1f}" cy="{ty(v):.1f}" r="3.5" fill="{colour}"/>')
+                out.append(f'<circle cx="{tx(n):.1f}" cy="{ty(v):.1f}" r="3.5" fill="{fill}" stroke="{colour}"/>')
                 out.append(f'<text x="{tx(n) + 6:.1f}" y="{ty(v) - 6:.1f}" font-size="10" fill="{colour}">{label(v)}</text>')
         ly = y0 + h + 56 + i * 16
         out.append(f'<line x1="{x0 + 10}" y1="{ly - 4}" x2="{x0 + 30}" y2="{ly - 4}" stroke="{colour}" '
@@ -393,19 +399,24 @@ def svg_panel(x0, y0, w, h, title, ylabel, series, ns):
 def write_svg(path, results, raws):
     ns = sorted({r["n"] for r in results})
 
-    def pts(impl, f):
-        return [(r["n"], f(r)) for r in results if r["impl"] == impl and r.get("complete")]
+    def pts(impl, f, complete=True):
+        return [(r["n"], f(r)) for r in results
+                if r["impl"] == impl and bool(r.get("complete")) == complete and r.get("processes")]
 
     agent_cpu = lambda r: (proc(r, "agent") or {}).get("cpu_ms_per_work")
     left = svg_panel(90, 50, 380, 300, "Lifecycle throughput", "works/s", [
         ("ocm-ce", "#c0392b", "", pts("ocm-ce", lambda r: r["works_per_sec"])),
         ("Go sdk-go v0.15.0", "#2471a3", "", pts("go", lambda r: r["works_per_sec"])),
+        ("Go, did not finish: N / time given (upper bound)", "#2471a3", "2,3",
+         pts("go", lambda r: r.get("works_per_sec"), False), True),
         ("Mosquitto raw (6 msgs/work)", "#7f8c8d", "5,4",
          [(x["n"], x.get("works_per_sec")) for x in raws if "works_per_sec" in x]),
     ], ns)
     right = svg_panel(590, 50, 380, 300, "Agent CPU per work", "CPU ms per work", [
         ("ocm-ce agent", "#c0392b", "", pts("ocm-ce", agent_cpu)),
         ("Go agent", "#2471a3", "", pts("go", agent_cpu)),
+        ("Go agent, did not finish: CPU within the time given", "#2471a3", "2,3",
+         pts("go", agent_cpu, False), True),
     ], ns)
     notes = [f"{r['impl']} N={r['n']}: {r['note']}" for r in results if r.get("note")]
     foot = [f'<text x="20" y="{480 + 14 * i}" font-size="11">{t}</text>' for i, t in enumerate(
