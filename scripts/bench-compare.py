@@ -22,7 +22,7 @@ Prints a table (works/s, ratio ocm-ce/Go, CPU ms per work per process, peak RSS 
 Mosquitto's raw rate), writes results.json and compare.svg (works/s and agent CPU per work
 against N, both implementations) into --out.
 
-    python3 scripts/bench-compare.py [--works 1000,5000] [--go-timeout 300] [--out DIR]
+    python3 scripts/bench-compare.py [--works 1000,5000] [--go-timeout 600] [--out DIR]
 
 OCM_CE_BIN is the ocm-ce binary (default: `cargo build --release -p ocm-ce-cli`, then the
 binary under CARGO_TARGET_DIR or target/). The Go programs are built into a temporary
@@ -234,8 +234,9 @@ def run_go(n, bins, work, timeout, manifest_bytes):
         out = {"impl": "go", "n": n, **s,
                "processes": [figures(name, before[name], after[name], n) for name, _ in procs]}
         if not s["complete"]:
+            done = ", ".join(f"{p} took {s[p + '_s']:.0f} s" for p in ("apply", "update") if s.get(p + "_s"))
             out["note"] = (f"did not finish in {timeout:.0f} s ({s.get('pending')} works still in phase "
-                           f"{s.get('phase')})")
+                           f"{s.get('phase')}{'; ' + done if done else ''})")
         return out
     finally:
         source.stop(quit_cmd=True)
@@ -262,7 +263,7 @@ def run_ocm(n, binary, work, timeout, manifest_bytes):
                   "peak_rss_mb": p["peak_rss_mb"]} for p in rep["processes"]]
         procs.append(figures("mosquitto", before, after, n))
         keys = ("works_created", "works_updated", "works_deleted", "statuses_received", "p50_ms", "p99_ms",
-                "max_ms", "works_per_sec", "elapsed_s", "complete")
+                "max_ms", "works_per_sec", "elapsed_s", "complete", "apply_s", "update_s", "delete_s")
         return {"impl": "ocm-ce", "n": n, **{k: rep[k] for k in keys}, "processes": procs}
     except subprocess.TimeoutExpired:
         return {"impl": "ocm-ce", "n": n, "complete": False, "note": f"did not finish in {timeout + 120:.0f} s"}
@@ -433,7 +434,7 @@ def write_svg(path, results, raws):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--works", default="1000,5000", help="comma-separated N (works, one cluster)")
-    ap.add_argument("--go-timeout", type=float, default=300, help="seconds a Go lifecycle may take")
+    ap.add_argument("--go-timeout", type=float, default=600, help="seconds a Go lifecycle may take")
     ap.add_argument("--timeout", type=float, default=300, help="seconds an ocm-ce lifecycle may take")
     ap.add_argument("--manifest-bytes", type=int, default=1024)
     ap.add_argument("--skip-go", action="store_true", help="only ocm-ce and Mosquitto")

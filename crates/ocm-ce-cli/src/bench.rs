@@ -14,6 +14,7 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
 use ocm_ce_client::{AnyTransport, TransportConfig, TransportKind};
 use ocm_ce_work::client::AgentWorkClient;
 use serde::Serialize;
@@ -275,12 +276,18 @@ async fn in_processes(
         (None, kind) => bail!(no_config(kind)),
     };
     let config = load_config(kind, &config_path)?;
+    // The agents get the same transport flag as this command.
+    let transport = args
+        .transport
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default();
     let mut agents = Vec::new();
     for cluster in &plan.clusters {
         let mut argv: Vec<String> = [
             "agent",
             "--transport",
-            kind_flag(kind),
+            &transport,
             "--cluster",
             cluster,
             "--qps",
@@ -353,14 +360,6 @@ async fn in_processes(
         ));
     }
     Ok((summary, processes))
-}
-
-fn kind_flag(kind: TransportKind) -> &'static str {
-    match kind {
-        TransportKind::Grpc => "grpc",
-        TransportKind::Mqtt => "mqtt",
-        _ => "kafka",
-    }
 }
 
 /// An `ocm-ce` child process (this binary), its stderr read line by line.

@@ -917,6 +917,13 @@ pub(crate) fn print_summary(s: &Summary, json: bool, extra: &[(&str, String)]) -
             format!("{:.1} works/s (whole lifecycles)", s.works_per_sec),
         ),
         ("elapsed", format!("{:.2} s", s.elapsed_s)),
+        (
+            "phases",
+            format!(
+                "apply {:.2} s, update {:.2} s, delete {:.2} s",
+                s.apply_s, s.update_s, s.delete_s
+            ),
+        ),
     ];
     rows.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
     println!("{:-<56}", "");

@@ -49,6 +49,9 @@ fn check_lifecycle(r: &Value, works: u64, updated: u64) {
     assert!(num(r, "elapsed_s") > 0.0, "{r}");
     let (p50, p99, max) = (num(r, "p50_ms"), num(r, "p99_ms"), num(r, "max_ms"));
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{r}");
+    let phases = ["apply_s", "update_s", "delete_s"].map(|k| num(r, k));
+    assert!(phases[0] > 0.0 && phases[2] > 0.0, "{r}");
+    assert!(phases.iter().sum::<f64>() <= num(r, "elapsed_s") + 1e-6, "{r}");
 }
 
 /// Each process entry has its role, pid, CPU and peak RSS; returns the roles (with clusters).

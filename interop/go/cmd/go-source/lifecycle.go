@@ -53,6 +53,9 @@ type lifecycleSummary struct {
 	WorksPerSec      float64 `json:"works_per_sec"`
 	ElapsedS         float64 `json:"elapsed_s"`
 	Complete         bool    `json:"complete"`
+	ApplyS           float64 `json:"apply_s"`         // create every work until all are Applied
+	UpdateS          float64 `json:"update_s"`        // update until all updates are Applied
+	DeleteS          float64 `json:"delete_s"`        // delete until every deletion is acknowledged
 	Phase            string  `json:"phase,omitempty"` // where an incomplete run stopped
 	Pending          int     `json:"pending,omitempty"`
 }
@@ -189,6 +192,11 @@ func (s *source) lifecycle(plan lifecyclePlan) (*lifecycleSummary, error) {
 	}
 	t := s.tracker
 	started := time.Now()
+	phase := started
+	lap := func(into *float64) {
+		*into = time.Since(phase).Seconds()
+		phase = time.Now()
+	}
 	timeout := time.Duration(plan.TimeoutSeconds * float64(time.Second))
 	if timeout <= 0 {
 		timeout = 10 * time.Minute
@@ -233,7 +241,9 @@ func (s *source) lifecycle(plan lifecyclePlan) (*lifecycleSummary, error) {
 			return nil, fmt.Errorf("create %s/%s: %w", w.cluster, w.name, err)
 		}
 	}
-	if left := t.wait(deadline); left > 0 {
+	left := t.wait(deadline)
+	lap(&sum.ApplyS)
+	if left > 0 {
 		return finish("apply", left), nil
 	}
 	if plan.UpdateEvery > 0 {
@@ -249,7 +259,9 @@ func (s *source) lifecycle(plan lifecyclePlan) (*lifecycleSummary, error) {
 			}
 			sum.WorksUpdated++
 		}
-		if left := t.wait(deadline); left > 0 {
+		left := t.wait(deadline)
+		lap(&sum.UpdateS)
+		if left > 0 {
 			return finish("update", left), nil
 		}
 	}
@@ -259,7 +271,9 @@ func (s *source) lifecycle(plan lifecyclePlan) (*lifecycleSummary, error) {
 			return nil, fmt.Errorf("delete %s/%s: %w", w.cluster, w.name, err)
 		}
 	}
-	if left := t.wait(deadline); left > 0 {
+	left = t.wait(deadline)
+	lap(&sum.DeleteS)
+	if left > 0 {
 		return finish("delete", left), nil
 	}
 	return finish("", 0), nil
