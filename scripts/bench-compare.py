@@ -380,17 +380,20 @@ def svg_panel(x0, y0, w, h, title, ylabel, series, ns):
     out.append(f'<text x="{x0 + w / 2}" y="{y0 + h + 34}" text-anchor="middle" font-size="12">N (works)</text>')
     out.append(f'<text x="{x0 - 48}" y="{y0 + h / 2}" text-anchor="middle" font-size="12" '
                f'transform="rotate(-90 {x0 - 48} {y0 + h / 2})">{ylabel}{" (log)" if log else ""}</text>')
-    for i, (name, colour, dash, pts, *hollow) in enumerate(series):
+    shown = 0
+    for name, colour, dash, pts, *hollow in series:
         pts = [(n, v) for n, v in pts if v and v > 0]
         fill = "white" if hollow else colour
-        if pts:
-            path = " ".join(f"{tx(n):.1f},{ty(v):.1f}" for n, v in pts)
-            out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2" '
-                       f'stroke-dasharray="{dash}"/>')
-            for n, v in pts:
-                out.append(f'<circle cx="{tx(n):.1f}" cy="{ty(v):.1f}" r="3.5" fill="{fill}" stroke="{colour}"/>')
-                out.append(f'<text x="{tx(n) + 6:.1f}" y="{ty(v) - 6:.1f}" font-size="10" fill="{colour}">{label(v)}</text>')
-        ly = y0 + h + 56 + i * 16
+        if not pts:
+            continue
+        path = " ".join(f"{tx(n):.1f},{ty(v):.1f}" for n, v in pts)
+        out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2" '
+                   f'stroke-dasharray="{dash}"/>')
+        for n, v in pts:
+            out.append(f'<circle cx="{tx(n):.1f}" cy="{ty(v):.1f}" r="3.5" fill="{fill}" stroke="{colour}"/>')
+            out.append(f'<text x="{tx(n) + 6:.1f}" y="{ty(v) - 6:.1f}" font-size="10" fill="{colour}">{label(v)}</text>')
+        ly = y0 + h + 56 + shown * 16
+        shown += 1
         out.append(f'<line x1="{x0 + 10}" y1="{ly - 4}" x2="{x0 + 30}" y2="{ly - 4}" stroke="{colour}" '
                    f'stroke-width="2" stroke-dasharray="{dash}"/>')
         out.append(f'<text x="{x0 + 36}" y="{ly}" font-size="11">{name}</text>')
