@@ -7,6 +7,10 @@
 //! the status it reported). A restarted agent starts from these records, so a deletion made
 //! while it was down completes at its first resync. A work that cannot be applied (a file
 //! system error) is retried with back-off until it can.
+//!
+//! [`Applier::in_memory`] keeps the manifests in memory instead (no files, no records): the same
+//! finalizer, statuses and deletions, so that `bench` measures the protocol rather than the file
+//! system.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,13 +36,16 @@ const RECORD: &str = ".work.json";
 /// First retry delay of a work that failed to apply (doubled per failure up to 30 s).
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 
-/// Applies works to a directory.
+/// Applies works to a directory (or to memory).
 #[derive(Debug)]
 pub(crate) struct Applier {
-    root: PathBuf,
+    /// The directory; `None` applies to memory.
+    root: Option<PathBuf>,
     /// What was last written per work UID (the manifests' JSON), so our own status patches do
     /// not rewrite the files while a changed spec always does, versioned or not (`"0"`).
     written: HashMap<String, String>,
+    /// The manifests applied per work UID (in memory only).
+    in_memory: HashMap<String, Vec<Value>>,
     /// The last record written per work UID.
     recorded: HashMap<String, String>,
     /// Works that failed to apply: how often in a row, and their pending retry.
@@ -165,9 +172,20 @@ pub(crate) fn applied_status(work: &ManifestWork, manifests: &[Value]) -> Manife
 impl Applier {
     /// An applier writing under `root/<cluster>/`.
     pub(crate) fn new(root: impl Into<PathBuf>) -> Self {
+        Self::with_root(Some(root.into()))
+    }
+
+    /// An applier keeping the manifests in memory: the statuses, finalizers and deletions of
+    /// the directory applier, without touching the file system.
+    pub(crate) fn in_memory() -> Self {
+        Self::with_root(None)
+    }
+
+    fn with_root(root: Option<PathBuf>) -> Self {
         Self {
-            root: root.into(),
+            root,
             written: HashMap::new(),
+            in_memory: HashMap::new(),
             recorded: HashMap::new(),
             failures: HashMap::new(),
             retries: DelayQueue::new(),
@@ -177,7 +195,10 @@ impl Applier {
     /// The works recorded under `root/<cluster>/` by an earlier run (unreadable records are
     /// reported and skipped: their work comes back through the spec resync like a new one).
     pub(crate) fn recorded(&mut self, cluster: &str) -> Result<Vec<ManifestWork>> {
-        let dir = self.root.join(cluster);
+        let Some(root) = &self.root else {
+            return Ok(Vec::new());
+        };
+        let dir = root.join(cluster);
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -205,26 +226,39 @@ impl Applier {
 
     /// Writes the record of `work` when it changed.
     fn record(&mut self, work: &ManifestWork) -> Result<()> {
+        let Some(dir) = self.work_dir(work) else {
+            return Ok(());
+        };
         let text = serde_json::to_string(work).context("rendering the work record")?;
         if self.recorded.get(work.uid()) == Some(&text) {
             return Ok(());
         }
-        let dir = self.work_dir(work);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         write_atomic(&dir.join(RECORD), text.as_bytes())?;
         self.recorded.insert(work.uid().to_owned(), text);
         Ok(())
     }
 
-    /// The directory of one work.
-    pub(crate) fn work_dir(&self, work: &ManifestWork) -> PathBuf {
-        self.root.join(work.namespace()).join(work.uid())
+    /// The directory of one work (`None` in memory).
+    fn work_dir(&self, work: &ManifestWork) -> Option<PathBuf> {
+        Some(self.root.as_ref()?.join(work.namespace()).join(work.uid()))
+    }
+
+    /// True when the manifests of `work` are where they were applied.
+    fn present(&self, work: &ManifestWork) -> bool {
+        match self.work_dir(work) {
+            Some(dir) => dir.exists(),
+            None => self.in_memory.contains_key(work.uid()),
+        }
     }
 
     fn remove_dir(&mut self, work: &ManifestWork) -> Result<()> {
         self.written.remove(work.uid());
         self.recorded.remove(work.uid());
-        let dir = self.work_dir(work);
+        self.in_memory.remove(work.uid());
+        let Some(dir) = self.work_dir(work) else {
+            return Ok(());
+        };
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -232,8 +266,12 @@ impl Applier {
         }
     }
 
-    fn write_manifests(&mut self, work: &ManifestWork, manifests: &[Value]) -> Result<()> {
-        let dir = self.work_dir(work);
+    fn write_manifests(&mut self, work: &ManifestWork, manifests: &[Value], key: String) -> Result<()> {
+        let Some(dir) = self.work_dir(work) else {
+            self.in_memory.insert(work.uid().to_owned(), manifests.to_vec());
+            self.written.insert(work.uid().to_owned(), key);
+            return Ok(());
+        };
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let wanted: Vec<String> = manifests.iter().enumerate().map(|(i, m)| file_name(i, m)).collect();
         for (name, manifest) in wanted.iter().zip(manifests) {
@@ -246,8 +284,7 @@ impl Applier {
                 std::fs::remove_file(entry.path()).ok();
             }
         }
-        self.written
-            .insert(work.uid().to_owned(), work.resource_version().to_owned());
+        self.written.insert(work.uid().to_owned(), key);
         Ok(())
     }
 
@@ -284,8 +321,9 @@ impl Applier {
             .map(|m| m.to_value())
             .collect::<Result<_, _>>()
             .context("a manifest is not JSON")?;
-        if self.written.get(work.uid()) != Some(&written_key(&manifests)) || !self.work_dir(work).exists() {
-            self.write_manifests(work, &manifests)?;
+        let key = written_key(&manifests);
+        if self.written.get(work.uid()) != Some(&key) || !self.present(work) {
+            self.write_manifests(work, &manifests, key)?;
         }
         let desired = applied_status(work, &manifests);
         if desired == work.status {
@@ -357,7 +395,12 @@ impl Applier {
     /// Removes the directories of works the agent does not hold (deleted while a watch lagged,
     /// or while the agent was down and the records were not read).
     fn remove_unknown<Tr: Transport>(&mut self, agent: &AgentWorkClient<Tr>) -> Result<()> {
-        let dir = self.root.join(agent.cluster_name());
+        let Some(root) = &self.root else {
+            self.in_memory.retain(|uid, _| agent.get(uid).is_ok());
+            self.written.retain(|uid, _| agent.get(uid).is_ok());
+            return Ok(());
+        };
+        let dir = root.join(agent.cluster_name());
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Ok(());
         };

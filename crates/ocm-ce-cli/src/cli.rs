@@ -48,7 +48,9 @@ pub(crate) enum Command {
     )]
     Source(SourceArgs),
     /// Measure source → agent → status round trips.
-    #[command(after_help = "Example:\n  ocm-ce bench --transport grpc --clusters 5 --works 200 --json")]
+    #[command(
+        after_help = "Examples:\n  ocm-ce bench --transport grpc --clusters 5 --works 200 --json\n  ocm-ce bench --processes --clusters 1 --works 1000 --update-all --json\n  ocm-ce bench --transport mqtt --config mqtt.yaml --processes --apply dir"
+    )]
     Bench(BenchArgs),
     /// Configuration files.
     Config {
@@ -277,6 +279,10 @@ pub(crate) struct AgentArgs {
     /// Where to write applied manifests (default: a directory under the user's state dir).
     #[arg(long)]
     pub(crate) apply_dir: Option<PathBuf>,
+    /// Apply into a directory (`dir`, the default) or keep the manifests in memory (`memory`:
+    /// the same statuses, nothing written and nothing kept over a restart; for benchmarks).
+    #[arg(long, value_enum, conflicts_with = "kubeconfig")]
+    pub(crate) apply: Option<ApplyMode>,
     /// Apply works to the Kubernetes cluster of this kubeconfig, as OCM's work agent does, instead
     /// of writing files. Run in a pod without `--apply-dir`, the agent applies to its own cluster.
     #[arg(long, conflicts_with = "apply_dir")]
@@ -418,13 +424,34 @@ pub(crate) enum SourceCommand {
     },
 }
 
+/// Where an agent applies works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ApplyMode {
+    /// Keep the manifests in memory: the same finalizer, statuses and deletions as `dir`,
+    /// nothing written (what `bench` measures by default: the protocol, not the file system).
+    Memory,
+    /// Write the manifests as YAML files (and a record of each work) into a directory.
+    Dir,
+}
+
+impl ApplyMode {
+    /// The flag value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Dir => "dir",
+        }
+    }
+}
+
 /// `bench` options.
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
     /// Transport.
     #[arg(long, value_enum, default_value = "grpc")]
     pub(crate) transport: TransportArg,
-    /// Transport config file; for grpc without one, an embedded broker is started.
+    /// Transport config file; for grpc without one, an embedded broker is started (a broker
+    /// process with `--processes`).
     #[arg(long)]
     pub(crate) config: Option<PathBuf>,
     /// Clusters (one agent each).
@@ -439,7 +466,23 @@ pub(crate) struct BenchArgs {
     /// Works created per second (0 = unlimited).
     #[arg(long, default_value_t = 0.0)]
     pub(crate) rate: f64,
-    /// Print one JSON object.
+    /// Where the agents apply the works: in memory (measures the protocol) or into a directory.
+    #[arg(long, value_enum, default_value = "memory")]
+    pub(crate) apply: ApplyMode,
+    /// The directory of `--apply dir` (default: a temporary directory, removed afterwards).
+    #[arg(long)]
+    pub(crate) apply_dir: Option<PathBuf>,
+    /// Every N-th work is updated once after all are applied (0 = none).
+    #[arg(long, default_value_t = 2)]
+    pub(crate) update_every: usize,
+    /// Every work is updated once (the Go baseline's workload; `--update-every 1`).
+    #[arg(long, conflicts_with = "update_every")]
+    pub(crate) update_all: bool,
+    /// Run the broker (for grpc without --config) and each agent as a separate `ocm-ce`
+    /// process, the source in this one, and report each process's CPU and peak RSS.
+    #[arg(long)]
+    pub(crate) processes: bool,
+    /// Print one JSON object with every figure.
     #[arg(long)]
     pub(crate) json: bool,
     /// Give up after this long.

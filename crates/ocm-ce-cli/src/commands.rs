@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 
 use crate::applier::Applier;
 use crate::cli::{
-    AgentArgs, BenchArgs, BrokerArgs, Cli, Command, ConfigCommand, Output, QuickstartArgs, SourceArgs,
+    AgentArgs, ApplyMode, BrokerArgs, Cli, Command, ConfigCommand, Output, QuickstartArgs, SourceArgs,
     SourceClientArgs, SourceCommand,
 };
 use crate::kube_agent;
@@ -38,7 +38,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Agent(args) => agent(args).await,
         Command::Hub(args) => crate::hub::run(args).await,
         Command::Source(args) => source(args).await,
-        Command::Bench(args) => bench(args).await,
+        Command::Bench(args) => crate::bench::run(args).await,
         Command::Config {
             command: ConfigCommand::Check { transport, file },
         } => {
@@ -60,7 +60,7 @@ fn state_home() -> PathBuf {
     )
 }
 
-fn load_config(kind: ocm_ce_client::TransportKind, path: &Path) -> Result<TransportConfig> {
+pub(crate) fn load_config(kind: ocm_ce_client::TransportKind, path: &Path) -> Result<TransportConfig> {
     if !path.exists() {
         bail!(
             "config file {} does not exist (pass a Go SDK {kind} config with --config)",
@@ -126,7 +126,7 @@ fn in_process_options() -> WorkClientOptions {
     WorkClientOptions::default().client(ClientOptions::default().rate_limit(None))
 }
 
-async fn wait_connected<F>(
+pub(crate) async fn wait_connected<F>(
     what: &str,
     timeout: Duration,
     connected: F,
@@ -225,9 +225,17 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
         .await;
     }
     let transport = AnyTransport::agent(&config, &args.cluster, &agent_id).map_err(anyhow::Error::msg)?;
-    let dir = args.apply_dir.clone().unwrap_or_else(|| state_home().join("apply"));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the apply directory {}", dir.display()))?;
-    let mut applier = Applier::new(&dir);
+    let (mut applier, target) = if args.apply == Some(ApplyMode::Memory) {
+        if args.apply_dir.is_some() {
+            bail!("--apply-dir is for --apply dir, not --apply memory");
+        }
+        (Applier::in_memory(), "memory".to_owned())
+    } else {
+        let dir = args.apply_dir.clone().unwrap_or_else(|| state_home().join("apply"));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the apply directory {}", dir.display()))?;
+        (Applier::new(&dir), dir.display().to_string())
+    };
     // What this agent applied before it stopped: its store starts from it, so the first spec
     // resync completes the deletions made while it was down.
     let applied = applier.recorded(&args.cluster)?;
@@ -239,11 +247,7 @@ async fn agent(args: AgentArgs) -> Result<ExitCode> {
         client_options(args.rate),
         applied,
     );
-    eprintln!(
-        "agent {agent_id} for cluster {} applying into {}",
-        args.cluster,
-        dir.display()
-    );
+    eprintln!("agent {agent_id} for cluster {} applying into {target}", args.cluster);
     let registry = crate::ops::registry(client.metrics(), client.generic().metrics());
     let connected = client.clone();
     let ops = crate::ops::Ops::start(&args.ops, registry, move || connected.is_connected()).await;
@@ -687,14 +691,15 @@ fn print_event(ev: &WatchEvent, namespace: &str) {
 // ---- quickstart and bench ---------------------------------------------------------------------
 
 /// A broker on a free loopback port, stopped when dropped.
-struct EmbeddedBroker {
+pub(crate) struct EmbeddedBroker {
     addr: std::net::SocketAddr,
     handle: ocm_ce_broker::BrokerHandle,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl EmbeddedBroker {
-    async fn start() -> Result<Self> {
+    /// Starts it.
+    pub(crate) async fn start() -> Result<Self> {
         let broker = Broker::builder()
             .insecure(true)
             .build()
@@ -712,8 +717,32 @@ impl EmbeddedBroker {
         Ok(Self { addr, handle, task })
     }
 
-    fn config(&self) -> GrpcConfig {
+    /// A gRPC config of it.
+    pub(crate) fn config(&self) -> GrpcConfig {
         GrpcConfig::new(self.addr.to_string())
+    }
+
+    /// The transport of source `source_id` to it.
+    pub(crate) fn source_transport(&self, source_id: &str) -> Result<GrpcTransport> {
+        GrpcTransport::new(
+            self.config(),
+            Role::Source {
+                source_id: source_id.to_owned(),
+            },
+        )
+        .map_err(anyhow::Error::msg)
+    }
+
+    /// The transport of the agent of `cluster` (`<cluster>-work-agent`) to it.
+    pub(crate) fn agent_transport(&self, cluster: &str) -> Result<GrpcTransport> {
+        GrpcTransport::new(
+            self.config(),
+            Role::Agent {
+                cluster_name: cluster.to_owned(),
+                agent_id: format!("{cluster}-work-agent"),
+            },
+        )
+        .map_err(anyhow::Error::msg)
     }
 }
 
@@ -725,10 +754,10 @@ impl Drop for EmbeddedBroker {
 }
 
 /// Starts one agent per cluster (transports from `make`, built before any client starts), each
-/// applying into `dir/<cluster>/`.
+/// applying into `dir/<cluster>/`, or into memory when `dir` is `None`.
 fn start_agents<Tr: Transport + Clone>(
     clusters: &[String],
-    dir: &Path,
+    dir: Option<&Path>,
     make: impl Fn(&str) -> Result<Tr>,
     options: &WorkClientOptions,
     tasks: &mut JoinSet<()>,
@@ -746,7 +775,7 @@ fn start_agents<Tr: Transport + Clone>(
             AgentCodecs::bundles(),
             options.clone(),
         );
-        let mut applier = Applier::new(dir);
+        let mut applier = dir.map_or_else(Applier::in_memory, Applier::new);
         let a = agent.clone();
         tasks.spawn(async move {
             if let Err(e) = applier.run(&a, std::future::pending()).await {
@@ -773,13 +802,14 @@ fn progress_bar(enabled: bool) -> Option<ProgressBar> {
 /// How long `quickstart` and `bench` wait until every client is subscribed.
 const PLAN_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs `plan` with one source and an agent per cluster. Whatever the outcome (done, failed,
-/// not connected in time, or `stop` resolving first) every client is closed gracefully before
-/// this returns, so that the next run is not held up by what this one leaves behind (Kafka: a
+/// Runs `plan` with one source and an agent per cluster, all in this process, the agents
+/// applying into `dir` (in memory when `None`). Whatever the outcome (done, failed, not
+/// connected in time, or `stop` resolving first) every client is closed gracefully before this
+/// returns, so that the next run is not held up by what this one leaves behind (Kafka: a
 /// consumer group member that would keep its partitions until its session times out).
-async fn run_plan<Tr: Transport + Clone>(
+pub(crate) async fn run_plan<Tr: Transport + Clone>(
     plan: &Plan,
-    dir: &Path,
+    dir: Option<&Path>,
     source_id: &str,
     source_transport: Tr,
     agent_transport: impl Fn(&str) -> Result<Tr>,
@@ -789,12 +819,29 @@ async fn run_plan<Tr: Transport + Clone>(
     let options = in_process_options();
     let mut tasks = JoinSet::new();
     let agents = start_agents(&plan.clusters, dir, agent_transport, &options, &mut tasks)?;
-    let source = SourceWorkClient::start(source_transport, source_id, Vec::new(), options);
+    let result = run_source(plan, source_id, source_transport, &agents, show_progress, stop).await;
+    tasks.shutdown().await;
+    futures::future::join_all(agents.iter().map(|a| a.close(FLUSH_ON_EXIT))).await;
+    result
+}
+
+/// Runs `plan` from a source in this process once it and `agents` (those of this process; none
+/// when the agents are other processes, already subscribed) are connected, and closes the
+/// source gracefully whatever the outcome.
+pub(crate) async fn run_source<Tr: Transport + Clone>(
+    plan: &Plan,
+    source_id: &str,
+    source_transport: Tr,
+    agents: &[AgentWorkClient<Tr>],
+    show_progress: bool,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Summary> {
+    let source = SourceWorkClient::start(source_transport, source_id, Vec::new(), in_process_options());
     let bar = progress_bar(show_progress);
     let run = async {
         let connect = async {
             source.wait_until_connected().await;
-            for a in &agents {
+            for a in agents {
                 a.wait_until_connected().await;
             }
         };
@@ -836,17 +883,17 @@ async fn run_plan<Tr: Transport + Clone>(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    tasks.shutdown().await;
     source.close(FLUSH_ON_EXIT).await;
-    futures::future::join_all(agents.iter().map(|a| a.close(FLUSH_ON_EXIT))).await;
     result
 }
 
-fn clusters(n: usize) -> Vec<String> {
+/// The cluster names `cluster1`..`clusterN`.
+pub(crate) fn clusters(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("cluster{i}")).collect()
 }
 
-fn print_summary(s: &Summary, json: bool, extra: &[(&str, String)]) -> Result<()> {
+/// Prints `s` as a table (or one JSON object), with `extra` rows.
+pub(crate) fn print_summary(s: &Summary, json: bool, extra: &[(&str, String)]) -> Result<()> {
     if json {
         let mut v = serde_json::to_value(s)?;
         for (k, val) in extra {
@@ -870,6 +917,13 @@ fn print_summary(s: &Summary, json: bool, extra: &[(&str, String)]) -> Result<()
             format!("{:.1} works/s (whole lifecycles)", s.works_per_sec),
         ),
         ("elapsed", format!("{:.2} s", s.elapsed_s)),
+        (
+            "phases",
+            format!(
+                "apply {:.2} s, update {:.2} s, delete {:.2} s",
+                s.apply_s, s.update_s, s.delete_s
+            ),
+        ),
     ];
     rows.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
     println!("{:-<56}", "");
@@ -902,14 +956,7 @@ async fn quickstart(args: QuickstartArgs) -> Result<ExitCode> {
             dir.display()
         );
     }
-    let config = broker.config();
-    let source = GrpcTransport::new(
-        config.clone(),
-        Role::Source {
-            source_id: "ocm-ce-quickstart".into(),
-        },
-    )
-    .map_err(anyhow::Error::msg)?;
+    let source = broker.source_transport("ocm-ce-quickstart")?;
     let plan = Plan {
         clusters: clusters(args.clusters),
         works_per_cluster: args.works,
@@ -918,20 +965,11 @@ async fn quickstart(args: QuickstartArgs) -> Result<ExitCode> {
         update_every: 2,
         timeout: args.timeout,
     };
-    let make_agent = |cluster: &str| {
-        GrpcTransport::new(
-            config.clone(),
-            Role::Agent {
-                cluster_name: cluster.to_owned(),
-                agent_id: format!("{cluster}-work-agent"),
-            },
-        )
-        .map_err(anyhow::Error::msg)
-    };
+    let make_agent = |cluster: &str| broker.agent_transport(cluster);
     let mut shutdown = Shutdown::install()?;
     let summary = run_plan(
         &plan,
-        &dir,
+        Some(&dir),
         "ocm-ce-quickstart",
         source,
         make_agent,
@@ -948,10 +986,11 @@ async fn quickstart(args: QuickstartArgs) -> Result<ExitCode> {
 }
 
 /// A temporary directory removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    fn new() -> Result<Self> {
+    /// Creates it.
+    pub(crate) fn new() -> Result<Self> {
         let base = std::env::temp_dir().join(format!("ocm-ce-quickstart-{}", std::process::id()));
         std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
         Ok(Self(base))
@@ -961,105 +1000,5 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn process_stats() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let hwm_kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    (hwm_kb / 1024.0, ticks / 100.0)
-}
-
-async fn bench(args: BenchArgs) -> Result<ExitCode> {
-    let plan = Plan {
-        clusters: clusters(args.clusters.max(1)),
-        works_per_cluster: args.works.max(1),
-        manifest_bytes: args.manifest_bytes,
-        rate: args.rate,
-        update_every: 2,
-        timeout: args.timeout,
-    };
-    // SIGINT/SIGTERM stop the run gracefully: its clients are closed before the process exits.
-    let mut shutdown = Shutdown::install()?;
-    let dir = TempDir::new()?;
-    let (_, cpu_before) = process_stats();
-    let summary = match (&args.config, args.transport.kind()) {
-        (None, ocm_ce_client::TransportKind::Grpc) => {
-            let broker = EmbeddedBroker::start().await?;
-            let config = broker.config();
-            let source = GrpcTransport::new(
-                config.clone(),
-                Role::Source {
-                    source_id: "ocm-ce-quickstart".into(),
-                },
-            )
-            .map_err(anyhow::Error::msg)?;
-            let make = |c: &str| {
-                GrpcTransport::new(
-                    config.clone(),
-                    Role::Agent {
-                        cluster_name: c.to_owned(),
-                        agent_id: format!("{c}-work-agent"),
-                    },
-                )
-                .map_err(anyhow::Error::msg)
-            };
-            run_plan(
-                &plan,
-                &dir.0,
-                "ocm-ce-quickstart",
-                source,
-                make,
-                !args.json,
-                shutdown.recv(),
-            )
-            .await?
-        }
-        (None, kind) => {
-            bail!("--config is required for the {kind} transport (an agent and a source config are derived from it)")
-        }
-        (Some(path), kind) => {
-            let config = load_config(kind, path)?;
-            let source_id = bench_source_id(&config);
-            let source =
-                AnyTransport::source(&config, &source_id, &format!("{source_id}-bench")).map_err(anyhow::Error::msg)?;
-            let make =
-                |c: &str| AnyTransport::agent(&config, c, &format!("{c}-work-agent")).map_err(anyhow::Error::msg);
-            run_plan(&plan, &dir.0, &source_id, source, make, !args.json, shutdown.recv()).await?
-        }
-    };
-    let (rss_mb, cpu_after) = process_stats();
-    let cpu_per_1000 = (cpu_after - cpu_before) / summary.works_created as f64 * 1000.0;
-    let extra = [
-        ("peak_rss_mb", format!("{rss_mb:.1}")),
-        ("cpu_s_per_1000_works", format!("{cpu_per_1000:.2}")),
-        ("transport", args.transport.kind().to_string()),
-    ];
-    print_summary(&summary, args.json, &extra)?;
-    Ok(if summary.complete {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-/// The source id a benchmark runs as: for MQTT the one named in the config's topics (a source
-/// may only subscribe to its own agent events topic), otherwise `ocm-ce-bench`.
-fn bench_source_id(config: &TransportConfig) -> String {
-    match config {
-        TransportConfig::Mqtt(c) => ocm_ce_core::topics::source_of_events_topic(&c.topics_or_default().agent_events)
-            .ok()
-            .filter(|s| s != "+")
-            .unwrap_or_else(|| "ocm-ce-bench".to_owned()),
-        _ => "ocm-ce-bench".to_owned(),
     }
 }

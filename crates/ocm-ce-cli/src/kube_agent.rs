@@ -13,13 +13,14 @@ use crate::cli::AgentArgs;
 use crate::commands::{FLUSH_ON_EXIT, Shutdown};
 
 /// Which cluster the agent applies to: `Some(Some(path))` with `--kubeconfig`, `Some(None)` (the
-/// pod's own cluster) in a pod without `--apply-dir`, `None` for the file applier.
+/// pod's own cluster) in a pod without `--apply-dir` or `--apply`, `None` for the file (or
+/// memory) applier.
 pub(crate) fn cluster_of(args: &AgentArgs) -> Option<Option<PathBuf>> {
     if let Some(path) = &args.kubeconfig {
         return Some(Some(path.clone()));
     }
     let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|h| !h.is_empty());
-    (in_pod && args.apply_dir.is_none()).then_some(None)
+    (in_pod && args.apply_dir.is_none() && args.apply.is_none()).then_some(None)
 }
 
 /// The address of the broker a transport config points at (what OCM hashes into the hub hash

@@ -56,6 +56,12 @@ pub(crate) struct Summary {
     pub(crate) elapsed_s: f64,
     /// True when every work completed its lifecycle.
     pub(crate) complete: bool,
+    /// Seconds from the first create until every work was Applied.
+    pub(crate) apply_s: f64,
+    /// Seconds from the first update until every update was Applied.
+    pub(crate) update_s: f64,
+    /// Seconds from the first deletion until every deletion was acknowledged.
+    pub(crate) delete_s: f64,
 }
 
 /// A ConfigMap and a Deployment, the ConfigMap carrying `bytes` of data.
@@ -150,6 +156,8 @@ pub(crate) async fn run<Tr: Transport>(
         progress("apply", latencies.len(), total);
     }
 
+    let applied_at_all = Instant::now();
+
     // Phase 2: update every n-th work and wait until each update is applied.
     let mut pending_update: HashMap<(String, String), ()> = HashMap::new();
     if plan.update_every > 0 {
@@ -189,6 +197,8 @@ pub(crate) async fn run<Tr: Transport>(
         0
     };
 
+    let updated_at_all = Instant::now();
+
     // Phase 3: delete everything and wait for the agents' Deleted acknowledgements.
     for (i, (cluster, name)) in names.iter().enumerate() {
         source.delete(cluster, name).await?;
@@ -205,7 +215,8 @@ pub(crate) async fn run<Tr: Transport>(
         progress("deleted", total - source.store().len(), total);
     }
 
-    let elapsed = started.elapsed();
+    let finished = Instant::now();
+    let elapsed = finished - started;
     latencies.sort_by(f64::total_cmp);
     Ok(Summary {
         works_created: total,
@@ -218,6 +229,9 @@ pub(crate) async fn run<Tr: Transport>(
         works_per_sec: total as f64 / elapsed.as_secs_f64(),
         elapsed_s: elapsed.as_secs_f64(),
         complete: true,
+        apply_s: (applied_at_all - started).as_secs_f64(),
+        update_s: (updated_at_all - applied_at_all).as_secs_f64(),
+        delete_s: (finished - updated_at_all).as_secs_f64(),
     })
 }
 

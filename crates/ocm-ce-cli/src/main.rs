@@ -4,6 +4,7 @@
 //! ManifestWorks, and `bench`. Transport configs are the Go SDK's YAML files, unchanged.
 
 mod applier;
+mod bench;
 mod cli;
 mod commands;
 mod hub;

@@ -2,6 +2,10 @@
 //! decode, look up and apply one spec update must not grow with N (the Go SDK lists every work
 //! of the source for each received event). Also reports the memory held per stored work.
 //!
+//! The source side likewise: a source holding N works receives status updates (the time to
+//! receive, decode, find the work by its UID and store the status; the Go source scans its works
+//! for each one).
+//!
 //! `cargo bench -p ocm-ce-work --bench per_event` (release build; plain `main`, no harness).
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
@@ -11,8 +15,9 @@ use std::time::{Duration, Instant};
 use ocm_ce_client::testing::FakeBroker;
 use ocm_ce_client::{ClientOptions, PublishTarget, Role};
 use ocm_ce_core::{Codec, EventType};
-use ocm_ce_work::client::{AgentCodecs, AgentWorkClient, WorkClientOptions};
-use ocm_ce_work::{Manifest, ManifestWork, SourceManifestBundleCodec, work_uid};
+use ocm_ce_work::api::{ORIGINAL_SOURCE_LABEL, condition, condition_type};
+use ocm_ce_work::client::{AgentCodecs, AgentWorkClient, SourceWorkClient, WorkClientOptions};
+use ocm_ce_work::{AgentManifestBundleCodec, Manifest, ManifestWork, SourceManifestBundleCodec, work_uid};
 
 const UPDATES: usize = 5_000;
 
@@ -39,19 +44,25 @@ fn work(i: usize, rv: i64) -> ManifestWork {
     w
 }
 
-async fn wait_applied(agent: &AgentWorkClient<ocm_ce_client::testing::FakeTransport>, n: u64) {
+/// Waits until `count()` reaches `n`.
+async fn wait_for(n: u64, count: impl Fn() -> u64) {
     let deadline = Instant::now() + Duration::from_secs(600);
-    while agent.metrics().specs_applied() < n {
+    while count() < n {
         assert!(Instant::now() < deadline, "timed out");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
+fn options() -> WorkClientOptions {
+    WorkClientOptions::default()
+        .client(ClientOptions::default().rate_limit(None))
+        .without_resync()
+}
+
+/// Agent side: (µs per spec event, bytes per stored work).
 async fn run(n: usize) -> (f64, f64) {
     let broker = FakeBroker::new();
-    let options = WorkClientOptions::default()
-        .client(ClientOptions::default().rate_limit(None))
-        .without_resync();
+    let options = options();
     let agent = AgentWorkClient::start(
         broker.agent("cluster1", "agent"),
         "cluster1",
@@ -76,7 +87,7 @@ async fn run(n: usize) -> (f64, f64) {
     for i in 0..n {
         broker.inject(&from, &to, codec.encode("source1", &create, &work(i, 1)).unwrap());
     }
-    wait_applied(&agent, n as u64).await;
+    wait_for(n as u64, || agent.metrics().specs_applied()).await;
     let per_work = (rss_bytes().saturating_sub(rss_before)) as f64 / n as f64;
 
     // Pre-encode the updates so only the agent's handling is timed.
@@ -91,9 +102,52 @@ async fn run(n: usize) -> (f64, f64) {
     for e in events {
         broker.inject(&from, &to, e);
     }
-    wait_applied(&agent, (n + UPDATES) as u64).await;
+    wait_for((n + UPDATES) as u64, || agent.metrics().specs_applied()).await;
     let per_event_us = start.elapsed().as_secs_f64() * 1e6 / UPDATES as f64;
     (per_event_us, per_work)
+}
+
+/// Source side: µs per status event on a source holding `n` works (each status a new one: a
+/// newer sequence id and another condition message).
+async fn run_source(n: usize) -> f64 {
+    let broker = FakeBroker::new();
+    let source = SourceWorkClient::start(
+        broker.source("source1"),
+        "source1",
+        (0..n).map(|i| work(i, 1)),
+        options(),
+    );
+    source.wait_until_connected().await;
+    let codec = AgentManifestBundleCodec::new();
+    let status: EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.status.update_request"
+        .parse()
+        .unwrap();
+    let from = Role::Agent {
+        cluster_name: "cluster1".into(),
+        agent_id: "agent".into(),
+    };
+    let to = PublishTarget::Source("source1".into());
+    // Pre-encoded (in sequence-id order) so only the source's handling is timed.
+    let events: Vec<_> = (0..UPDATES)
+        .map(|k| {
+            let mut w = work((k * 7919) % n, 1);
+            w.metadata.labels = Some([(ORIGINAL_SOURCE_LABEL.to_owned(), "source1".to_owned())].into());
+            w.status.conditions = vec![condition(
+                condition_type::APPLIED,
+                "True",
+                "AppliedManifestWorkComplete",
+                format!("status {k}"),
+                None,
+            )];
+            codec.encode("cluster1-agent", &status, &w).unwrap()
+        })
+        .collect();
+    let start = Instant::now();
+    for e in events {
+        broker.inject(&from, &to, e);
+    }
+    wait_for(UPDATES as u64, || source.metrics().statuses_applied()).await;
+    start.elapsed().as_secs_f64() * 1e6 / UPDATES as f64
 }
 
 fn main() {
@@ -103,11 +157,12 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "{:>10} {:>22} {:>22}",
-        "works", "per spec event (us)", "memory per work (B)"
+        "{:>10} {:>28} {:>28} {:>26}",
+        "works", "agent: per spec event (us)", "agent: memory per work (B)", "source: per status (us)"
     );
     for n in [100, 10_000, 100_000] {
         let (us, bytes) = rt.block_on(run(n));
-        println!("{n:>10} {us:>22.1} {bytes:>22.0}");
+        let source_us = rt.block_on(run_source(n));
+        println!("{n:>10} {us:>28.1} {bytes:>28.0} {source_us:>26.1}");
     }
 }

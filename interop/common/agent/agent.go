@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kubetypes "k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -41,6 +41,10 @@ type Agent struct {
 	Works   func(namespace string) workv1client.ManifestWorkInterface
 	Lister  workv1lister.ManifestWorkLister
 	Emit    Emitter
+	// ObserveResourceVersion reports the work's resource version as the observedGeneration of
+	// its conditions when the work has no generation (sdk-go v0.15.0 agent-side works), as the
+	// ocm-ce agent does, so that a source sees which spec was applied.
+	ObserveResourceVersion bool
 
 	// mu serialises every read-modify-write of a work (reconcile and
 	// set_condition), and each holder of mu waits until the informer cache
@@ -48,6 +52,11 @@ type Agent struct {
 	mu          sync.Mutex
 	queue       workqueue.RateLimitingInterface
 	lastApplied map[string]string // uid -> spec hash last reported as applied
+
+	// changed is closed (and replaced) whenever the informer reports a change, so that waitCache
+	// wakes as soon as the cache may show a write instead of on its next poll.
+	changedMu sync.Mutex
+	changed   chan struct{}
 }
 
 // New returns an agent; call Handlers() before starting the informer.
@@ -56,7 +65,22 @@ func New(cluster string, works func(string) workv1client.ManifestWorkInterface, 
 		Cluster: cluster, Works: works, Lister: lister, Emit: emit,
 		queue:       workqueue.NewNamedRateLimitingQueue(workqueue.DefaultControllerRateLimiter(), "interop-agent"),
 		lastApplied: map[string]string{},
+		changed:     make(chan struct{}),
 	}
+}
+
+// notify wakes every waitCache.
+func (a *Agent) notify() {
+	a.changedMu.Lock()
+	close(a.changed)
+	a.changed = make(chan struct{})
+	a.changedMu.Unlock()
+}
+
+func (a *Agent) changes() <-chan struct{} {
+	a.changedMu.Lock()
+	defer a.changedMu.Unlock()
+	return a.changed
 }
 
 // Handlers returns the informer event handlers that enqueue works.
@@ -68,6 +92,7 @@ func (a *Agent) Handlers() cache.ResourceEventHandler {
 			return
 		}
 		a.queue.Add(key)
+		a.notify()
 	}
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueue,
@@ -157,7 +182,7 @@ func (a *Agent) reconcile(ctx context.Context, key string) error {
 		})
 	}
 
-	desired := desiredStatus(w)
+	desired := desiredStatus(w, a.observedGeneration(w))
 	if equality.Semantic.DeepEqual(w.Status, *desired) {
 		return nil
 	}
@@ -243,24 +268,41 @@ func (a *Agent) List() ([]*workv1.ManifestWork, error) {
 }
 
 // waitCache waits (bounded) until the informer cache satisfies cond, so that
-// the next read under a.mu sees this agent's own write.
+// the next read under a.mu sees this agent's own write. It checks again on every
+// informer event (and every 5 ms).
 func (a *Agent) waitCache(ns, name string, cond func(*workv1.ManifestWork, bool) bool) {
-	_ = wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 5*time.Second, true,
-		func(context.Context) (bool, error) {
-			cur, err := a.Lister.ManifestWorks(ns).Get(name)
-			if apierrors.IsNotFound(err) {
-				return cond(nil, false), nil
+	deadline := time.After(5 * time.Second)
+	for {
+		changed := a.changes()
+		cur, err := a.Lister.ManifestWorks(ns).Get(name)
+		if apierrors.IsNotFound(err) {
+			if cond(nil, false) {
+				return
 			}
-			if err != nil {
-				return false, nil
-			}
-			return cond(cur, true), nil
-		})
+		} else if err == nil && cond(cur, true) {
+			return
+		}
+		select {
+		case <-changed:
+		case <-time.After(5 * time.Millisecond):
+		case <-deadline:
+			return
+		}
+	}
 }
 
-func desiredStatus(w *workv1.ManifestWork) *workv1.ManifestWorkStatus {
+// observedGeneration is what the status reports as the generation applied.
+func (a *Agent) observedGeneration(w *workv1.ManifestWork) int64 {
+	if w.Generation == 0 && a.ObserveResourceVersion {
+		if rv, err := strconv.ParseInt(w.ResourceVersion, 10, 64); err == nil {
+			return rv
+		}
+	}
+	return w.Generation
+}
+
+func desiredStatus(w *workv1.ManifestWork, gen int64) *workv1.ManifestWorkStatus {
 	status := w.Status.DeepCopy()
-	gen := w.Generation
 	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
 		Type: workv1.WorkApplied, Status: metav1.ConditionTrue, ObservedGeneration: gen,
 		Reason: "AppliedManifestWorkComplete", Message: "Apply manifest work complete",

@@ -25,6 +25,9 @@ type Command struct {
 	Patch     json.RawMessage `json:"patch,omitempty"`
 	Cluster   *string         `json:"cluster,omitempty"`
 
+	// lifecycle (go-source): the plan, see go-source's lifecycle.go
+	Lifecycle json.RawMessage `json:"lifecycle,omitempty"`
+
 	// set_condition (agent)
 	Type    string `json:"type,omitempty"`
 	Status  string `json:"status,omitempty"`

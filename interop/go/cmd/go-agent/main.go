@@ -18,10 +18,12 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
+	workclientset "open-cluster-management.io/api/client/work/clientset/versioned"
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
 	workinformers "open-cluster-management.io/api/client/work/informers/externalversions"
 
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/work"
 	agentcodec "open-cluster-management.io/sdk-go/pkg/cloudevents/work/agent/codec"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/work/store"
@@ -36,11 +38,17 @@ func main() {
 		configFile = flag.String("config", "", "sdk-go config file (YAML/JSON) for the transport")
 		cluster    = flag.String("cluster", "", "managed cluster name")
 		agentID    = flag.String("agent-id", "", "agent ID (client ID; the MQTT client identifier is <agent-id>-client)")
+		qps        = flag.Float64("qps", 0, "publish rate limit, events/s (0 = the SDK's default, 50)")
+		burst      = flag.Int("burst", 0, "publish burst (0 = the SDK's default, 100)")
+		quiet      = flag.Bool("quiet", false, "print no applied and deleted lines (benchmarks)")
+		observeRV  = flag.Bool("observe-resource-version", false,
+			"report the applied resource version as observedGeneration when the work has no generation (as ocm-ce agent does), so a source sees an update applied")
 	)
 	klog.InitFlags(nil)
 	flag.Parse()
 
-	if err := run(*transport, *configFile, *cluster, *agentID); err != nil {
+	limit := options.EventRateLimit{QPS: float32(*qps), Burst: *burst}
+	if err := run(*transport, *configFile, *cluster, *agentID, limit, *quiet, *observeRV); err != nil {
 		wire.Emit(map[string]string{"event": "fatal", "error": err.Error()})
 		klog.Errorf("go-agent: %v", err)
 		klog.Flush()
@@ -49,7 +57,7 @@ func main() {
 	klog.Flush()
 }
 
-func run(transport, configFile, cluster, agentID string) error {
+func run(transport, configFile, cluster, agentID string, limit options.EventRateLimit, quiet, observeRV bool) error {
 	if configFile == "" || cluster == "" || agentID == "" {
 		return fmt.Errorf("--config, --cluster and --agent-id are required")
 	}
@@ -62,23 +70,39 @@ func run(transport, configFile, cluster, agentID string) error {
 	}
 
 	watcherStore := store.NewAgentInformerWatcherStore()
-	holder, err := work.NewClientHolderBuilder(config).
-		WithClientID(agentID).
-		WithClusterName(cluster).
-		WithCodecs(agentcodec.NewManifestBundleCodec()).
-		WithWorkClientWatcherStore(watcherStore).
-		NewAgentClientHolder(ctx)
-	if err != nil {
-		return fmt.Errorf("build agent client holder: %w", err)
+	var (
+		clientset workclientset.Interface
+		works     func(string) workv1client.ManifestWorkInterface
+	)
+	if limit.QPS > 0 || limit.Burst > 0 {
+		clientset, works, err = manualAgentClient(ctx, config, cluster, agentID, limit, watcherStore)
+		if err != nil {
+			return err
+		}
+	} else {
+		holder, err := work.NewClientHolderBuilder(config).
+			WithClientID(agentID).
+			WithClusterName(cluster).
+			WithCodecs(agentcodec.NewManifestBundleCodec()).
+			WithWorkClientWatcherStore(watcherStore).
+			NewAgentClientHolder(ctx)
+		if err != nil {
+			return fmt.Errorf("build agent client holder: %w", err)
+		}
+		clientset, works = holder.WorkInterface(), holder.ManifestWorks
 	}
 
-	factory := workinformers.NewSharedInformerFactoryWithOptions(holder.WorkInterface(), 5*time.Minute,
+	factory := workinformers.NewSharedInformerFactoryWithOptions(clientset, 5*time.Minute,
 		workinformers.WithNamespace(cluster))
 	informer := factory.Work().V1().ManifestWorks()
 	watcherStore.SetStore(informer.Informer().GetStore())
 
-	a := agent.New(cluster, func(ns string) workv1client.ManifestWorkInterface { return holder.ManifestWorks(ns) },
-		informer.Lister(), wire.Emit)
+	emit := wire.Emit
+	if quiet {
+		emit = func(any) {}
+	}
+	a := agent.New(cluster, works, informer.Lister(), emit)
+	a.ObserveResourceVersion = observeRV
 	if _, err := informer.Informer().AddEventHandler(a.Handlers()); err != nil {
 		return fmt.Errorf("add event handler: %w", err)
 	}

@@ -26,6 +26,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/types"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/work"
 	sourceclient "open-cluster-management.io/sdk-go/pkg/cloudevents/work/source/client"
@@ -40,6 +41,7 @@ import (
 // event it decodes.
 type reportingCodec struct {
 	*sourcecodec.ManifestBundleCodec
+	quiet bool
 }
 
 var _ generic.Codec[*workv1.ManifestWork] = &reportingCodec{}
@@ -55,7 +57,9 @@ func (c *reportingCodec) Decode(evt *cloudevents.Event) (*workv1.ManifestWork, e
 	if err != nil {
 		line["error"] = err.Error()
 	}
-	wire.Emit(line)
+	if !c.quiet || err != nil {
+		wire.Emit(line)
+	}
 	return w, err
 }
 
@@ -90,6 +94,11 @@ type source struct {
 	stateFile string
 	mode      string
 	resyncOn  bool
+	rateLimit options.EventRateLimit
+	quiet     bool
+
+	// manual mode: sees every received status (the lifecycle op)
+	tracker *tracker
 
 	store *store.SourceLocalWatcherStore
 	codec *reportingCodec
@@ -118,11 +127,15 @@ func main() {
 		stateFile  = flag.String("state-file", "", "JSON file holding the source's works; read at start, kept updated")
 		mode       = flag.String("client-mode", "holder", "holder: ClientHolderBuilder + a resync-only generic client; manual: one generic client wired like the builder")
 		resync     = flag.Bool("resync", true, "status resync (all clusters) after start and on reconnect (ClientHolderBuilder.WithResyncEnabled)")
+		qps        = flag.Float64("qps", 0, "publish rate limit, events/s (0 = the SDK's default, 50; needs --client-mode manual when set)")
+		burst      = flag.Int("burst", 0, "publish burst (0 = the SDK's default, 100)")
+		quiet      = flag.Bool("quiet", false, "print no status_event and watch lines (benchmarks)")
 	)
 	klog.InitFlags(nil)
 	flag.Parse()
 
-	if err := run(*transport, *configFile, *sourceID, *clientID, *stateFile, *mode, *resync); err != nil {
+	limit := options.EventRateLimit{QPS: float32(*qps), Burst: *burst}
+	if err := run(*transport, *configFile, *sourceID, *clientID, *stateFile, *mode, *resync, limit, *quiet); err != nil {
 		wire.Emit(map[string]string{"event": "fatal", "error": err.Error()})
 		klog.Errorf("go-source: %v", err)
 		klog.Flush()
@@ -131,12 +144,15 @@ func main() {
 	klog.Flush()
 }
 
-func run(transport, configFile, sourceID, clientID, stateFile, mode string, resync bool) error {
+func run(transport, configFile, sourceID, clientID, stateFile, mode string, resync bool, limit options.EventRateLimit, quiet bool) error {
 	if configFile == "" || sourceID == "" || clientID == "" {
 		return fmt.Errorf("--config, --source-id and --client-id are required")
 	}
 	if mode != "holder" && mode != "manual" {
 		return fmt.Errorf("unknown --client-mode %q", mode)
+	}
+	if mode == "holder" && (limit.QPS > 0 || limit.Burst > 0) {
+		return fmt.Errorf("--qps and --burst need --client-mode manual (the ClientHolderBuilder has no rate limit option)")
 	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -149,7 +165,8 @@ func run(transport, configFile, sourceID, clientID, stateFile, mode string, resy
 
 	s := &source{
 		ctx: ctx, config: config, clientID: clientID, sourceID: sourceID, stateFile: stateFile, mode: mode, resyncOn: resync,
-		codec: &reportingCodec{ManifestBundleCodec: sourcecodec.NewManifestBundleCodec()},
+		rateLimit: limit, quiet: quiet,
+		codec: &reportingCodec{ManifestBundleCodec: sourcecodec.NewManifestBundleCodec(), quiet: quiet},
 	}
 
 	s.store, err = store.NewSourceLocalWatcherStore(ctx, s.listLocalWorks)
@@ -214,12 +231,18 @@ func (s *source) buildManual() error {
 	if err != nil {
 		return fmt.Errorf("build source options: %w", err)
 	}
+	options.EventRateLimit = s.rateLimit
 	s.generic, err = generic.NewCloudEventSourceClient[*workv1.ManifestWork](
 		s.ctx, options, sourcelister.NewWatcherStoreLister(s.store), work.ManifestWorkStatusHash, s.codec)
 	if err != nil {
 		return fmt.Errorf("create cloudevents source client: %w", err)
 	}
-	s.generic.Subscribe(s.ctx, s.store.HandleReceivedWork)
+	s.tracker = newTracker()
+	s.generic.Subscribe(s.ctx, func(action types.ResourceAction, w *workv1.ManifestWork) error {
+		err := s.store.HandleReceivedWork(action, w)
+		s.tracker.received(w)
+		return err
+	})
 	s.workClient = sourceclient.NewManifestWorkSourceClient(s.sourceID, s.generic, s.store)
 
 	go func() {
@@ -344,14 +367,16 @@ func (s *source) consumeWatch(w watch.Interface) {
 				klog.Warningf("unexpected watch object %T", evt.Object)
 				continue
 			}
-			hash, err := work.ManifestWorkStatusHash(mw)
-			if err != nil {
-				hash = "error: " + err.Error()
+			if !s.quiet {
+				hash, err := work.ManifestWorkStatusHash(mw)
+				if err != nil {
+					hash = "error: " + err.Error()
+				}
+				wire.Emit(watchLine{
+					Event: "watch", Type: evt.Type, Namespace: mw.Namespace, Name: mw.Name, UID: mw.UID,
+					ResourceVersion: mw.ResourceVersion, Status: mw.Status, StatusHash: hash,
+				})
 			}
-			wire.Emit(watchLine{
-				Event: "watch", Type: evt.Type, Namespace: mw.Namespace, Name: mw.Name, UID: mw.UID,
-				ResourceVersion: mw.ResourceVersion, Status: mw.Status, StatusHash: hash,
-			})
 			s.writeState()
 		}
 	}
@@ -412,6 +437,8 @@ func (s *source) handle(cmd *wire.Command) {
 			return items[i].Namespace+"/"+items[i].Name < items[j].Namespace+"/"+items[j].Name
 		})
 		wire.Reply(cmd, nil, nil, items)
+	case "lifecycle":
+		s.runLifecycle(cmd)
 	case "resync":
 		cluster := types.ClusterAll
 		if cmd.Cluster != nil {
