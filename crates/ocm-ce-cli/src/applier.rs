@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use futures::StreamExt;
-use ocm_ce_client::Transport;
+use ocm_ce_client::{BackoffConfig, Transport};
 use ocm_ce_work::api::{MANIFEST_WORK_FINALIZER, condition, condition_type};
 use ocm_ce_work::client::AgentWorkClient;
 use ocm_ce_work::conditions::set_status_condition;
@@ -383,9 +383,7 @@ impl Applier {
             Err(e) => {
                 let (failures, key) = self.failures.entry(work.uid().to_owned()).or_default();
                 *failures += 1;
-                let delay = FIRST_RETRY
-                    .saturating_mul(1 << (*failures - 1).min(6))
-                    .min(Duration::from_secs(30));
+                let delay = BackoffConfig::exponential(FIRST_RETRY, Duration::from_secs(30)).delay(*failures);
                 tracing::warn!(work = work.uid(), error = %format!("{e:#}"), ?delay, "failed to apply a work; retrying");
                 match key {
                     Some(k) => self.retries.reset(k, delay),

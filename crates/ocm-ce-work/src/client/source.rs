@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
-use ocm_ce_client::{ClientEvent, SourceClient, Transport};
+use ocm_ce_client::{BackoffConfig, ClientEvent, SourceClient, Transport};
 use ocm_ce_core::event_type::action;
 use ocm_ce_core::resource::parse_resource_version;
 use ocm_ce_core::sequence;
@@ -563,10 +563,8 @@ fn handle<Tr: Transport>(
                 tracing::warn!(uid = work.uid(), "status retry queue full, dropping a status");
                 inner.metrics.status_dropped("retry_queue_full");
             } else {
-                let delay = options
-                    .status_retry_delay
-                    .saturating_mul(1 << attempt.min(16))
-                    .min(Duration::from_secs(30));
+                let delay =
+                    BackoffConfig::exponential(options.status_retry_delay, Duration::from_secs(30)).delay(attempt + 1);
                 retries.insert((work, attempt + 1), delay);
             }
         }
