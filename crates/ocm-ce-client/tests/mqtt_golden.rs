@@ -589,7 +589,7 @@ fn json_and_yaml_configs_get_gos_defaults() {
         assert_eq!((c.pub_qos, c.sub_qos), (1, 1));
         assert_eq!(c.max_packet_size, 4 * 1024 * 1024);
         assert_eq!(c.cert_check_interval, Duration::from_secs(60));
-        assert!(c.ca_file.is_none() && c.client_cert_file.is_none());
+        assert!(c.tls.ca_file.is_none() && c.tls.client_cert_file.is_none());
         assert_eq!(c.topics.unwrap().source_events, "sources/hub1/clusters/+/sourceevents");
     }
 }
@@ -605,7 +605,7 @@ fn customised_values_are_honoured() {
     assert_eq!(c.dial_timeout, Duration::from_secs(600));
     assert_eq!((c.pub_qos, c.sub_qos), (0, 2));
     assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p"));
-    assert!(c.ca_file.is_none(), "an empty path is no path");
+    assert!(c.tls.ca_file.is_none(), "an empty path is no path");
     assert_eq!(c.max_packet_size, 1024);
     assert_eq!(c.cert_check_interval, Duration::from_secs(5400));
     let json = r#"{"brokerHost":"test","dialTimeout":30000000000,"topics":{"sourceEvents":"a/b/c/d/sourceevents","agentEvents":"a/b/c/d/agentevents"}}"#;
