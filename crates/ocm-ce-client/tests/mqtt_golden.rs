@@ -20,6 +20,7 @@ use cloudevents::{AttributesReader, AttributesWriter, Data, Event, EventBuilder,
 use ocm_ce_client::transport::mqtt::binding::{self, BindingError};
 use ocm_ce_client::transport::mqtt::{MqttConfig, MqttTransport};
 use ocm_ce_client::{Connection, PublishTarget, Role, Transport};
+use ocm_ce_core::topics::go_cases;
 use ocm_ce_core::{Topics, golden};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{
@@ -668,81 +669,12 @@ fn topics_accepted_and_refused_by_go_are_accepted_and_refused() {
         )
         .validate()
     };
-    let good = [
-        (
-            "sources/maestro/clusters/+/sourceevents",
-            "sources/maestro/clusters/+/agentevents",
-            "",
-            "",
-        ),
-        (
-            "sources/maestro/consumers/+/sourceevents",
-            "sources/maestro/consumers/+/agentevents",
-            "",
-            "",
-        ),
-        (
-            "hubs/maestro/consumers/+/sourceevents",
-            "hubs/maestro/consumers/+/agentevents",
-            "",
-            "",
-        ),
-        (
-            "$share/group1/sources/maestro/clusters/+/sourceevents",
-            "$share/group1/sources/maestro/clusters/+/agentevents",
-            "$share/group1/sources/+/sourcebroadcast",
-            "$share/group1/clusters/+/agentbroadcast",
-        ),
-        (
-            "sources/+/clusters/+/sourceevents",
-            "sources/+/clusters/+/agentevents",
-            "sources/+/sourcebroadcast",
-            "clusters/+/agentbroadcast",
-        ),
-        (
-            "sources/maestro/clusters/cluster-1/sourceevents",
-            "sources/maestro/clusters/cluster-1/agentevents",
-            "sources/maestro/sourcebroadcast",
-            "clusters/cluster1/agentbroadcast",
-        ),
-        (
-            "sources/3c5b4a7e-1d2f-4b8a-9e6c-0f1a2b3c4d5e/clusters/+/sourceevents",
-            "sources/3c5b4a7e-1d2f-4b8a-9e6c-0f1a2b3c4d5e/clusters/+/agentevents",
-            "",
-            "",
-        ),
-    ];
-    for (se, ae, sb, ab) in good {
+    for [se, ae, sb, ab] in go_cases::VALID {
         assert!(cfg(se, ae, sb, ab).is_ok(), "{se} {ae} {sb} {ab}");
     }
-    assert!(cfg("", "", "", "").is_err());
-    assert!(
-        cfg(
-            "sources/a/clusters/+/specresync",
-            "sources/a/clusters/+/agentevents",
-            "",
-            ""
-        )
-        .is_err()
-    );
-    assert!(
-        cfg(
-            "sources/a/clusters/+/sourceevents",
-            "sources/a/clusters/+/statusresync",
-            "",
-            ""
-        )
-        .is_err()
-    );
-    assert!(
-        cfg(
-            "sources/a/clusters/+/agentevents",
-            "sources/a/clusters/+/sourceevents",
-            "",
-            ""
-        )
-        .is_err()
-    );
+    for [se, ae, sb, ab] in go_cases::INVALID {
+        assert!(cfg(se, ae, sb, ab).is_err(), "{se} {ae} {sb} {ab}");
+    }
 }
 
 #[test]

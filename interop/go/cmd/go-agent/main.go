@@ -2,24 +2,13 @@
 // work client: it behaves like the OCM work agent (finalizer, Applied/Available
 // status, finalizer removal on delete) without applying anything. It is driven
 // through JSON lines on stdin and reports JSON lines on stdout (see
-// ../../README.md). Logs go to stderr.
+// ../../README.md). Logs go to stderr. The behaviour and the command loop live
+// in ../../../common/agent; this file only builds sdk-go v0.15.0's clients.
 package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/cache"
-	"k8s.io/klog/v2"
-
-	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
-	workinformers "open-cluster-management.io/api/client/work/informers/externalversions"
 
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/work"
@@ -27,105 +16,37 @@ import (
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/work/store"
 
 	"github.com/ocm-ce/interop/common/agent"
-	"github.com/ocm-ce/interop/common/wire"
 )
 
 func main() {
-	var (
-		transport  = flag.String("transport", "mqtt", "transport: mqtt|grpc|kafka")
-		configFile = flag.String("config", "", "sdk-go config file (YAML/JSON) for the transport")
-		cluster    = flag.String("cluster", "", "managed cluster name")
-		agentID    = flag.String("agent-id", "", "agent ID (client ID; the MQTT client identifier is <agent-id>-client)")
-	)
-	klog.InitFlags(nil)
-	flag.Parse()
-
-	if err := run(*transport, *configFile, *cluster, *agentID); err != nil {
-		wire.Emit(map[string]string{"event": "fatal", "error": err.Error()})
-		klog.Errorf("go-agent: %v", err)
-		klog.Flush()
-		os.Exit(1)
-	}
-	klog.Flush()
+	agent.Main(agent.Command{
+		Name:             "go-agent",
+		DefaultTransport: "mqtt",
+		TransportHelp:    "transport: mqtt|grpc|kafka",
+		AgentIDHelp:      "agent ID (client ID; the MQTT client identifier is <agent-id>-client)",
+		Connect:          connect,
+	})
 }
 
-func run(transport, configFile, cluster, agentID string) error {
-	if configFile == "" || cluster == "" || agentID == "" {
-		return fmt.Errorf("--config, --cluster and --agent-id are required")
-	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-
-	_, config, err := generic.NewConfigLoader(transport, configFile).LoadConfig()
+func connect(ctx context.Context, flags agent.Flags) (agent.Clients, error) {
+	_, config, err := generic.NewConfigLoader(flags.Transport, flags.ConfigFile).LoadConfig()
 	if err != nil {
-		return fmt.Errorf("load config: %w", err)
+		return agent.Clients{}, fmt.Errorf("load config: %w", err)
 	}
 
 	watcherStore := store.NewAgentInformerWatcherStore()
 	holder, err := work.NewClientHolderBuilder(config).
-		WithClientID(agentID).
-		WithClusterName(cluster).
+		WithClientID(flags.AgentID).
+		WithClusterName(flags.Cluster).
 		WithCodecs(agentcodec.NewManifestBundleCodec()).
 		WithWorkClientWatcherStore(watcherStore).
 		NewAgentClientHolder(ctx)
 	if err != nil {
-		return fmt.Errorf("build agent client holder: %w", err)
+		return agent.Clients{}, fmt.Errorf("build agent client holder: %w", err)
 	}
-
-	factory := workinformers.NewSharedInformerFactoryWithOptions(holder.WorkInterface(), 5*time.Minute,
-		workinformers.WithNamespace(cluster))
-	informer := factory.Work().V1().ManifestWorks()
-	watcherStore.SetStore(informer.Informer().GetStore())
-
-	a := agent.New(cluster, func(ns string) workv1client.ManifestWorkInterface { return holder.ManifestWorks(ns) },
-		informer.Lister(), wire.Emit)
-	if _, err := informer.Informer().AddEventHandler(a.Handlers()); err != nil {
-		return fmt.Errorf("add event handler: %w", err)
-	}
-
-	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), informer.Informer().HasSynced) {
-		return fmt.Errorf("informer did not sync")
-	}
-	go a.Run(ctx)
-
-	wire.Emit(map[string]string{"event": "ready"})
-
-	quit := make(chan struct{})
-	go func() {
-		wire.ReadCommands(os.Stdin, func(cmd *wire.Command) bool {
-			switch cmd.Op {
-			case "quit":
-				wire.Reply(cmd, nil, nil, nil)
-				return false
-			case "list":
-				works, err := a.List()
-				if err != nil {
-					wire.Reply(cmd, err, nil, nil)
-				} else {
-					wire.Reply(cmd, nil, nil, works)
-				}
-			case "set_condition":
-				w, err := a.SetCondition(ctx, cmd.Name, metav1.Condition{
-					Type: cmd.Type, Status: metav1.ConditionStatus(cmd.Status), Reason: cmd.Reason, Message: cmd.Message,
-				})
-				if err != nil {
-					wire.Reply(cmd, err, nil, nil)
-				} else {
-					wire.Reply(cmd, nil, w, nil)
-				}
-			default:
-				wire.Reply(cmd, fmt.Errorf("unknown op %q", cmd.Op), nil, nil)
-			}
-			return true
-		})
-		close(quit)
-	}()
-
-	select {
-	case <-quit:
-	case <-ctx.Done():
-	}
-	cancel()
-	return nil
+	return agent.Clients{
+		Works:         holder.WorkInterface(),
+		ManifestWorks: holder.ManifestWorks,
+		SetStore:      watcherStore.SetStore,
+	}, nil
 }
