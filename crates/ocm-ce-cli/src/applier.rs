@@ -68,7 +68,7 @@ pub(crate) fn applied_status(work: &ManifestWork, manifests: &[Value]) -> Manife
     let mut status = work.status.clone();
     // Agent-side works carry no generation (Go v0.15.0), so the applied resource version is
     // reported as the observed generation: it tells the source which spec was applied.
-    let generation = work.resource_version().parse::<i64>().ok().filter(|g| *g > 0);
+    let generation = work.resource_version_str().parse::<i64>().ok().filter(|g| *g > 0);
     for (ty, reason, message) in [
         (
             condition_type::APPLIED,
@@ -192,8 +192,8 @@ impl Applier {
                 Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
             };
             match serde_json::from_str::<ManifestWork>(&text) {
-                Ok(work) if work.namespace() == cluster && !work.uid().is_empty() => {
-                    self.recorded.insert(work.uid().to_owned(), text);
+                Ok(work) if work.namespace_str() == cluster && !work.uid_str().is_empty() => {
+                    self.recorded.insert(work.uid_str().to_owned(), text);
                     works.push(work);
                 }
                 Ok(_) => tracing::warn!(record = %path.display(), "ignoring a record of another cluster"),
@@ -206,24 +206,24 @@ impl Applier {
     /// Writes the record of `work` when it changed.
     fn record(&mut self, work: &ManifestWork) -> Result<()> {
         let text = serde_json::to_string(work).context("rendering the work record")?;
-        if self.recorded.get(work.uid()) == Some(&text) {
+        if self.recorded.get(work.uid_str()) == Some(&text) {
             return Ok(());
         }
         let dir = self.work_dir(work);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         write_atomic(&dir.join(RECORD), text.as_bytes())?;
-        self.recorded.insert(work.uid().to_owned(), text);
+        self.recorded.insert(work.uid_str().to_owned(), text);
         Ok(())
     }
 
     /// The directory of one work.
     pub(crate) fn work_dir(&self, work: &ManifestWork) -> PathBuf {
-        self.root.join(work.namespace()).join(work.uid())
+        self.root.join(work.namespace_str()).join(work.uid_str())
     }
 
     fn remove_dir(&mut self, work: &ManifestWork) -> Result<()> {
-        self.written.remove(work.uid());
-        self.recorded.remove(work.uid());
+        self.written.remove(work.uid_str());
+        self.recorded.remove(work.uid_str());
         let dir = self.work_dir(work);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
@@ -247,7 +247,7 @@ impl Applier {
             }
         }
         self.written
-            .insert(work.uid().to_owned(), work.resource_version().to_owned());
+            .insert(work.uid_str().to_owned(), work.resource_version_str().to_owned());
         Ok(())
     }
 
@@ -284,7 +284,7 @@ impl Applier {
             .map(|m| m.to_value())
             .collect::<Result<_, _>>()
             .context("a manifest is not JSON")?;
-        if self.written.get(work.uid()) != Some(&written_key(&manifests)) || !self.work_dir(work).exists() {
+        if self.written.get(work.uid_str()) != Some(&written_key(&manifests)) || !self.work_dir(work).exists() {
             self.write_manifests(work, &manifests)?;
         }
         let desired = applied_status(work, &manifests);
@@ -347,7 +347,7 @@ impl Applier {
         match agent.get(work.name()) {
             Ok(latest) => self.report(agent, &latest).await,
             Err(_) => {
-                self.succeeded(work.uid());
+                self.succeeded(work.uid_str());
                 self.remove_dir(work)?;
             }
         }
@@ -375,19 +375,19 @@ impl Applier {
 
     async fn report<Tr: Transport>(&mut self, agent: &AgentWorkClient<Tr>, work: &ManifestWork) {
         match self.reconcile(agent, work).await {
-            Ok(()) => self.succeeded(work.uid()),
+            Ok(()) => self.succeeded(work.uid_str()),
             // The spec moved on while we applied: its own watch event follows.
             Err(e)
                 if e.downcast_ref::<ocm_ce_work::Error>()
                     .is_some_and(ocm_ce_work::Error::is_conflict) => {}
             Err(e) => {
-                let (failures, key) = self.failures.entry(work.uid().to_owned()).or_default();
+                let (failures, key) = self.failures.entry(work.uid_str().to_owned()).or_default();
                 *failures += 1;
                 let delay = BackoffConfig::exponential(FIRST_RETRY, Duration::from_secs(30)).delay(*failures);
-                tracing::warn!(work = work.uid(), error = %format!("{e:#}"), ?delay, "failed to apply a work; retrying");
+                tracing::warn!(work = work.uid_str(), error = %format!("{e:#}"), ?delay, "failed to apply a work; retrying");
                 match key {
                     Some(k) => self.retries.reset(k, delay),
-                    None => *key = Some(self.retries.insert(work.uid().to_owned(), delay)),
+                    None => *key = Some(self.retries.insert(work.uid_str().to_owned(), delay)),
                 }
             }
         }
