@@ -1,4 +1,4 @@
-//! The gRPC transport: Go's `TestBuildGRPCOptionsFromFlags` (spec §12.8), and the generic
+//! The gRPC transport: Go's `TestBuildGRPCOptionsFromFlags`, and the generic
 //! source and agent clients talking through the ocm-ce broker over real sockets: exchange,
 //! broker restart on the same port, idle connections, heartbeat loss, a slow agent.
 

@@ -1,5 +1,5 @@
 //! The MQTT transport against Go's golden vectors and the Go unit tests of
-//! `generic/options/mqtt` (spec §12.7), without a real broker: the binding (events.json,
+//! `generic/options/mqtt`, without a real broker: the binding (events.json,
 //! decode.json), the CONNECT and SUBSCRIBE packets (topics.json, captured by a scripted
 //! in-test broker), the config file, topic selection and the connection timeout.
 

@@ -1,4 +1,4 @@
-//! MQTT topic rules of the Go SDK (§5.3–§5.6): validation, the source of an events topic, who
+//! MQTT topic rules of the Go SDK (`generic/options/mqtt`): validation, the source of an events topic, who
 //! subscribes to what and which topic an event is published to. Pure functions; the MQTT
 //! transport applies them.
 

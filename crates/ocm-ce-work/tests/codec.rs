@@ -1,5 +1,5 @@
-//! The Go unit scenarios of the codecs (spec §12.10, §12.11), utils (§12.12) and the manifest
-//! validator (§12.14), plus property tests of the status hash and codec round trips.
+//! The Go unit scenarios of the work codecs (source and agent), the work utilities and the
+//! manifest validator, plus property tests of the status hash and codec round trips.
 
 #![allow(clippy::unwrap_used)]
 
