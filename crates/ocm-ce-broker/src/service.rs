@@ -47,7 +47,7 @@ fn extension(event: &Event, name: &'static str, required: bool) -> Result<String
     value.map_err(|e| format!("invalid extension {name}: {e}"))
 }
 
-/// The sender and destination of an event (spec §6.5):
+/// The sender and destination of an event, from its type and extensions:
 /// * spec events (not resync requests) come from sources and go to the agents of `clustername`;
 /// * status resync requests come from sources and go to the agents of `clustername` (all when
 ///   empty);

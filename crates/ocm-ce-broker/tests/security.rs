@@ -12,7 +12,7 @@ use common::*;
 use ocm_ce_broker::{Broker, BrokerBuilder, DropReason, Operation};
 use ocm_ce_client::tls::{ClientTlsOptions, TlsVersion};
 use ocm_ce_client::transport::grpc::{GrpcConfig, GrpcConnection, GrpcTransport};
-use ocm_ce_client::{Connection, PublishTarget, Role, Transport, TransportError};
+use ocm_ce_client::{Connection, PublishTarget, Role, TlsFiles, Transport, TransportError};
 use rustls_pki_types::ServerName;
 
 const POLICY: &str = "\
@@ -64,13 +64,18 @@ async fn setup() -> Setup {
 
 impl Setup {
     fn tls(&self) -> GrpcConfig {
-        GrpcConfig::new(self.broker.url()).ca_file(&self.pki.ca_file)
+        GrpcConfig::new(self.broker.url()).tls(TlsFiles::new().ca_file(&self.pki.ca_file))
+    }
+
+    /// A TLS config presenting the client certificate `cert` with `key`.
+    fn tls_with_cert(&self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> GrpcConfig {
+        GrpcConfig::new(self.broker.url()).tls(TlsFiles::new().ca_file(&self.pki.ca_file).client_cert(cert, key))
     }
 
     /// A connection with a client certificate of subject `cn`.
     async fn with_cert(&self, cn: &str, role: Role) -> GrpcConnection {
         let (cert, key) = self.pki.client(cn, cn);
-        GrpcTransport::new(self.tls().client_cert(cert, key), role)
+        GrpcTransport::new(self.tls_with_cert(cert, key), role)
             .unwrap()
             .connect()
             .await
@@ -232,7 +237,7 @@ async fn tls_1_2_and_plaintext_clients_are_refused() {
 async fn a_rotated_client_certificate_is_used_on_the_next_connect_without_a_restart() {
     let s = setup().await;
     let (cert, key) = s.pki.client("agent", "cluster1-agent");
-    let transport = GrpcTransport::new(s.tls().client_cert(&cert, &key), agent_role("cluster1")).unwrap();
+    let transport = GrpcTransport::new(s.tls_with_cert(&cert, &key), agent_role("cluster1")).unwrap();
     let first = transport.connect().await.unwrap();
     first.subscribe().await.unwrap();
 
@@ -246,7 +251,7 @@ async fn a_rotated_client_certificate_is_used_on_the_next_connect_without_a_rest
     // the files are really read again: a certificate of another identity changes the outcome
     s.pki.client("agent", "cluster2-agent");
     rejected(transport.connect().await.unwrap().subscribe().await);
-    let as_cluster2 = GrpcTransport::new(s.tls().client_cert(&cert, &key), agent_role("cluster2")).unwrap();
+    let as_cluster2 = GrpcTransport::new(s.tls_with_cert(&cert, &key), agent_role("cluster2")).unwrap();
     as_cluster2.connect().await.unwrap().subscribe().await.unwrap();
     s.broker.stop().await;
 }

@@ -75,7 +75,7 @@ pub(crate) fn applied_status(work: &ManifestWork, manifests: &[Value]) -> Manife
     let mut status = work.status.clone();
     // Agent-side works carry no generation (Go v0.15.0), so the applied resource version is
     // reported as the observed generation: it tells the source which spec was applied.
-    let generation = work.resource_version().parse::<i64>().ok().filter(|g| *g > 0);
+    let generation = work.resource_version_str().parse::<i64>().ok().filter(|g| *g > 0);
     for (ty, reason, message) in [
         (
             condition_type::APPLIED,
@@ -213,8 +213,8 @@ impl Applier {
                 Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
             };
             match serde_json::from_str::<ManifestWork>(&text) {
-                Ok(work) if work.namespace() == cluster && !work.uid().is_empty() => {
-                    self.recorded.insert(work.uid().to_owned(), text);
+                Ok(work) if work.namespace_str() == cluster && !work.uid_str().is_empty() => {
+                    self.recorded.insert(work.uid_str().to_owned(), text);
                     works.push(work);
                 }
                 Ok(_) => tracing::warn!(record = %path.display(), "ignoring a record of another cluster"),
@@ -230,32 +230,32 @@ impl Applier {
             return Ok(());
         };
         let text = serde_json::to_string(work).context("rendering the work record")?;
-        if self.recorded.get(work.uid()) == Some(&text) {
+        if self.recorded.get(work.uid_str()) == Some(&text) {
             return Ok(());
         }
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         write_atomic(&dir.join(RECORD), text.as_bytes())?;
-        self.recorded.insert(work.uid().to_owned(), text);
+        self.recorded.insert(work.uid_str().to_owned(), text);
         Ok(())
     }
 
     /// The directory of one work (`None` in memory).
     fn work_dir(&self, work: &ManifestWork) -> Option<PathBuf> {
-        Some(self.root.as_ref()?.join(work.namespace()).join(work.uid()))
+        Some(self.root.as_ref()?.join(work.namespace_str()).join(work.uid_str()))
     }
 
     /// True when the manifests of `work` are where they were applied.
     fn present(&self, work: &ManifestWork) -> bool {
         match self.work_dir(work) {
             Some(dir) => dir.exists(),
-            None => self.in_memory.contains_key(work.uid()),
+            None => self.in_memory.contains_key(work.uid_str()),
         }
     }
 
     fn remove_dir(&mut self, work: &ManifestWork) -> Result<()> {
-        self.written.remove(work.uid());
-        self.recorded.remove(work.uid());
-        self.in_memory.remove(work.uid());
+        self.written.remove(work.uid_str());
+        self.recorded.remove(work.uid_str());
+        self.in_memory.remove(work.uid_str());
         let Some(dir) = self.work_dir(work) else {
             return Ok(());
         };
@@ -268,8 +268,8 @@ impl Applier {
 
     fn write_manifests(&mut self, work: &ManifestWork, manifests: &[Value], key: String) -> Result<()> {
         let Some(dir) = self.work_dir(work) else {
-            self.in_memory.insert(work.uid().to_owned(), manifests.to_vec());
-            self.written.insert(work.uid().to_owned(), key);
+            self.in_memory.insert(work.uid_str().to_owned(), manifests.to_vec());
+            self.written.insert(work.uid_str().to_owned(), key);
             return Ok(());
         };
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -284,7 +284,7 @@ impl Applier {
                 std::fs::remove_file(entry.path()).ok();
             }
         }
-        self.written.insert(work.uid().to_owned(), key);
+        self.written.insert(work.uid_str().to_owned(), key);
         Ok(())
     }
 
@@ -322,7 +322,7 @@ impl Applier {
             .collect::<Result<_, _>>()
             .context("a manifest is not JSON")?;
         let key = written_key(&manifests);
-        if self.written.get(work.uid()) != Some(&key) || !self.present(work) {
+        if self.written.get(work.uid_str()) != Some(&key) || !self.present(work) {
             self.write_manifests(work, &manifests, key)?;
         }
         let desired = applied_status(work, &manifests);
@@ -385,7 +385,7 @@ impl Applier {
         match agent.get(work.name()) {
             Ok(latest) => self.report(agent, &latest).await,
             Err(_) => {
-                self.succeeded(work.uid());
+                self.succeeded(work.uid_str());
                 self.remove_dir(work)?;
             }
         }
@@ -418,21 +418,21 @@ impl Applier {
 
     async fn report<Tr: Transport>(&mut self, agent: &AgentWorkClient<Tr>, work: &ManifestWork) {
         match self.reconcile(agent, work).await {
-            Ok(()) => self.succeeded(work.uid()),
+            Ok(()) => self.succeeded(work.uid_str()),
             // The spec moved on while we applied: its own watch event follows.
             Err(e)
                 if e.downcast_ref::<ocm_ce_work::Error>()
                     .is_some_and(ocm_ce_work::Error::is_conflict) => {}
             Err(e) => {
-                let (failures, key) = self.failures.entry(work.uid().to_owned()).or_default();
+                let (failures, key) = self.failures.entry(work.uid_str().to_owned()).or_default();
                 *failures += 1;
                 let delay = FIRST_RETRY
                     .saturating_mul(1 << (*failures - 1).min(6))
                     .min(Duration::from_secs(30));
-                tracing::warn!(work = work.uid(), error = %format!("{e:#}"), ?delay, "failed to apply a work; retrying");
+                tracing::warn!(work = work.uid_str(), error = %format!("{e:#}"), ?delay, "failed to apply a work; retrying");
                 match key {
                     Some(k) => self.retries.reset(k, delay),
-                    None => *key = Some(self.retries.insert(work.uid().to_owned(), delay)),
+                    None => *key = Some(self.retries.insert(work.uid_str().to_owned(), delay)),
                 }
             }
         }

@@ -537,7 +537,7 @@ fn differs(desired: &ManifestWork, existing: &ManifestWork) -> bool {
 /// Creates `work` (version 1 unless its file says), or updates the source's copy to it (the
 /// version bumped unless its file says), or leaves it when nothing changed.
 pub(crate) async fn upsert<Tr: Transport>(client: &SourceWorkClient<Tr>, mut work: ManifestWork) -> Result<Upserted> {
-    let (ns, name) = (work.namespace().to_owned(), work.name().to_owned());
+    let (ns, name) = (work.namespace_str().to_owned(), work.name().to_owned());
     let explicit = work.annotation(RESOURCE_VERSION_ANNOTATION).is_some();
     if let Ok(existing) = client.get(&ns, &name) {
         if !differs(&work, &existing) {
@@ -597,7 +597,7 @@ async fn apply<Tr: Transport>(
 ) -> Result<ExitCode> {
     let mut targets = Vec::new();
     for work in read_works(file)? {
-        let (ns, name) = (work.namespace().to_owned(), work.name().to_owned());
+        let (ns, name) = (work.namespace_str().to_owned(), work.name().to_owned());
         let seen = client
             .get(&ns, &name)
             .ok()
@@ -657,7 +657,7 @@ fn print_table(works: &[Arc<ManifestWork>]) {
     for w in works {
         println!(
             "{:<20} {:<32} {:>7} {:>8} {:>9} {:>9}",
-            w.namespace(),
+            w.namespace_str(),
             w.name(),
             w.source_resource_version(),
             condition_cell(w, condition_type::APPLIED),
@@ -669,10 +669,10 @@ fn print_table(works: &[Arc<ManifestWork>]) {
 
 fn print_event(ev: &WatchEvent, namespace: &str) {
     let line = |kind: &str, w: &ManifestWork| {
-        if namespace.is_empty() || w.namespace() == namespace {
+        if namespace.is_empty() || w.namespace_str() == namespace {
             println!(
                 "{kind:<9} {}/{} version={} applied={} available={}",
-                w.namespace(),
+                w.namespace_str(),
                 w.name(),
                 w.source_resource_version(),
                 condition_cell(w, condition_type::APPLIED),

@@ -185,7 +185,7 @@ pub(crate) async fn run<Tr: Transport>(
             count(&ev, &mut statuses);
             for w in changed(&ev) {
                 if applied_at(w, 2) {
-                    pending_update.remove(&(w.namespace().to_owned(), w.name().to_owned()));
+                    pending_update.remove(&(w.namespace_str().to_owned(), w.name().to_owned()));
                 }
             }
             progress("updated", updates - pending_update.len(), updates);
@@ -273,7 +273,7 @@ fn note_applied(
     latencies: &mut Vec<f64>,
 ) {
     if applied_at(w, version)
-        && let Some(at) = created_at.remove(&(w.namespace().to_owned(), w.name().to_owned()))
+        && let Some(at) = created_at.remove(&(w.namespace_str().to_owned(), w.name().to_owned()))
     {
         latencies.push(at.elapsed().as_secs_f64() * 1000.0);
     }

@@ -63,13 +63,13 @@ impl StateDb {
                     tx.execute(
                         "INSERT INTO works (namespace, name, uid, body) VALUES (?1, ?2, ?3, ?4)
                          ON CONFLICT(namespace, name) DO UPDATE SET uid = excluded.uid, body = excluded.body",
-                        params![w.namespace(), w.name(), w.uid(), serde_json::to_string(&**w)?],
+                        params![w.namespace_str(), w.name(), w.uid_str(), serde_json::to_string(&**w)?],
                     )?;
                 }
                 WatchEvent::Deleted(w) => {
                     tx.execute(
                         "DELETE FROM works WHERE namespace = ?1 AND name = ?2",
-                        params![w.namespace(), w.name()],
+                        params![w.namespace_str(), w.name()],
                     )?;
                 }
                 WatchEvent::Relisted(all) => {
@@ -77,7 +77,7 @@ impl StateDb {
                     for w in all {
                         tx.execute(
                             "INSERT INTO works (namespace, name, uid, body) VALUES (?1, ?2, ?3, ?4)",
-                            params![w.namespace(), w.name(), w.uid(), serde_json::to_string(&**w)?],
+                            params![w.namespace_str(), w.name(), w.uid_str(), serde_json::to_string(&**w)?],
                         )?;
                     }
                 }

@@ -83,10 +83,10 @@ impl Desired {
         let mut desired = BTreeMap::new();
         for (path, read) in &self.files {
             for w in &read.works {
-                if desired.insert((w.namespace(), w.name()), w).is_some()
-                    && self.reported.insert(format!("dup:{}/{}", w.namespace(), w.name()))
+                if desired.insert((w.namespace_str(), w.name()), w).is_some()
+                    && self.reported.insert(format!("dup:{}/{}", w.namespace_str(), w.name()))
                 {
-                    tracing::warn!(file = %path.display(), work = %format!("{}/{}", w.namespace(), w.name()), "a work is defined twice; the last definition read counts");
+                    tracing::warn!(file = %path.display(), work = %format!("{}/{}", w.namespace_str(), w.name()), "a work is defined twice; the last definition read counts");
                 }
             }
         }
@@ -126,15 +126,15 @@ async fn reconcile<Tr: Transport>(
         }
     }
     for work in client.list("", &ListParams::default()) {
-        if work.is_deleting() || desired.contains_key(&(work.namespace(), work.name())) {
+        if work.is_deleting() || desired.contains_key(&(work.namespace_str(), work.name())) {
             continue;
         }
-        match client.delete(work.namespace(), work.name()).await {
+        match client.delete(work.namespace_str(), work.name()).await {
             Ok(()) => {
-                tracing::info!(work = %format!("{}/{}", work.namespace(), work.name()), "deleted (its file is gone)")
+                tracing::info!(work = %format!("{}/{}", work.namespace_str(), work.name()), "deleted (its file is gone)")
             }
             Err(e) => {
-                tracing::warn!(work = %format!("{}/{}", work.namespace(), work.name()), error = %format!("{e:#}"), "cannot delete a work")
+                tracing::warn!(work = %format!("{}/{}", work.namespace_str(), work.name()), error = %format!("{e:#}"), "cannot delete a work")
             }
         }
     }

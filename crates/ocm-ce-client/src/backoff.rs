@@ -1,4 +1,7 @@
-//! Reconnect back-off with the Go SDK's shape (§8.2), as a value (no process-wide state).
+//! Exponential back-off, the one implementation in the workspace: the reconnect back-off with
+//! the Go SDK's shape (5 s, ×5, jitter 1.0, 60 s cap, reset after 10 minutes) as a value with no
+//! process-wide state, and the retry delays of work queues and outboxes
+//! ([`BackoffConfig::exponential`] and [`BackoffConfig::delay`]).
 
 use std::time::Duration;
 
@@ -44,13 +47,55 @@ impl BackoffConfig {
             reset_after: Duration::MAX,
         }
     }
+
+    /// A back-off that doubles from `initial` up to `cap`, without jitter and never reset:
+    /// the `n`-th delay is `initial * 2^(n - 1)`, at most `cap` (client-go's per-item
+    /// exponential failure rate limiter).
+    pub fn exponential(initial: Duration, cap: Duration) -> Self {
+        Self {
+            initial,
+            factor: 2.0,
+            jitter: 0.0,
+            cap,
+            reset_after: Duration::MAX,
+        }
+    }
+
+    /// Sets the jitter fraction: a delay `d` becomes uniform in `[d, d·(1+jitter))`.
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The delay before attempt `attempt` (1 for the first retry; 0 counts as 1):
+    /// `initial * factor^(attempt - 1)`, at most `cap`, then jittered.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exponent = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+        let secs = self.initial.as_secs_f64() * self.factor.max(1.0).powi(exponent);
+        let base = if secs.is_finite() && secs < self.cap.as_secs_f64() {
+            // A finite, non-negative value below the cap: in Duration's range.
+            Duration::from_secs_f64(secs)
+        } else {
+            self.cap
+        };
+        self.jittered(base.min(self.cap))
+    }
+
+    fn jittered(&self, base: Duration) -> Duration {
+        if self.jitter > 0.0 {
+            base + base.mul_f64(rand::rng().random_range(0.0..self.jitter))
+        } else {
+            base
+        }
+    }
 }
 
 /// The state of one back-off sequence.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     config: BackoffConfig,
-    next: Duration,
+    attempt: u32,
     last_reset: Instant,
 }
 
@@ -58,7 +103,7 @@ impl Backoff {
     /// Starts a sequence.
     pub fn new(config: BackoffConfig) -> Self {
         Self {
-            next: config.initial,
+            attempt: 0,
             last_reset: Instant::now(),
             config,
         }
@@ -68,16 +113,11 @@ impl Backoff {
     pub fn next_delay(&mut self) -> Duration {
         let now = Instant::now();
         if now.saturating_duration_since(self.last_reset) > self.config.reset_after {
-            self.next = self.config.initial;
+            self.attempt = 0;
             self.last_reset = now;
         }
-        let base = self.next.min(self.config.cap);
-        self.next = self.next.mul_f64(self.config.factor.max(1.0)).min(self.config.cap);
-        if self.config.jitter > 0.0 {
-            base + base.mul_f64(rand::rng().random_range(0.0..self.config.jitter))
-        } else {
-            base
-        }
+        self.attempt = self.attempt.saturating_add(1);
+        self.config.delay(self.attempt)
     }
 }
 
@@ -96,6 +136,27 @@ mod tests {
         assert!(d2 >= Duration::from_secs(25) && d2 < Duration::from_secs(50), "{d2:?}");
         assert!(d3 >= Duration::from_secs(60) && d3 < Duration::from_secs(120), "{d3:?}");
         assert!(d4 >= Duration::from_secs(60) && d4 < Duration::from_secs(120), "{d4:?}");
+    }
+
+    #[test]
+    fn exponential_delays_double_up_to_the_cap_and_jitter_stays_within_its_fraction() {
+        let b = BackoffConfig::exponential(Duration::from_millis(5), Duration::from_secs(1));
+        assert_eq!(b.delay(0), Duration::from_millis(5));
+        assert_eq!(b.delay(1), Duration::from_millis(5));
+        assert_eq!(b.delay(2), Duration::from_millis(10));
+        assert_eq!(b.delay(4), Duration::from_millis(40));
+        assert_eq!(b.delay(9), Duration::from_secs(1));
+        assert_eq!(b.delay(u32::MAX), Duration::from_secs(1));
+        let jittered = b.clone().with_jitter(0.5);
+        for attempt in [1, 3, 40] {
+            let base = b.delay(attempt);
+            let d = jittered.delay(attempt);
+            assert!(d >= base && d < base.mul_f64(1.5), "{attempt}: {d:?}");
+        }
+        assert_eq!(
+            BackoffConfig::constant(Duration::from_secs(2)).delay(7),
+            Duration::from_secs(2)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,6 +6,8 @@ mod agent;
 mod any;
 pub mod backoff;
 mod client;
+#[cfg(any(feature = "mqtt", feature = "grpc", feature = "kafka"))]
+mod config;
 mod error;
 mod lister;
 pub mod metrics;
@@ -27,6 +29,9 @@ pub use agent::{AgentClient, VersionError};
 pub use any::{AnyConnection, AnyTransport, TransportConfig, TransportKind};
 pub use backoff::BackoffConfig;
 pub use client::{ClientEvent, ClientOptions, ClientStream, PublishTurn};
+#[cfg(any(feature = "mqtt", feature = "grpc", feature = "kafka"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "mqtt", feature = "grpc", feature = "kafka"))))]
+pub use config::{ConfigError, TlsFiles};
 pub use error::{BoxError, Error, Report, Result, TransportError};
 pub use lister::{Lister, StatusHasher};
 pub use metrics::ClientMetrics;

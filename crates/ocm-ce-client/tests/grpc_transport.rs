@@ -1,4 +1,4 @@
-//! The gRPC transport: Go's `TestBuildGRPCOptionsFromFlags` (spec §12.8), and the generic
+//! The gRPC transport: Go's `TestBuildGRPCOptionsFromFlags`, and the generic
 //! source and agent clients talking through the ocm-ce broker over real sockets: exchange,
 //! broker restart on the same port, idle connections, heartbeat loss, a slow agent.
 
@@ -15,7 +15,9 @@ use futures::StreamExt;
 use mock::{Mock, MockCodec, Side, Store, bundles, status_hash};
 use ocm_ce_broker::{Broker, BrokerBuilder, BrokerHandle};
 use ocm_ce_client::transport::grpc::{GrpcConfig, GrpcTransport, KeepAliveConfig};
-use ocm_ce_client::{AgentClient, BackoffConfig, ClientEvent, ClientOptions, ClientStream, Error, Role, SourceClient};
+use ocm_ce_client::{
+    AgentClient, BackoffConfig, ClientEvent, ClientOptions, ClientStream, Error, Role, SourceClient, TlsFiles,
+};
 use ocm_ce_core::event_type::action;
 use ocm_ce_core::{EventType, ResourceAction, SubResource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,7 +29,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 // ---- Go TestBuildGRPCOptionsFromFlags ------------------------------------------------------------
 
-fn config_from(text: &str) -> Result<GrpcConfig, ocm_ce_client::TransportError> {
+fn config_from(text: &str) -> Result<GrpcConfig, ocm_ce_client::ConfigError> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("grpc-config-test");
     std::fs::write(&file, text).unwrap();
@@ -53,8 +55,8 @@ fn grpc_config_files_validate_like_gos_build_grpc_options_from_flags() {
     ];
     for (text, want) in errors {
         let err = config_from(text).unwrap_err();
-        assert!(err.is_config(), "{text}");
         assert_eq!(err.to_string(), want, "{text}");
+        assert!(ocm_ce_client::TransportError::from(err).is_config(), "{text}");
     }
 
     let ok = [
@@ -62,15 +64,17 @@ fn grpc_config_files_validate_like_gos_build_grpc_options_from_flags() {
         ("url: test", GrpcConfig::new("test")),
         (
             r#"{"url":"test","caFile":"test"}"#,
-            GrpcConfig::new("test").ca_file("test"),
+            GrpcConfig::new("test").tls(TlsFiles::new().ca_file("test")),
         ),
         (
             r#"{"url":"test","caFile":"test","clientCertFile":"test","clientKeyFile":"test"}"#,
-            GrpcConfig::new("test").ca_file("test").client_cert("test", "test"),
+            GrpcConfig::new("test").tls(TlsFiles::new().ca_file("test").client_cert("test", "test")),
         ),
         (
             r#"{"url":"test","caFile":"test","tokenFile":"test"}"#,
-            GrpcConfig::new("test").ca_file("test").token_file("test"),
+            GrpcConfig::new("test")
+                .tls(TlsFiles::new().ca_file("test"))
+                .token_file("test"),
         ),
     ];
     for (text, want) in ok {
@@ -84,7 +88,7 @@ fn grpc_config_reads_keep_alive_and_healthiness_settings_and_ignores_unknown_key
         "url: broker:8090\ncaFile: ''\nkeepAliveConfig:\n  enable: true\n  time: 1m\n  timeout: 5s\nserverHealthinessTimeout: 20s\nsomethingNew: 1\n",
     )
     .unwrap();
-    assert_eq!(config.ca_file, None, "an empty path is no path, as in Go");
+    assert_eq!(config.tls.ca_file, None, "an empty path is no path, as in Go");
     assert!(config.keep_alive_config.enable);
     assert_eq!(config.keep_alive_config.effective_time(), Duration::from_secs(60));
     assert_eq!(config.keep_alive_config.effective_timeout(), Duration::from_secs(5));
@@ -93,11 +97,10 @@ fn grpc_config_reads_keep_alive_and_healthiness_settings_and_ignores_unknown_key
     let aliases = GrpcConfig::from_str("url: b:1\nkeepAlive: {enable: true}\nheartbeatTimeout: 1500000000\n").unwrap();
     assert_eq!(aliases.keep_alive_config.effective_time(), Duration::from_secs(30));
     assert_eq!(aliases.server_healthiness_timeout, Some(Duration::from_millis(1500)));
-    assert!(
-        GrpcConfig::from_str("url: b:1\nheartbeatTimeout: soon\n")
-            .unwrap_err()
-            .is_config()
-    );
+    assert!(matches!(
+        GrpcConfig::from_str("url: b:1\nheartbeatTimeout: soon\n"),
+        Err(ocm_ce_client::ConfigError::Parse { .. })
+    ));
     // a transport also needs a host:port url
     assert!(GrpcTransport::new(GrpcConfig::new("test"), Role::Source { source_id: "s".into() }).is_err());
 }

@@ -1,6 +1,6 @@
 //! The Kafka transport against a real Apache Kafka broker (`OCM_CE_TEST_KAFKA`, started by
 //! `scripts/test-env.sh`): the generic lifecycle, a new consumer group reading from the earliest
-//! offset (spec §12.15 Kafka), exact per-cluster subscriptions, and the shared-topic layout.
+//! offset (Go's `auto.offset.reset: earliest`), exact per-cluster subscriptions, and the shared-topic layout.
 //! Skipped when the variable is unset, unless `CI` is set. Every test uses ids unique to the run.
 
 #![cfg(feature = "kafka")]

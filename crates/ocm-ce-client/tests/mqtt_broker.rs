@@ -21,7 +21,8 @@ use mock::{Mock, MockCodec, Side, Store, bundles, status_hash};
 use mqtt_support::{OwnBroker, eventually, unique};
 use ocm_ce_client::transport::mqtt::{MqttConfig, MqttTransport};
 use ocm_ce_client::{
-    AgentClient, BackoffConfig, ClientEvent, ClientOptions, Connection, PublishTarget, SourceClient, Transport,
+    AgentClient, BackoffConfig, ClientEvent, ClientOptions, Connection, PublishTarget, SourceClient, TlsFiles,
+    Transport,
 };
 use ocm_ce_core::event_type::action;
 use ocm_ce_core::{Codec, CodecError, DataType, EventType, ResourceAction, SubResource};
@@ -404,8 +405,11 @@ async fn mutual_tls_works_against_the_tls_broker() {
     let certs = Path::new(&certs);
     let (src, cluster) = (unique("src"), unique("cluster"));
     let tls = |c: MqttConfig| {
-        c.ca_file(certs.join("ca.pem"))
-            .client_cert(certs.join("client.pem"), certs.join("client-key.pem"))
+        c.tls(
+            TlsFiles::new()
+                .ca_file(certs.join("ca.pem"))
+                .client_cert(certs.join("client.pem"), certs.join("client-key.pem")),
+        )
     };
     let (src_store, agent_store) = (Store::source(), Store::agent());
     let source = source_client(
@@ -433,7 +437,7 @@ async fn mutual_tls_works_against_the_tls_broker() {
     .await;
 
     // Without a client certificate the broker refuses the handshake.
-    let no_cert = mqtt_support::config(&host, &src).ca_file(certs.join("ca.pem"));
+    let no_cert = mqtt_support::config(&host, &src).tls(TlsFiles::new().ca_file(certs.join("ca.pem")));
     let err = MqttTransport::agent(no_cert, &cluster, "other")
         .unwrap()
         .connect()
@@ -449,7 +453,7 @@ async fn a_ca_file_alone_gives_server_verified_tls() {
     let certs = Path::new(&certs);
     let broker = OwnBroker::start(&bin, &tls_listener(certs, false)).await;
     let src = unique("src");
-    let config = mqtt_support::config(&broker.host(), &src).ca_file(certs.join("ca.pem"));
+    let config = mqtt_support::config(&broker.host(), &src).tls(TlsFiles::new().ca_file(certs.join("ca.pem")));
     let conn = MqttTransport::agent(config, "cluster1", "agent")
         .unwrap()
         .connect()
@@ -473,7 +477,7 @@ async fn a_ca_file_alone_gives_server_verified_tls() {
         .self_signed(&rcgen::KeyPair::generate().unwrap())
         .unwrap();
     std::fs::write(dir.path().join("other.pem"), other_ca.pem()).unwrap();
-    let wrong = mqtt_support::config(&broker.host(), &src).ca_file(dir.path().join("other.pem"));
+    let wrong = mqtt_support::config(&broker.host(), &src).tls(TlsFiles::new().ca_file(dir.path().join("other.pem")));
     let err = MqttTransport::agent(wrong, "cluster1", "agent")
         .unwrap()
         .connect()
@@ -529,8 +533,11 @@ async fn a_rotated_client_certificate_is_picked_up_without_a_restart() {
 
     let (src, cluster) = (unique("src"), unique("cluster"));
     let agent_config = mqtt_support::config(&broker.host(), &src)
-        .ca_file(certs.join("ca.pem"))
-        .client_cert(dir.path().join("client.pem"), dir.path().join("client-key.pem"))
+        .tls(
+            TlsFiles::new()
+                .ca_file(certs.join("ca.pem"))
+                .client_cert(dir.path().join("client.pem"), dir.path().join("client-key.pem")),
+        )
         .cert_check_interval(Duration::from_millis(500));
     let transport = MqttTransport::agent(agent_config, &cluster, "agent").unwrap();
     let client_id = transport.client_id().to_owned();
@@ -553,9 +560,11 @@ async fn a_rotated_client_certificate_is_picked_up_without_a_restart() {
 
     // The new connection works end to end.
     let src_store = Store::source();
-    let source_config = mqtt_support::config(&broker.host(), &src)
-        .ca_file(certs.join("ca.pem"))
-        .client_cert(certs.join("client.pem"), certs.join("client-key.pem"));
+    let source_config = mqtt_support::config(&broker.host(), &src).tls(
+        TlsFiles::new()
+            .ca_file(certs.join("ca.pem"))
+            .client_cert(certs.join("client.pem"), certs.join("client-key.pem")),
+    );
     let source = source_client(source_config, &src, &format!("{src}-c"), &src_store, options());
     let s = run_source(&source, &src_store);
     s.wait_connected().await;

@@ -1,5 +1,5 @@
 //! The MQTT transport against Go's golden vectors and the Go unit tests of
-//! `generic/options/mqtt` (spec §12.7), without a real broker: the binding (events.json,
+//! `generic/options/mqtt`, without a real broker: the binding (events.json,
 //! decode.json), the CONNECT and SUBSCRIBE packets (topics.json, captured by a scripted
 //! in-test broker), the config file, topic selection and the connection timeout.
 
@@ -20,6 +20,7 @@ use cloudevents::{AttributesReader, AttributesWriter, Data, Event, EventBuilder,
 use ocm_ce_client::transport::mqtt::binding::{self, BindingError};
 use ocm_ce_client::transport::mqtt::{MqttConfig, MqttTransport};
 use ocm_ce_client::{Connection, PublishTarget, Role, Transport};
+use ocm_ce_core::topics::go_cases;
 use ocm_ce_core::{Topics, golden};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{
@@ -589,7 +590,7 @@ fn json_and_yaml_configs_get_gos_defaults() {
         assert_eq!((c.pub_qos, c.sub_qos), (1, 1));
         assert_eq!(c.max_packet_size, 4 * 1024 * 1024);
         assert_eq!(c.cert_check_interval, Duration::from_secs(60));
-        assert!(c.ca_file.is_none() && c.client_cert_file.is_none());
+        assert!(c.tls.ca_file.is_none() && c.tls.client_cert_file.is_none());
         assert_eq!(c.topics.unwrap().source_events, "sources/hub1/clusters/+/sourceevents");
     }
 }
@@ -605,7 +606,7 @@ fn customised_values_are_honoured() {
     assert_eq!(c.dial_timeout, Duration::from_secs(600));
     assert_eq!((c.pub_qos, c.sub_qos), (0, 2));
     assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p"));
-    assert!(c.ca_file.is_none(), "an empty path is no path");
+    assert!(c.tls.ca_file.is_none(), "an empty path is no path");
     assert_eq!(c.max_packet_size, 1024);
     assert_eq!(c.cert_check_interval, Duration::from_secs(5400));
     let json = r#"{"brokerHost":"test","dialTimeout":30000000000,"topics":{"sourceEvents":"a/b/c/d/sourceevents","agentEvents":"a/b/c/d/agentevents"}}"#;
@@ -668,81 +669,12 @@ fn topics_accepted_and_refused_by_go_are_accepted_and_refused() {
         )
         .validate()
     };
-    let good = [
-        (
-            "sources/maestro/clusters/+/sourceevents",
-            "sources/maestro/clusters/+/agentevents",
-            "",
-            "",
-        ),
-        (
-            "sources/maestro/consumers/+/sourceevents",
-            "sources/maestro/consumers/+/agentevents",
-            "",
-            "",
-        ),
-        (
-            "hubs/maestro/consumers/+/sourceevents",
-            "hubs/maestro/consumers/+/agentevents",
-            "",
-            "",
-        ),
-        (
-            "$share/group1/sources/maestro/clusters/+/sourceevents",
-            "$share/group1/sources/maestro/clusters/+/agentevents",
-            "$share/group1/sources/+/sourcebroadcast",
-            "$share/group1/clusters/+/agentbroadcast",
-        ),
-        (
-            "sources/+/clusters/+/sourceevents",
-            "sources/+/clusters/+/agentevents",
-            "sources/+/sourcebroadcast",
-            "clusters/+/agentbroadcast",
-        ),
-        (
-            "sources/maestro/clusters/cluster-1/sourceevents",
-            "sources/maestro/clusters/cluster-1/agentevents",
-            "sources/maestro/sourcebroadcast",
-            "clusters/cluster1/agentbroadcast",
-        ),
-        (
-            "sources/3c5b4a7e-1d2f-4b8a-9e6c-0f1a2b3c4d5e/clusters/+/sourceevents",
-            "sources/3c5b4a7e-1d2f-4b8a-9e6c-0f1a2b3c4d5e/clusters/+/agentevents",
-            "",
-            "",
-        ),
-    ];
-    for (se, ae, sb, ab) in good {
+    for [se, ae, sb, ab] in go_cases::VALID {
         assert!(cfg(se, ae, sb, ab).is_ok(), "{se} {ae} {sb} {ab}");
     }
-    assert!(cfg("", "", "", "").is_err());
-    assert!(
-        cfg(
-            "sources/a/clusters/+/specresync",
-            "sources/a/clusters/+/agentevents",
-            "",
-            ""
-        )
-        .is_err()
-    );
-    assert!(
-        cfg(
-            "sources/a/clusters/+/sourceevents",
-            "sources/a/clusters/+/statusresync",
-            "",
-            ""
-        )
-        .is_err()
-    );
-    assert!(
-        cfg(
-            "sources/a/clusters/+/agentevents",
-            "sources/a/clusters/+/sourceevents",
-            "",
-            ""
-        )
-        .is_err()
-    );
+    for [se, ae, sb, ab] in go_cases::INVALID {
+        assert!(cfg(se, ae, sb, ab).is_err(), "{se} {ae} {sb} {ab}");
+    }
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! CloudEvents extensions of the OCM protocol: names, typed accessors with the Go SDK's lenient
 //! conversions, canonical time formatting and the event builder.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use cloudevents::event::ExtensionValue;
 use cloudevents::{Event, EventBuilder as _, EventBuilderV10};
 
 use crate::error::ExtensionError;
 use crate::event_type::EventType;
+use crate::go_time::{Layout, Precision, format_rfc3339, parse_rfc3339};
 
 /// `resourceid`: the UID of the resource an event is about (string).
 pub const RESOURCE_ID: &str = "resourceid";
@@ -35,26 +36,13 @@ pub const TIMESTAMP_EXTENSIONS: &[&str] = &[DELETION_TIMESTAMP];
 /// Formats a time the way Go's CloudEvents SDK writes timestamps: UTC RFC 3339 with up to nine
 /// fractional digits, trailing zeros removed (`2024-10-01T12:00:00Z`, `…:00.5Z`).
 pub fn format_time(t: &DateTime<Utc>) -> String {
-    let s = t.to_rfc3339_opts(SecondsFormat::Nanos, true);
-    // `…:SS.nnnnnnnnnZ`: drop trailing zeros of the fraction, and the dot if nothing is left.
-    match s.rfind('.') {
-        Some(dot) => {
-            let frac = s[dot + 1..s.len() - 1].trim_end_matches('0');
-            if frac.is_empty() {
-                format!("{}Z", &s[..dot])
-            } else {
-                format!("{}.{frac}Z", &s[..dot])
-            }
-        }
-        None => s,
-    }
+    format_rfc3339(t, Precision::Nanos)
 }
 
-/// Parses an RFC 3339 time (fractional seconds optional), as Go's `time.Parse(time.RFC3339Nano)`.
+/// Parses a CloudEvents timestamp string as Go's `types.ParseTime`
+/// (`time.Parse(time.RFC3339Nano, s)`) does.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, ExtensionError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| ExtensionError::Time { value: s.to_owned() })
+    parse_rfc3339(s, Layout::Rfc3339Nano).map_err(|_| ExtensionError::Time { value: s.to_owned() })
 }
 
 fn go_print(v: &ExtensionValue) -> String {

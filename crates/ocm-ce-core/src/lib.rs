@@ -7,6 +7,7 @@ pub mod event_type;
 pub mod extensions;
 pub mod go_duration;
 pub mod go_json;
+pub mod go_time;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod golden;

@@ -28,14 +28,6 @@ pub fn check_media_type(value: &str) -> Result<(), String> {
     media_type::check(value)
 }
 
-/// Seconds from the Unix epoch to Go's zero `time.Time` (`0001-01-01T00:00:00Z`).
-const GO_ZERO_UNIX_SECONDS: i64 = -62_135_596_800;
-
-/// Whether `time` is Go's zero time, which Go treats as "no time attribute".
-pub fn is_go_zero_time(time: &DateTime<Utc>) -> bool {
-    time.timestamp() == GO_ZERO_UNIX_SECONDS && time.timestamp_subsec_nanos() == 0
-}
-
 /// Context attribute names of CloudEvents 1.0; no extension may use them.
 const V10_ATTRIBUTES: &[&str] = &[
     "id",
@@ -354,7 +346,7 @@ mod tests {
     }
 
     #[test]
-    fn a_draft_builds_the_event_and_go_zero_time_is_no_time() {
+    fn a_draft_builds_the_event() {
         let mut draft = EventDraft::new(SpecVersion::V10);
         draft.id = "1".into();
         draft.source = "s".into();
@@ -368,13 +360,6 @@ mod tests {
             Some("2")
         );
         assert!(matches!(event.data(), Some(Data::Binary(b)) if b == b"{}"));
-        let zero = DateTime::parse_from_rfc3339("0001-01-01T00:00:00Z").unwrap().to_utc();
-        assert!(is_go_zero_time(&zero));
-        let one_nano_later = DateTime::parse_from_rfc3339("0001-01-01T00:00:00.000000001Z")
-            .unwrap()
-            .to_utc();
-        assert!(!is_go_zero_time(&one_nano_later));
-        assert!(!is_go_zero_time(&Utc::now()));
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! Pure resync and spec-application decisions (spec §3). The clients feed them the resources a
-//! lister returned and act on the result; nothing here does I/O.
+//! Pure resync and spec-application decisions, as Go's `generic` clients make them: what a
+//! source answers to an agent's spec resync request ([`source_spec_resync`]), what an agent
+//! resends for a source's status resync request ([`agent_status_resync`]), and what an agent does
+//! with a received spec ([`spec_action`]). The clients feed them the resources a lister returned
+//! and act on the result; nothing here does I/O.
 
 use std::collections::{HashMap, HashSet};
 

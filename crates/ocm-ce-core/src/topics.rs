@@ -1,4 +1,4 @@
-//! MQTT topic rules of the Go SDK (§5.3–§5.6): validation, the source of an events topic, who
+//! MQTT topic rules of the Go SDK (`generic/options/mqtt`): validation, the source of an events topic, who
 //! subscribes to what and which topic an event is published to. Pure functions; the MQTT
 //! transport applies them.
 
@@ -292,6 +292,82 @@ fn replace_last_plus(topic: &str, with: &str) -> String {
     }
 }
 
+/// Go's `TestValidateTopics` cases (sdk-go `generic/options/mqtt`), for the tests of every place
+/// that validates topics. Each case is `[sourceEvents, agentEvents, sourceBroadcast,
+/// agentBroadcast]`.
+#[cfg(any(test, feature = "testing"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod go_cases {
+    /// Topic sets Go accepts.
+    pub const VALID: &[[&str; 4]] = &[
+        [
+            "sources/maestro/clusters/+/sourceevents",
+            "sources/maestro/clusters/+/agentevents",
+            "",
+            "",
+        ],
+        [
+            "sources/maestro/consumers/+/sourceevents",
+            "sources/maestro/consumers/+/agentevents",
+            "",
+            "",
+        ],
+        [
+            "hubs/maestro/consumers/+/sourceevents",
+            "hubs/maestro/consumers/+/agentevents",
+            "",
+            "",
+        ],
+        [
+            "$share/group1/sources/maestro/clusters/+/sourceevents",
+            "$share/group1/sources/maestro/clusters/+/agentevents",
+            "$share/group1/sources/+/sourcebroadcast",
+            "$share/group1/clusters/+/agentbroadcast",
+        ],
+        [
+            "sources/+/clusters/+/sourceevents",
+            "sources/+/clusters/+/agentevents",
+            "sources/+/sourcebroadcast",
+            "clusters/+/agentbroadcast",
+        ],
+        [
+            "sources/maestro/clusters/cluster-1/sourceevents",
+            "sources/maestro/clusters/cluster-1/agentevents",
+            "sources/maestro/sourcebroadcast",
+            "clusters/cluster1/agentbroadcast",
+        ],
+        [
+            "sources/0b5e8a34-5d6c-4e3a-9a8b-1c2d3e4f5a6b/clusters/+/sourceevents",
+            "sources/0b5e8a34-5d6c-4e3a-9a8b-1c2d3e4f5a6b/clusters/+/agentevents",
+            "",
+            "",
+        ],
+    ];
+
+    /// Topic sets Go refuses: nothing set, an unknown suffix, suffixes swapped.
+    pub const INVALID: &[[&str; 4]] = &[
+        ["", "", "", ""],
+        [
+            "sources/a/clusters/+/specresync",
+            "sources/a/clusters/+/agentevents",
+            "",
+            "",
+        ],
+        [
+            "sources/a/clusters/+/sourceevents",
+            "sources/a/clusters/+/statusresync",
+            "",
+            "",
+        ],
+        [
+            "sources/a/clusters/+/agentevents",
+            "sources/a/clusters/+/sourceevents",
+            "",
+            "",
+        ],
+    ];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,88 +382,13 @@ mod tests {
     }
 
     #[test]
-    fn topics_accepted_by_go_are_valid() {
-        for (se, ae, sb, ab) in [
-            (
-                "sources/maestro/clusters/+/sourceevents",
-                "sources/maestro/clusters/+/agentevents",
-                "",
-                "",
-            ),
-            (
-                "sources/maestro/consumers/+/sourceevents",
-                "sources/maestro/consumers/+/agentevents",
-                "",
-                "",
-            ),
-            (
-                "hubs/maestro/consumers/+/sourceevents",
-                "hubs/maestro/consumers/+/agentevents",
-                "",
-                "",
-            ),
-            (
-                "$share/group1/sources/maestro/clusters/+/sourceevents",
-                "$share/group1/sources/maestro/clusters/+/agentevents",
-                "$share/group1/sources/+/sourcebroadcast",
-                "$share/group1/clusters/+/agentbroadcast",
-            ),
-            (
-                "sources/+/clusters/+/sourceevents",
-                "sources/+/clusters/+/agentevents",
-                "sources/+/sourcebroadcast",
-                "clusters/+/agentbroadcast",
-            ),
-            (
-                "sources/maestro/clusters/cluster-1/sourceevents",
-                "sources/maestro/clusters/cluster-1/agentevents",
-                "sources/maestro/sourcebroadcast",
-                "clusters/cluster1/agentbroadcast",
-            ),
-            (
-                "sources/0b5e8a34-5d6c-4e3a-9a8b-1c2d3e4f5a6b/clusters/+/sourceevents",
-                "sources/0b5e8a34-5d6c-4e3a-9a8b-1c2d3e4f5a6b/clusters/+/agentevents",
-                "",
-                "",
-            ),
-        ] {
+    fn topics_accepted_by_go_are_valid_and_refused_ones_are_not() {
+        for [se, ae, sb, ab] in go_cases::VALID {
             assert_eq!(t(se, ae, sb, ab).validate(), Ok(()), "{se} {ae} {sb} {ab}");
         }
-    }
-
-    #[test]
-    fn unknown_suffixes_and_empty_topics_are_invalid() {
-        assert!(t("", "", "", "").validate().is_err());
-        assert!(
-            t(
-                "sources/a/clusters/+/specresync",
-                "sources/a/clusters/+/agentevents",
-                "",
-                ""
-            )
-            .validate()
-            .is_err()
-        );
-        assert!(
-            t(
-                "sources/a/clusters/+/sourceevents",
-                "sources/a/clusters/+/statusresync",
-                "",
-                ""
-            )
-            .validate()
-            .is_err()
-        );
-        assert!(
-            t(
-                "sources/a/clusters/+/agentevents",
-                "sources/a/clusters/+/sourceevents",
-                "",
-                ""
-            )
-            .validate()
-            .is_err()
-        );
+        for [se, ae, sb, ab] in go_cases::INVALID {
+            assert!(t(se, ae, sb, ab).validate().is_err(), "{se} {ae} {sb} {ab}");
+        }
     }
 
     #[test]

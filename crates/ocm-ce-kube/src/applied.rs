@@ -135,7 +135,7 @@ impl AppliedManifestWork {
     /// The record of `work` (received by an agent: named by its UID in its cluster) for the
     /// given hub and agent, without status.
     pub fn for_work(work: &ManifestWork, hub_hash: &str, agent_id: &str) -> Self {
-        let mut annotations = BTreeMap::from([(CLUSTER_ANNOTATION.to_owned(), work.namespace().to_owned())]);
+        let mut annotations = BTreeMap::from([(CLUSTER_ANNOTATION.to_owned(), work.namespace_str().to_owned())]);
         if let Some(data_type) = work.annotation(DATA_TYPE_ANNOTATION) {
             annotations.insert(DATA_TYPE_ANNOTATION.to_owned(), data_type.to_owned());
         }
@@ -244,7 +244,7 @@ pub async fn recorded_works(
         .await?
         .iter()
         .filter_map(AppliedManifestWork::recorded_work)
-        .filter(|w| w.namespace() == cluster_name)
+        .filter(|w| w.namespace_str() == cluster_name)
         .collect())
 }
 
@@ -296,9 +296,9 @@ mod tests {
             "source1".to_owned(),
         )]));
         let recorded = AppliedManifestWork::for_work(&work, "h", "a").recorded_work().unwrap();
-        assert_eq!(recorded.namespace(), "cluster1");
-        assert_eq!((recorded.name(), recorded.uid()), ("uid-1", "uid-1"));
-        assert_eq!(recorded.resource_version(), "0");
+        assert_eq!(recorded.namespace_str(), "cluster1");
+        assert_eq!((recorded.name(), recorded.uid_str()), ("uid-1", "uid-1"));
+        assert_eq!(recorded.resource_version_str(), "0");
         assert_eq!(recorded.finalizers(), [MANIFEST_WORK_FINALIZER]);
         assert_eq!(recorded.annotation(DATA_TYPE_ANNOTATION), Some("dt"));
         assert_eq!(recorded.label(ORIGINAL_SOURCE_LABEL), Some("source1"));

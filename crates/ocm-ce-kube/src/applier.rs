@@ -852,7 +852,7 @@ async fn patch_work<Tr: Transport>(agent: &AgentWorkClient<Tr>, uid: &str, patch
 fn trigger_key(work: &ManifestWork) -> u64 {
     let mut h = DefaultHasher::new();
     spec_key(work).hash(&mut h);
-    work.resource_version().hash(&mut h);
+    work.resource_version_str().hash(&mut h);
     work.is_deleting().hash(&mut h);
     work.finalizers().hash(&mut h);
     h.finish()
@@ -868,7 +868,7 @@ fn spec_key(work: &ManifestWork) -> u64 {
 /// True for a work exactly as [`AppliedManifestWork::recorded_work`] rebuilt it at start-up:
 /// its spec is unknown until a source sends it.
 fn is_recorded_only(work: &ManifestWork, config: &ApplierConfig) -> bool {
-    work.resource_version() == "0"
+    work.resource_version_str() == "0"
         && work.spec.workload.manifests.is_empty()
         && work.status == ManifestWorkStatus::default()
         && AppliedManifestWork::for_work(work, &config.hub_hash, &config.agent_id)

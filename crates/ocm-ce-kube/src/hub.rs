@@ -116,7 +116,7 @@ pub async fn hub_works(kube: &kube::Client, source_id: &str, config: &HubConfig)
         .filter(|w| !w.is_deleting() || has_finalizer(w))
         .map(|w| {
             let mut work = source_copy(w, None);
-            work.metadata.uid = Some(work_uid(source_id, w.namespace(), w.name()));
+            work.metadata.uid = Some(work_uid(source_id, w.namespace_str(), w.name()));
             work.metadata.resource_version = Some(generation(w));
             work.metadata.deletion_timestamp = w.metadata.deletion_timestamp.clone();
             work.status = w.status.clone();
@@ -236,7 +236,7 @@ const MIN_RESYNC_INTERVAL: Duration = Duration::from_millis(10);
 const MAX_BATCH: usize = 1024;
 
 fn key_of(w: &ManifestWork) -> Key {
-    (w.namespace().to_owned(), w.name().to_owned())
+    (w.namespace_str().to_owned(), w.name().to_owned())
 }
 
 fn has_finalizer(w: &ManifestWork) -> bool {
@@ -483,7 +483,7 @@ impl<Tr: Transport> Hub<Tr> {
                     .create(ns, source_copy(&object, None))
                     .await
                     .map_err(work_error(name))?;
-                tracing::info!(work = %format!("{ns}/{name}"), version = %created.resource_version(), "created");
+                tracing::info!(work = %format!("{ns}/{name}"), version = %created.resource_version_str(), "created");
                 Ok(())
             }
             // An earlier object of this name is still being deleted; created once it is gone.
@@ -509,14 +509,14 @@ impl<Tr: Transport> Hub<Tr> {
         let updated = self
             .source
             .patch(
-                desired.namespace(),
+                desired.namespace_str(),
                 desired.name(),
                 PatchType::Json,
                 patch.to_string().as_bytes(),
             )
             .await
             .map_err(work_error(desired.name()))?;
-        tracing::info!(work = %format!("{}/{}", desired.namespace(), desired.name()), version = %updated.resource_version(), "updated");
+        tracing::info!(work = %format!("{}/{}", desired.namespace_str(), desired.name()), version = %updated.resource_version_str(), "updated");
         Ok(())
     }
 
@@ -531,7 +531,7 @@ impl<Tr: Transport> Hub<Tr> {
         if status_hash(&object.status) == hash || self.written().get(&key) == Some(&hash) {
             return Ok(());
         }
-        self.namespaced(object.namespace())
+        self.namespaced(object.namespace_str())
             .patch_status(
                 object.name(),
                 &PatchParams::default(),
@@ -542,7 +542,7 @@ impl<Tr: Transport> Hub<Tr> {
                 Error::kube(
                     format!(
                         "failed to write the status of ManifestWork {}/{}",
-                        object.namespace(),
+                        object.namespace_str(),
                         object.name()
                     ),
                     e,
@@ -564,9 +564,9 @@ impl<Tr: Transport> Hub<Tr> {
         if present {
             finalizers.push(HUB_FINALIZER);
         }
-        let patch = json!({"metadata": {"resourceVersion": object.resource_version(), "finalizers": finalizers}});
+        let patch = json!({"metadata": {"resourceVersion": object.resource_version_str(), "finalizers": finalizers}});
         match self
-            .namespaced(object.namespace())
+            .namespaced(object.namespace_str())
             .patch(object.name(), &PatchParams::default(), &Patch::Merge(patch))
             .await
         {
@@ -577,7 +577,7 @@ impl<Tr: Transport> Hub<Tr> {
                 format!(
                     "failed to {} the finalizer of ManifestWork {}/{}",
                     if present { "add" } else { "remove" },
-                    object.namespace(),
+                    object.namespace_str(),
                     object.name()
                 ),
                 e,
@@ -703,7 +703,7 @@ mod tests {
             "the source's, not the object's"
         );
         assert_eq!(copy.label("app"), Some("demo"));
-        assert!(copy.uid().is_empty() && copy.resource_version().is_empty());
+        assert!(copy.uid_str().is_empty() && copy.resource_version_str().is_empty());
         assert!(copy.finalizers().is_empty());
         assert!(!differs(&copy, &copy));
         let mut newer = object();

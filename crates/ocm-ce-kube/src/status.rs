@@ -25,7 +25,7 @@ pub fn observed_generation(work: &ManifestWork) -> Option<i64> {
     work.metadata
         .generation
         .filter(|g| *g > 0)
-        .or_else(|| work.resource_version().parse::<i64>().ok().filter(|g| *g > 0))
+        .or_else(|| work.resource_version_str().parse::<i64>().ok().filter(|g| *g > 0))
 }
 
 /// A manifest's `Applied` condition (OCM's `buildAppliedStatusCondition`).

@@ -165,7 +165,7 @@ async fn a_manifest_work_round_trips_through_the_upstream_crd() {
     let sent = work(&ns);
 
     let created = api.create(&PostParams::default(), &sent).await.unwrap();
-    assert!(!created.uid().is_empty());
+    assert!(!created.uid_str().is_empty());
     assert_eq!(created.metadata.generation, Some(1));
     assert_eq!(semantic(&created), semantic(&sent), "the spec is stored as sent");
     assert_eq!(created.label("app"), Some("demo"));
@@ -173,10 +173,10 @@ async fn a_manifest_work_round_trips_through_the_upstream_crd() {
 
     let got = api.get("work1").await.unwrap();
     assert_eq!(semantic(&got), semantic(&sent));
-    assert_eq!(got.resource_version(), created.resource_version());
+    assert_eq!(got.resource_version_str(), created.resource_version_str());
     let listed = api.list(&ListParams::default().labels("app=demo")).await.unwrap();
     assert_eq!(listed.items.len(), 1);
-    assert_eq!(listed.items[0].uid(), created.uid());
+    assert_eq!(listed.items[0].uid_str(), created.uid_str());
     assert!(
         api.list(&ListParams::default().labels("app=other"))
             .await
@@ -188,7 +188,7 @@ async fn a_manifest_work_round_trips_through_the_upstream_crd() {
 
     // Watch from the created version; the status patch arrives as a modification.
     let mut events = api
-        .watch(&WatchParams::default().timeout(20), created.resource_version())
+        .watch(&WatchParams::default().timeout(20), created.resource_version_str())
         .await
         .unwrap()
         .boxed();

@@ -33,7 +33,8 @@ use cloudevents::event::{ExtensionValue, SpecVersion};
 use cloudevents::message::Encoding;
 use cloudevents::{AttributesReader, Data, Event};
 use ocm_ce_core::extensions::TIMESTAMP_EXTENSIONS;
-use ocm_ce_core::received::{self, Attributes, EventDraft, check_uri_reference, extension_name, is_go_zero_time};
+use ocm_ce_core::go_time::{Layout, Precision, format_rfc3339, is_go_zero_time, parse_rfc3339};
+use ocm_ce_core::received::{self, Attributes, EventDraft, check_uri_reference, extension_name};
 
 use crate::error::{Error, Result};
 use crate::pb;
@@ -107,7 +108,7 @@ pub fn encode(event: &Event) -> Result<pb::CloudEvent> {
     for (name, value) in extensions {
         let attr = match value {
             ExtensionValue::String(s) if TIMESTAMP_EXTENSIONS.contains(&name.as_str()) => {
-                match time::parse_rfc3339(s) {
+                match parse_rfc3339(s, Layout::Rfc3339Nano).ok() {
                     Some(t) => Attr::CeTimestamp(time::to_timestamp(&t)),
                     None => Attr::CeString(s.clone()),
                 }
@@ -270,7 +271,7 @@ impl AttrValue {
             Self::Int(i) => i.to_string(),
             Self::Str(s) | Self::Uri(s) => format!("{s:?}"),
             Self::Bytes(b) => format!("{b:?}"),
-            Self::Time(t) => time::format_rfc3339_nano(t),
+            Self::Time(t) => format_rfc3339(t, Precision::Nanos),
         }
     }
 
@@ -291,7 +292,7 @@ impl AttrValue {
             Self::Int(i) => ExtensionValue::Integer(i64::from(i)),
             Self::Str(s) | Self::Uri(s) => ExtensionValue::String(s),
             Self::Bytes(b) => ExtensionValue::String(BASE64.encode(b)),
-            Self::Time(t) => ExtensionValue::String(time::format_rfc3339_nano(&t)),
+            Self::Time(t) => ExtensionValue::String(format_rfc3339(&t, Precision::Nanos)),
         }
     }
 }
@@ -391,7 +392,7 @@ fn set_attribute(draft: &mut EventDraft, kind: Kind, value: AttrValue) -> Result
         Kind::Time => {
             let time = match value {
                 AttrValue::Time(t) => t,
-                AttrValue::Str(s) => time::parse_rfc3339(&s).ok_or_else(|| Error::InvalidAttribute {
+                AttrValue::Str(s) => parse_rfc3339(&s, Layout::Rfc3339Nano).map_err(|_| Error::InvalidAttribute {
                     name: name.to_owned(),
                     reason: format!("{s:?}"),
                 })?,

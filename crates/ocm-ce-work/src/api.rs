@@ -357,18 +357,22 @@ impl ManifestWork {
         self.metadata.name.as_deref().unwrap_or_default()
     }
 
-    /// `metadata.namespace` (`""` when unset).
-    pub fn namespace(&self) -> &str {
+    /// `metadata.namespace` (`""` when unset). Named apart from kube's
+    /// `ResourceExt::namespace`, which returns an `Option<String>`.
+    pub fn namespace_str(&self) -> &str {
         self.metadata.namespace.as_deref().unwrap_or_default()
     }
 
-    /// `metadata.uid` (`""` when unset).
-    pub fn uid(&self) -> &str {
+    /// `metadata.uid` (`""` when unset). Named apart from kube's `ResourceExt::uid`, which
+    /// returns an `Option<String>`.
+    pub fn uid_str(&self) -> &str {
         self.metadata.uid.as_deref().unwrap_or_default()
     }
 
-    /// `metadata.resourceVersion` as a string (`""` when unset).
-    pub fn resource_version(&self) -> &str {
+    /// `metadata.resourceVersion` as a string (`""` when unset). Named apart from kube's
+    /// `ResourceExt::resource_version` (an `Option<String>`) and
+    /// [`ResourceObject::resource_version`] (the same text, for the generic clients).
+    pub fn resource_version_str(&self) -> &str {
         self.metadata.resource_version.as_deref().unwrap_or_default()
     }
 
@@ -399,7 +403,7 @@ impl ManifestWork {
         if let Some(v) = self.annotation(RESOURCE_VERSION_ANNOTATION) {
             return v.to_owned();
         }
-        match self.resource_version() {
+        match self.resource_version_str() {
             "" => "0".to_owned(),
             v => v.to_owned(),
         }
@@ -482,10 +486,10 @@ impl kube::Resource for ManifestWork {
 
 impl ResourceObject for ManifestWork {
     fn resource_id(&self) -> &str {
-        self.uid()
+        self.uid_str()
     }
     fn resource_version(&self) -> &str {
-        Self::resource_version(self)
+        self.resource_version_str()
     }
     fn deletion_timestamp(&self) -> Option<DateTime<Utc>> {
         self.metadata.deletion_timestamp.as_ref().map(time_to_chrono)

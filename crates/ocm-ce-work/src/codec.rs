@@ -164,23 +164,26 @@ fn agent_status_event(
     sequence: &SequenceGenerator,
     check_manifests: impl FnOnce(&ManifestWork) -> Result<(), CodecError>,
 ) -> Result<Event, CodecError> {
-    let rv = work.resource_version();
+    let rv = work.resource_version_str();
     let version: i64 = rv.parse().map_err(|e| {
         encode_error(format!(
             "failed to parse the resourceversion of the work {}, {}",
-            work.uid(),
+            work.uid_str(),
             parse_int_error("strconv.ParseInt", rv, &e)
         ))
     })?;
-    let original_source = work
-        .label(crate::api::ORIGINAL_SOURCE_LABEL)
-        .ok_or_else(|| encode_error(format!("failed to find originalsource from the work {}", work.uid())))?;
+    let original_source = work.label(crate::api::ORIGINAL_SOURCE_LABEL).ok_or_else(|| {
+        encode_error(format!(
+            "failed to find originalsource from the work {}",
+            work.uid_str()
+        ))
+    })?;
     check_manifests(work)?;
     ocm_ce_core::EventBuilder::new(source, event_type.clone())
-        .resource_id(work.uid())
+        .resource_id(work.uid_str())
         .sequence_id(sequence.next_string())
         .resource_version(version)
-        .cluster_name(work.namespace())
+        .cluster_name(work.namespace_str())
         .original_source(original_source)
         .build()
         .map_err(|e| encode_error(e.to_string()))

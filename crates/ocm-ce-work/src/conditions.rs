@@ -79,7 +79,7 @@ pub fn deleted_condition(namespace: &str) -> Condition {
 /// (reason `ManifestsDeleted`, message `The manifests are deleted from the cluster <namespace>`,
 /// transition time `now` when new). The work is then published with action `delete_request`.
 pub fn mark_manifests_deleted(work: &mut ManifestWork, now: DateTime<Utc>) -> bool {
-    let condition = deleted_condition(work.namespace());
+    let condition = deleted_condition(work.namespace_str());
     set_status_condition(&mut work.status.conditions, condition, now)
 }
 

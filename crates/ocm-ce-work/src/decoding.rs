@@ -6,6 +6,7 @@
 //! against a description of the Go types ([`GoType`]). Errors of Go types with their own
 //! `UnmarshalJSON` (times) abort Go's decoding and win over type errors, as in Go.
 
+use ocm_ce_core::go_time::{Layout, parse_rfc3339};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -367,93 +368,11 @@ impl Walk {
     }
 }
 
-const RFC3339_LAYOUT: &str = "2006-01-02T15:04:05Z07:00";
-
 /// Checks a `metav1.Time` string as Go's `time.Parse(time.RFC3339, s)` does, with its error
 /// texts (`parsing time "x" as "2006-01-02T15:04:05Z07:00": cannot parse "x" as "2006"`, or a
 /// range error).
 pub(crate) fn check_go_rfc3339(s: &str) -> Result<(), String> {
-    let b = s.as_bytes();
-    let cannot = |at: usize, elem: &str| {
-        format!(
-            "parsing time {} as {}: cannot parse {} as {}",
-            go_quote(s),
-            go_quote(RFC3339_LAYOUT),
-            go_quote(&s[at.min(s.len())..]),
-            go_quote(elem)
-        )
-    };
-    let range = |what: &str| format!("parsing time {}: {what} out of range", go_quote(s));
-    let digits = |at: usize, n: usize| -> Option<u32> {
-        let part = b.get(at..at + n)?;
-        part.iter()
-            .all(u8::is_ascii_digit)
-            .then(|| part.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')))
-    };
-    let lit = |at: usize, c: u8| b.get(at) == Some(&c);
-    let year = digits(0, 4).ok_or_else(|| cannot(0, "2006"))?;
-    let steps: [(u8, &str, usize); 5] = [
-        (b'-', "01", 5),
-        (b'-', "02", 8),
-        (b'T', "15", 11),
-        (b':', "04", 14),
-        (b':', "05", 17),
-    ];
-    let mut values = [0u32; 5];
-    for (i, (sep, elem, at)) in steps.iter().enumerate() {
-        if !lit(at - 1, *sep) {
-            return Err(cannot(at - 1, &(*sep as char).to_string()));
-        }
-        values[i] = digits(*at, 2).ok_or_else(|| cannot(*at, elem))?;
-    }
-    let mut pos = 19;
-    if lit(pos, b'.') || lit(pos, b',') {
-        pos += 1;
-        let start = pos;
-        while b.get(pos).is_some_and(u8::is_ascii_digit) {
-            pos += 1;
-        }
-        if pos == start {
-            return Err(cannot(start - 1, "Z07:00"));
-        }
-    }
-    match b.get(pos) {
-        Some(b'Z') => pos += 1,
-        Some(b'+' | b'-') => {
-            if digits(pos + 1, 2).is_none() || !lit(pos + 3, b':') || digits(pos + 4, 2).is_none() {
-                return Err(cannot(pos, "Z07:00"));
-            }
-            pos += 6;
-        }
-        _ => return Err(cannot(pos, "Z07:00")),
-    }
-    if pos != b.len() {
-        return Err(format!(
-            "parsing time {} as {}: extra text: {}",
-            go_quote(s),
-            go_quote(RFC3339_LAYOUT),
-            go_quote(&s[pos..])
-        ));
-    }
-    let [month, day, hour, minute, second] = values;
-    if !(1..=12).contains(&month) {
-        return Err(range("month"));
-    }
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if day < 1 || day > days[(month - 1) as usize] {
-        return Err(range("day"));
-    }
-    if hour > 23 {
-        return Err(range("hour"));
-    }
-    if minute > 59 {
-        return Err(range("minute"));
-    }
-    if second > 59 {
-        return Err(range("second"));
-    }
-    Ok(())
+    parse_rfc3339(s, Layout::Rfc3339).map(drop).map_err(|e| e.to_string())
 }
 
 /// Go type descriptions of the payloads and API types the codecs decode.

@@ -30,7 +30,7 @@ pub fn works_from_yaml(text: &str) -> Result<Vec<ManifestWork>> {
         }
         let work: ManifestWork = serde_json::from_value(doc)
             .map_err(|e| invalid(format!("document {} is not a valid ManifestWork: {e}", i + 1)))?;
-        if work.namespace().is_empty() {
+        if work.namespace_str().is_empty() {
             return Err(invalid(format!(
                 "work {} (document {}) has no metadata.namespace (the target cluster)",
                 work.name(),

@@ -674,7 +674,7 @@ async fn attempt<C: WorkApi>(client: &C, kube: &kube::Client, filters: &[OwnerFi
     // resource version is the one read above, as in Go.
     let patch = serde_json::json!({
         "metadata": {
-            "resourceVersion": work.resource_version(),
+            "resourceVersion": work.resource_version_str(),
             "ownerReferences": others,
         }
     });

@@ -43,7 +43,7 @@ impl Lister<ManifestWork> for SourceLister {
         Ok(self
             .store
             .get_by_uid(resource_id)
-            .filter(|w| options.cluster_name.is_empty() || w.namespace() == options.cluster_name)
+            .filter(|w| options.cluster_name.is_empty() || w.namespace_str() == options.cluster_name)
             .map(|w| (*w).clone()))
     }
 }
@@ -63,7 +63,7 @@ impl AgentLister {
 }
 
 fn agent_matches(w: &ManifestWork, options: &ListOptions) -> bool {
-    (options.cluster_name.is_empty() || w.namespace() == options.cluster_name)
+    (options.cluster_name.is_empty() || w.namespace_str() == options.cluster_name)
         && (options.source.is_empty() || w.label(ORIGINAL_SOURCE_LABEL) == Some(options.source.as_str()))
         && w.annotation(DATA_TYPE_ANNOTATION) == Some(options.data_type.to_string().as_str())
 }

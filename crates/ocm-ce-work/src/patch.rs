@@ -201,7 +201,7 @@ mod tests {
     fn a_merge_patch_changes_name_and_namespace() {
         let p = br#"{"metadata":{"name":"test2","namespace":"ns2"}}"#;
         let w = patch(&work(), PatchType::Merge, p).unwrap();
-        assert_eq!((w.name(), w.namespace()), ("test2", "ns2"));
+        assert_eq!((w.name(), w.namespace_str()), ("test2", "ns2"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::hash::Hash;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use ocm_ce_client::BackoffConfig;
 use tokio_util::time::DelayQueue;
 
 /// The queue (see the [module docs](self)). Not synchronised: one owner drives it.
@@ -24,8 +25,7 @@ pub struct WorkQueue<T> {
     dirty: HashSet<T>,
     delayed: DelayQueue<T>,
     failures: HashMap<T, u32>,
-    base_delay: Duration,
-    max_delay: Duration,
+    backoff: BackoffConfig,
 }
 
 impl<T: Hash + Eq + Clone> WorkQueue<T> {
@@ -39,8 +39,7 @@ impl<T: Hash + Eq + Clone> WorkQueue<T> {
             dirty: HashSet::new(),
             delayed: DelayQueue::new(),
             failures: HashMap::new(),
-            base_delay,
-            max_delay,
+            backoff: BackoffConfig::exponential(base_delay, max_delay),
         }
     }
 
@@ -68,7 +67,7 @@ impl<T: Hash + Eq + Clone> WorkQueue<T> {
         if failed {
             let failures = self.failures.entry(item.clone()).or_default();
             *failures = failures.saturating_add(1);
-            let delay = backoff(self.base_delay, self.max_delay, *failures);
+            let delay = self.backoff.delay(*failures);
             self.dirty.remove(&item);
             if self.queued.insert(item.clone()) {
                 self.delayed.insert(item, delay);
@@ -109,11 +108,6 @@ impl<T: Hash + Eq + Clone> WorkQueue<T> {
     }
 }
 
-/// `base * 2^(failures - 1)`, capped at `max`.
-fn backoff(base: Duration, max: Duration, failures: u32) -> Duration {
-    base.saturating_mul(1 << failures.saturating_sub(1).min(31)).min(max)
-}
-
 #[cfg(test)]
 mod tests {
     use std::future::poll_fn;
@@ -145,16 +139,6 @@ mod tests {
         assert_eq!(q.pop(), None, "not while it is processed");
         q.done(a, false);
         assert_eq!(q.pop(), Some("a"));
-    }
-
-    #[test]
-    fn back_off_doubles_per_failure_up_to_the_cap() {
-        let (base, max) = (Duration::from_millis(5), Duration::from_secs(1));
-        assert_eq!(backoff(base, max, 1), Duration::from_millis(5));
-        assert_eq!(backoff(base, max, 2), Duration::from_millis(10));
-        assert_eq!(backoff(base, max, 4), Duration::from_millis(40));
-        assert_eq!(backoff(base, max, 9), Duration::from_secs(1));
-        assert_eq!(backoff(base, max, u32::MAX), Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]

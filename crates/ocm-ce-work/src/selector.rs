@@ -176,7 +176,7 @@ impl FieldSelector {
             let actual = if field == "metadata.name" {
                 work.name()
             } else {
-                work.namespace()
+                work.namespace_str()
             };
             (actual == value) == *equal
         })

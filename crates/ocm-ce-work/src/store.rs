@@ -53,21 +53,21 @@ impl State {
     }
 
     fn put(&mut self, work: Arc<ManifestWork>) -> Option<Arc<ManifestWork>> {
-        let (ns, name) = (work.namespace().to_owned(), work.name().to_owned());
+        let (ns, name) = (work.namespace_str().to_owned(), work.name().to_owned());
         let old = self
             .by_namespace
             .entry(ns.clone())
             .or_default()
             .insert(name.clone(), work.clone());
         if let Some(o) = &old {
-            if o.uid() != work.uid() {
-                self.by_uid.remove(o.uid());
+            if o.uid_str() != work.uid_str() {
+                self.by_uid.remove(o.uid_str());
             }
         } else {
             self.len += 1;
         }
-        if !work.uid().is_empty() {
-            self.by_uid.insert(work.uid().to_owned(), (ns, name));
+        if !work.uid_str().is_empty() {
+            self.by_uid.insert(work.uid_str().to_owned(), (ns, name));
         }
         old
     }
@@ -78,7 +78,7 @@ impl State {
         if names.is_empty() {
             self.by_namespace.remove(namespace);
         }
-        self.by_uid.remove(old.uid());
+        self.by_uid.remove(old.uid_str());
         self.len -= 1;
         Some(old)
     }
@@ -180,7 +180,7 @@ impl Store {
         };
         drop(state);
         out.retain(|w| params.matches(w));
-        out.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
+        out.sort_by(|a, b| (a.namespace_str(), a.name()).cmp(&(b.namespace_str(), b.name())));
         out
     }
 
@@ -250,9 +250,9 @@ impl Writer {
     /// Adds a work; fails when `namespace/name` exists.
     pub fn insert(&self, work: ManifestWork) -> Result<Arc<ManifestWork>, Error> {
         let mut state = self.shared.write();
-        if state.get(work.namespace(), work.name()).is_some() {
+        if state.get(work.namespace_str(), work.name()).is_some() {
             return Err(Error::AlreadyExists {
-                namespace: work.namespace().to_owned(),
+                namespace: work.namespace_str().to_owned(),
                 name: work.name().to_owned(),
             });
         }
@@ -299,7 +299,7 @@ impl Writer {
             return Ok(Some(current.clone()));
         };
         let new = Arc::new(new);
-        if new.namespace() != namespace || new.name() != name {
+        if new.namespace_str() != namespace || new.name() != name {
             if let Some(old) = state.take(namespace, name) {
                 self.shared.emit(WatchEvent::Deleted(old));
             }
@@ -323,7 +323,7 @@ impl Writer {
         };
         // Between the lookup and the update the work may be renamed or removed; `update`
         // re-reads under the write lock, and a vanished work is reported as absent.
-        self.update(&ns, &name, |w| if w.uid() == uid { f(w) } else { Ok(None) })
+        self.update(&ns, &name, |w| if w.uid_str() == uid { f(w) } else { Ok(None) })
     }
 
     /// Removes the work with this UID.

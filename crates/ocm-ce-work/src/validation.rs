@@ -294,13 +294,16 @@ pub fn validate(work: &ManifestWork) -> Result<(), ValidationErrors> {
 pub fn validate_with(work: &ManifestWork, manifests: &ManifestValidator) -> Result<(), ValidationErrors> {
     let mut errs = Vec::new();
     let meta = &work.metadata;
-    if work.uid().is_empty() {
+    if work.uid_str().is_empty() {
         errs.push(FieldError::required("metadata.uid", "field not set"));
     }
-    if work.resource_version().is_empty() {
+    if work.resource_version_str().is_empty() {
         errs.push(FieldError::required("metadata.resourceVersion", "field not set"));
     }
-    for (field, value) in [("metadata.name", work.name()), ("metadata.namespace", work.namespace())] {
+    for (field, value) in [
+        ("metadata.name", work.name()),
+        ("metadata.namespace", work.namespace_str()),
+    ] {
         if value.is_empty() {
             errs.push(FieldError::required(field, "field not set"));
         }

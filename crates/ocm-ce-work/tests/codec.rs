@@ -1,5 +1,5 @@
-//! The Go unit scenarios of the codecs (spec §12.10, §12.11), utils (§12.12) and the manifest
-//! validator (§12.14), plus property tests of the status hash and codec round trips.
+//! The Go unit scenarios of the work codecs (source and agent), the work utilities and the
+//! manifest validator, plus property tests of the status hash and codec round trips.
 
 #![allow(clippy::unwrap_used)]
 
@@ -200,7 +200,7 @@ fn agent_decoding_checks_type_and_extensions_and_validates_the_spec() {
             ],
         );
         let w = codec.decode(&deleting).unwrap();
-        assert_eq!(w.resource_version(), "13");
+        assert_eq!(w.resource_version_str(), "13");
         assert_eq!(
             w.finalizers(),
             ["cluster.open-cluster-management.io/manifest-work-cleanup"]
@@ -234,7 +234,7 @@ fn agent_decoding_checks_type_and_extensions_and_validates_the_spec() {
             with_json(base, &serde_json::json!({"manifest": config_map().to_value().unwrap()}))
         };
         let w = codec.decode(&valid).unwrap();
-        assert_eq!((w.name(), w.namespace(), w.uid()), ("test", "cluster1", "test"));
+        assert_eq!((w.name(), w.namespace_str(), w.uid_str()), ("test", "cluster1", "test"));
         assert_eq!(w.label(ORIGINAL_SOURCE_LABEL), Some("source1"));
         assert_eq!(w.spec.workload.manifests.len(), 1);
     }
@@ -289,7 +289,7 @@ fn source_decoding_restores_status_metadata_and_spec() {
         &status,
     );
     let w = codec.decode(&e).unwrap();
-    assert_eq!((w.uid(), w.resource_version()), ("test", "13"));
+    assert_eq!((w.uid_str(), w.resource_version_str()), ("test", "13"));
     assert_eq!(w.annotation(SEQUENCE_ID_ANNOTATION), Some("1834773391719010304"));
     assert_eq!(w.status.conditions[0].type_, "Test");
 
@@ -319,7 +319,7 @@ fn source_decoding_restores_status_metadata_and_spec() {
         &status,
     );
     let w = codec.decode(&e).unwrap();
-    assert_eq!((w.name(), w.namespace()), ("work1", "cluster1"));
+    assert_eq!((w.name(), w.namespace_str()), ("work1", "cluster1"));
     assert_eq!(w.label("test"), Some("true"));
     assert_eq!(w.annotation("test"), Some("true"));
     assert_eq!(w.annotation(SEQUENCE_ID_ANNOTATION), Some("1834773391719010304"));
@@ -554,9 +554,9 @@ proptest! {
         }
         let e = SourceManifestBundleCodec::new().encode("source1", &ty(BUNDLE_SPEC), &w).unwrap();
         let got = AgentManifestBundleCodec::new().decode(&e).unwrap();
-        prop_assert_eq!(got.uid(), w.uid());
-        prop_assert_eq!(got.name(), w.uid());
-        prop_assert_eq!(got.resource_version(), w.resource_version());
+        prop_assert_eq!(got.uid_str(), w.uid_str());
+        prop_assert_eq!(got.name(), w.uid_str());
+        prop_assert_eq!(got.resource_version_str(), w.resource_version_str());
         if deleting {
             prop_assert_eq!(&got.metadata.deletion_timestamp, &w.metadata.deletion_timestamp);
             prop_assert!(got.spec.workload.manifests.is_empty());
@@ -578,8 +578,8 @@ proptest! {
             .encode("cluster1-work-agent", &ty(BUNDLE_STATUS), &w)
             .unwrap();
         let got = SourceManifestBundleCodec::new().decode(&e).unwrap();
-        prop_assert_eq!(got.uid(), w.uid());
-        prop_assert_eq!(got.resource_version(), w.resource_version());
+        prop_assert_eq!(got.uid_str(), w.uid_str());
+        prop_assert_eq!(got.resource_version_str(), w.resource_version_str());
         prop_assert_eq!(got.annotation(SEQUENCE_ID_ANNOTATION).unwrap(), e.sequence_id().unwrap());
         prop_assert_eq!(status_hash(&got.status), status_hash(&w.status));
         let first = w.status.resource_status.manifests.first().cloned();

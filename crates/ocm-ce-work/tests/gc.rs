@@ -344,7 +344,7 @@ async fn a_work_whose_only_owner_is_deleted_is_deleted_through_the_source_client
         .filter(|p| p.event.ty().ends_with(".spec.delete_request"))
         .collect();
     assert_eq!(deletes.len(), 1);
-    assert_eq!(deletes[0].event.resource_id().unwrap(), created.uid());
+    assert_eq!(deletes[0].event.resource_id().unwrap(), created.uid_str());
     assert_eq!(gc.handle.metrics().works_deleted(), 1);
     assert_eq!(gc.handle.metrics().owner_deletions(), 1);
     assert_eq!(gc.handle.metrics().errors(), 0);
@@ -366,7 +366,7 @@ fn finalizer_remover(agent: &Agent) -> JoinHandle<()> {
             for w in agent.list(&Default::default()) {
                 if w.is_deleting() && !w.finalizers().is_empty() {
                     let _ = agent
-                        .patch(w.uid(), PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#)
+                        .patch(w.uid_str(), PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#)
                         .await;
                 }
             }
@@ -397,7 +397,7 @@ async fn deleting_owners_deletes_their_works_or_removes_their_references() {
     let mut uids = Vec::new();
     for (name, owners) in [("test1", vec![cm.clone()]), ("test2", vec![cm, secret.clone()])] {
         let created = source.create("cluster1", work(name, owners)).await.unwrap();
-        uids.push(created.uid().to_owned());
+        uids.push(created.uid_str().to_owned());
     }
     // The agent applies both works: finalizer and status Created.
     for uid in &uids {

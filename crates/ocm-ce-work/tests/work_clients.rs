@@ -95,7 +95,7 @@ async fn lifecycle(versioned: bool) {
     let mut watch = source.watch();
 
     let created = source.create("cluster1", work("work1", versioned)).await.unwrap();
-    let uid = created.uid().to_owned();
+    let uid = created.uid_str().to_owned();
     assert!(matches!(watch.next().await, Some(WatchEvent::Added(_))));
     eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
 
@@ -279,13 +279,13 @@ async fn specs_made_while_the_broker_is_away_are_stored_and_sent_once_it_is_back
     assert_eq!(source.unsent(), 3, "nothing is given up while the broker is away");
 
     broker.set_down(false);
-    eventually("the agent to get the new work", || agent.get(new.uid()).is_ok()).await;
+    eventually("the agent to get the new work", || agent.get(new.uid_str()).is_ok()).await;
     eventually("the agent to get the update", || {
-        agent.get(kept.uid()).is_ok_and(|w| w.resource_version() == "2")
+        agent.get(kept.uid_str()).is_ok_and(|w| w.resource_version_str() == "2")
     })
     .await;
     eventually("the agent to get the deletion", || {
-        agent.get(gone.uid()).is_err() || agent.get(gone.uid()).is_ok_and(|w| w.is_deleting())
+        agent.get(gone.uid_str()).is_err() || agent.get(gone.uid_str()).is_ok_and(|w| w.is_deleting())
     })
     .await;
     eventually("everything acknowledged", || source.unsent() == 0).await;
@@ -298,7 +298,7 @@ async fn a_status_reported_while_the_broker_is_away_reaches_the_source_once_it_i
     source.wait_until_connected().await;
     agent.wait_until_connected().await;
     let created = source.create("cluster1", work("w", true)).await.unwrap();
-    let uid = created.uid().to_owned();
+    let uid = created.uid_str().to_owned();
     eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
 
     broker.set_down(true);
@@ -336,7 +336,7 @@ async fn an_agent_of_another_cluster_cannot_touch_a_work() {
     source.wait_until_connected().await;
     payroll.wait_until_connected().await;
     let created = source.create("payroll", work_in("payroll", "salaries")).await.unwrap();
-    let uid = created.uid().to_owned();
+    let uid = created.uid_str().to_owned();
     eventually("the payroll agent to get the work", || payroll.get(&uid).is_ok()).await;
 
     // A rogue agent publishes a `Deleted` status carrying payroll's work id.
@@ -378,7 +378,7 @@ async fn a_status_that_arrives_before_its_work_is_retried_not_lost() {
     agent.wait_until_connected().await;
     source.wait_until_connected().await;
     let created = source.create("cluster1", work("w", true)).await.unwrap();
-    let uid = created.uid().to_owned();
+    let uid = created.uid_str().to_owned();
     eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
     drop(source);
     agent_applies(&agent, &uid, "Created").await;
@@ -404,7 +404,7 @@ async fn a_restarted_source_resumes_from_its_works_and_converges_by_resync() {
     source.wait_until_connected().await;
     agent.wait_until_connected().await;
     let created = source.create("cluster1", work("w", true)).await.unwrap();
-    let uid = created.uid().to_owned();
+    let uid = created.uid_str().to_owned();
     eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
     let saved: Vec<ManifestWork> = source
         .list("", &Default::default())
@@ -462,7 +462,7 @@ async fn a_restarted_agent_gets_its_works_back_by_spec_resync() {
     })
     .await;
     let w0 = source.get("cluster1", "w0").unwrap();
-    assert_eq!(agent.get(w0.uid()).unwrap().resource_version(), "2");
+    assert_eq!(agent.get(w0.uid_str()).unwrap().resource_version_str(), "2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,7 +475,7 @@ async fn a_deletion_racing_a_status_patch_is_never_lost() {
         source.wait_until_connected().await;
         agent.wait_until_connected().await;
         let created = source.create("cluster1", work("w", true)).await.unwrap();
-        let uid = created.uid().to_owned();
+        let uid = created.uid_str().to_owned();
         eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
         agent
             .patch(
@@ -518,7 +518,7 @@ async fn the_deleted_acknowledgement_is_retried_until_published() {
     source.wait_until_connected().await;
     agent.wait_until_connected().await;
     let created = source.create("cluster1", work("w", true)).await.unwrap();
-    let uid = created.uid().to_owned();
+    let uid = created.uid_str().to_owned();
     eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
     agent_applies(&agent, &uid, "Created").await;
     eventually("the source to see the status", || {

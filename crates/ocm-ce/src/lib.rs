@@ -18,7 +18,7 @@
 //! let source = SourceWorkClient::start(transport, "source1", Vec::<ManifestWork>::new(), WorkClientOptions::default());
 //! source.wait_until_connected().await;
 //! for work in source.list("", &Default::default()) {
-//!     println!("{}/{}", work.namespace(), work.name());
+//!     println!("{}/{}", work.namespace_str(), work.name());
 //! }
 //! # Ok(())
 //! # }

@@ -130,13 +130,13 @@ impl GrpcTransport {
 
     /// TLS settings and the authorization header, read from the files now.
     fn credentials(&self, host: &str) -> Result<Credentials, TransportError> {
-        let Some(ca_file) = &self.config.ca_file else {
+        let Some(ca_file) = &self.config.tls.ca_file else {
             return Ok((None, None));
         };
         let mut options = ClientTlsOptions::default()
             .ca_file(ca_file)
             .versions(TlsVersion::Tls13, TlsVersion::Tls13);
-        let client_cert = match (&self.config.client_cert_file, &self.config.client_key_file) {
+        let client_cert = match (&self.config.tls.client_cert_file, &self.config.tls.client_key_file) {
             (Some(cert), Some(key)) => Some(ClientCertFiles::new(cert, key)),
             _ => None,
         };

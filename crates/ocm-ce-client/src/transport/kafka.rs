@@ -12,7 +12,7 @@
 //! ends the subscription with an error; the generic client then dials a new connection,
 //! subscribes again and resyncs.
 //!
-//! Wire behaviour is Go's (spec §7): topics and keys ([`topics`]), binary content mode with
+//! Wire behaviour is Go's (`generic/options/kafka`): topics and keys ([`topics`]), binary content mode with
 //! `ce-*` headers ([`binding`]), Go's librdkafka defaults and passthrough keys ([`KafkaConfig`]),
 //! the consumer group defaulting to the source id / agent id.
 //!

@@ -7,7 +7,8 @@ use cloudevents::event::{ExtensionValue, SpecVersion};
 use cloudevents::{AttributesReader, Data, Event};
 use ocm_ce_core::ReceiveError;
 use ocm_ce_core::extensions::{format_time, parse_time};
-use ocm_ce_core::received::{self, Attributes, EventDraft, check_uri_reference, extension_name, is_go_zero_time};
+use ocm_ce_core::go_time::is_go_zero_time;
+use ocm_ce_core::received::{self, Attributes, EventDraft, check_uri_reference, extension_name};
 
 /// Prefix of the attribute properties / headers.
 pub(crate) const PREFIX: &str = "ce-";

@@ -7,7 +7,7 @@
 //! the subscription with an error, and the generic client dials a new connection, subscribes
 //! again (waiting for the SUBACK) and resyncs.
 //!
-//! Wire behaviour is Go's (spec §5): binary content mode ([`binding`]), Go's topics and routing
+//! Wire behaviour is Go's (`generic/options/mqtt`): binary content mode ([`binding`]), Go's topics and routing
 //! ([`ocm_ce_core::Topics`]), client ids (the source's given id; `<agentID>-client` for an
 //! agent), QoS 1 by default, user name/password only when set, and a 10 second wait for each
 //! PUBACK and SUBACK.
@@ -215,12 +215,13 @@ impl MqttTransport {
         &self.settings.config
     }
 
-    /// The topic filters one SUBSCRIBE asks for (Go's §5.4).
+    /// The topic filters one SUBSCRIBE asks for: a source subscribes to its agent events topic
+    /// (and the agent broadcast), an agent to its source events topic (and the source broadcast).
     pub fn subscriptions(&self) -> &[String] {
         &self.settings.filters
     }
 
-    /// The topic `event` is published to (Go's `WithContext`, §5.5, plus the agent improvement
+    /// The topic `event` is published to (Go's `WithContext`, plus the agent improvement
     /// described in the module docs). Errors are configuration errors.
     pub fn publish_topic(&self, target: &PublishTarget, event: &Event) -> Result<String, TransportError> {
         self.settings.publish_topic(target, event)

@@ -336,7 +336,7 @@ pub async fn send_status(agt: &Agent, action: &str, m: &Mock) {
 }
 
 /// The generic source + agent lifecycle over Kafka: create, status, update, delete, `Deleted`
-/// (spec §12.15, with the mock resource). The topics must exist.
+/// (Go's `test/integration/cloudevents` lifecycle, with the mock resource). The topics must exist.
 pub async fn lifecycle(config: KafkaConfig, source_id: &str, cluster: &str) {
     use ocm_ce_core::event_type::action;
     let t = Duration::from_secs(60);

@@ -226,7 +226,7 @@ impl Env {
         w.metadata.annotations = Some([(RESOURCE_VERSION_ANNOTATION.to_owned(), "1".to_owned())].into());
         configure(&mut w);
         self.versions.lock().unwrap().insert(name.to_owned(), 1);
-        self.source.create(&self.cluster, w).await.unwrap().uid().to_owned()
+        self.source.create(&self.cluster, w).await.unwrap().uid_str().to_owned()
     }
 
     /// Replaces the spec of work `name` (with a new version).

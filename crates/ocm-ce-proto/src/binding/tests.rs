@@ -1,4 +1,4 @@
-//! The binding's unit tests: Go's `message_test.go` / `write_message_test.go` (§12.8) as
+//! The binding's unit tests: Go's `grpc/protocol/message_test.go` / `write_message_test.go` as
 //! sentences, plus the mapping rules one by one.
 
 use std::collections::BTreeMap;

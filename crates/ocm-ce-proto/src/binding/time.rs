@@ -1,6 +1,7 @@
-//! Time values the way Go writes and reads them.
+//! `timestamppb` conversions the way Go's protobuf runtime does them (the RFC 3339 string
+//! form lives in `ocm_ce_core::go_time`).
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
@@ -32,142 +33,12 @@ pub(super) fn from_timestamp(ts: &Timestamp) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| format!("timestamp out of range: seconds {} nanos {}", ts.seconds, ts.nanos))
 }
 
-/// Go's `t.UTC().Format(time.RFC3339Nano)`: the CloudEvents canonical string form of a
-/// timestamp, with the fraction's trailing zeros (and a bare dot) removed.
-pub(super) fn format_rfc3339_nano(time: &DateTime<Utc>) -> String {
-    let year = time.year();
-    let year = if year < 0 {
-        format!("-{:04}", year.unsigned_abs())
-    } else {
-        format!("{year:04}")
-    };
-    let mut out = format!(
-        "{year}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        time.month(),
-        time.day(),
-        time.hour(),
-        time.minute(),
-        time.second(),
-    );
-    let nanos = time.nanosecond() % 1_000_000_000;
-    if nanos != 0 {
-        let fraction = format!("{nanos:09}");
-        out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
-    }
-    out.push('Z');
-    out
-}
-
-/// Go's `time.Parse(time.RFC3339Nano, s)`: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, upper
-/// case `T` and `Z` only, no leap second, fraction digits beyond nine truncated.
-pub(super) fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
-    let b = s.as_bytes();
-    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
-        let part = b.get(range)?;
-        part.iter()
-            .all(u8::is_ascii_digit)
-            .then(|| part.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')))
-    };
-    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-    if separators.iter().any(|&(i, c)| b.get(i) != Some(&c)) {
-        return None;
-    }
-    let year = i32::try_from(digits(0..4)?).ok()?;
-    let date = NaiveDate::from_ymd_opt(year, digits(5..7)?, digits(8..10)?)?;
-    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-
-    let mut i = 19;
-    let mut nanos = 0u32;
-    if matches!(b.get(i), Some(b'.' | b',')) && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
-        let start = i + 1;
-        let mut end = start;
-        while b.get(end).is_some_and(u8::is_ascii_digit) {
-            end += 1;
-        }
-        let kept = &b[start..end.min(start + 9)];
-        let scale = 9 - u32::try_from(kept.len()).ok()?;
-        let value = kept.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
-        nanos = value * 10u32.pow(scale);
-        i = end;
-    }
-    let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos).filter(|_| second < 60)?;
-
-    let offset_seconds = match b.get(i..)? {
-        [b'Z'] => 0,
-        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let (h, m) = (digits(i + 1..i + 3)?, digits(i + 4..i + 6)?);
-            if h >= 24 || m >= 60 {
-                return None;
-            }
-            let magnitude = i64::from(h * 3600 + m * 60);
-            if *sign == b'-' { -magnitude } else { magnitude }
-        }
-        _ => return None,
-    };
-    let local = date.and_time(time).and_utc();
-    local.checked_sub_signed(TimeDelta::seconds(offset_seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    #[test]
-    fn formats_like_go_rfc3339_nano() {
-        for (input, want) in [
-            ("2024-10-01T12:00:00.123456789Z", "2024-10-01T12:00:00.123456789Z"),
-            ("2024-10-01T12:00:00.500Z", "2024-10-01T12:00:00.5Z"),
-            ("2026-11-25T12:20:41.034698300Z", "2026-11-25T12:20:41.0346983Z"),
-            ("2024-10-01T12:00:00Z", "2024-10-01T12:00:00Z"),
-            ("2024-10-01T14:00:00.1+02:00", "2024-10-01T12:00:00.1Z"),
-        ] {
-            assert_eq!(format_rfc3339_nano(&utc(input)), want);
-        }
-    }
-
-    #[test]
-    fn parses_what_go_parses() {
-        assert_eq!(
-            parse_rfc3339("2024-10-01T12:00:00.123456789Z"),
-            Some(utc("2024-10-01T12:00:00.123456789Z"))
-        );
-        assert_eq!(
-            parse_rfc3339("2024-10-01T14:00:00+02:00"),
-            Some(utc("2024-10-01T12:00:00Z"))
-        );
-        assert_eq!(
-            parse_rfc3339("2024-10-01T12:00:00,5-01:30"),
-            Some(utc("2024-10-01T13:30:00.5Z"))
-        );
-        assert_eq!(
-            parse_rfc3339("2024-10-01T12:00:00.1234567891Z"),
-            Some(utc("2024-10-01T12:00:00.123456789Z"))
-        );
-    }
-
-    #[test]
-    fn rejects_what_go_rejects() {
-        for bad in [
-            "yesterday",
-            "",
-            "2024-10-01t12:00:00Z",
-            "2024-10-01T12:00:00z",
-            "2024-10-01 12:00:00Z",
-            "2024-10-01T12:00:00",
-            "2024-02-30T12:00:00Z",
-            "2024-10-01T24:00:00Z",
-            "2024-10-01T12:00:60Z",
-            "2024-10-01T12:00:00.Z",
-            "2024-10-01T12:00:00+24:00",
-            "24-10-01T12:00:00Z",
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
-        }
     }
 
     #[test]

@@ -8,21 +8,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     Condition, ListMeta, ManagedFieldsEntry, ObjectMeta, OwnerReference, Time,
 };
 use k8s_openapi::jiff::Timestamp;
+use ocm_ce_core::go_time::{GO_ZERO_UNIX_SECONDS, Layout, Precision, format_rfc3339, go_zero_time, parse_rfc3339};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Go's zero `time.Time`, 0001-01-01T00:00:00Z, in Unix seconds.
-const ZERO_TIME_SECONDS: i64 = -62_135_596_800;
-
 /// Go's zero `metav1.Time` (`0001-01-01T00:00:00Z`), which Go writes as `null`.
 pub fn zero_time() -> Time {
-    // The constant is inside jiff's supported range (years -9999..=9999).
-    Time(Timestamp::from_second(ZERO_TIME_SECONDS).unwrap_or(Timestamp::MIN))
+    time_from_chrono(go_zero_time())
 }
 
 /// True for Go's zero time (written as `null`).
 pub fn is_zero_time(t: &Time) -> bool {
-    t.0.as_second() == ZERO_TIME_SECONDS && t.0.subsec_nanosecond() == 0
+    t.0.as_second() == GO_ZERO_UNIX_SECONDS && t.0.subsec_nanosecond() == 0
 }
 
 /// Converts a chrono time (full precision) to a `metav1.Time`; times outside jiff's range
@@ -58,18 +55,12 @@ fn floor_parts(ts: &Timestamp) -> (i64, u32) {
 /// Go's JSON of a `metav1.Time`: UTC RFC 3339 with whole seconds (the fraction is dropped, so
 /// times before 1970 round down), or `None` for the zero time (`null`).
 pub fn format_time(t: &Time) -> Option<String> {
-    if is_zero_time(t) {
-        return None;
-    }
-    let (secs, _) = floor_parts(&t.0);
-    let dt = Utc.timestamp_opt(secs, 0).single()?;
-    Some(dt.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    (!is_zero_time(t)).then(|| format_rfc3339(&time_to_chrono(t), Precision::Seconds))
 }
 
-/// Parses Go's `metav1.Time` JSON text (RFC 3339, fraction optional).
+/// Parses Go's `metav1.Time` JSON text as `time.Parse(time.RFC3339, s)` does.
 pub fn parse_time(s: &str) -> Option<Time> {
-    let dt = DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc);
-    Some(time_from_chrono(dt))
+    parse_rfc3339(s, Layout::Rfc3339).ok().map(time_from_chrono)
 }
 
 struct GoTime<'a>(&'a Time);

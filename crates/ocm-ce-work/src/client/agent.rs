@@ -172,10 +172,13 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
     ) -> Self {
         let cluster_name = cluster_name.into();
         let outbox = Outbox::default();
-        let works: Vec<ManifestWork> = works.into_iter().filter(|w| w.namespace() == cluster_name).collect();
+        let works: Vec<ManifestWork> = works
+            .into_iter()
+            .filter(|w| w.namespace_str() == cluster_name)
+            .collect();
         for w in &works {
             if w.is_deleting() || !w.status.conditions.is_empty() {
-                outbox.mark(w.uid(), source_lane(w), false);
+                outbox.mark(w.uid_str(), source_lane(w), false);
             }
         }
         let (store, writer) = store_from(works);
@@ -295,9 +298,9 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
     pub async fn patch_status(&self, name: &str, patch_type: PatchType, data: &[u8]) -> Result<Arc<ManifestWork>> {
         let ns = self.inner.cluster_name.clone();
         let base = self.get(name)?;
-        let base_rv = parse_resource_version(base.resource_version()).unwrap_or(0);
+        let base_rv = parse_resource_version(base.resource_version_str()).unwrap_or(0);
         let updated = self.inner.writer.update(&ns, name, |latest| {
-            if parse_resource_version(latest.resource_version()).unwrap_or(0) > base_rv {
+            if parse_resource_version(latest.resource_version_str()).unwrap_or(0) > base_rv {
                 return Err(Error::Conflict {
                     reason: "the resource version of the work is outdated".to_owned(),
                 });
@@ -313,7 +316,7 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
             namespace: ns,
             name: name.to_owned(),
         })?;
-        self.inner.outbox.mark(work.uid(), source_lane(&work), false);
+        self.inner.outbox.mark(work.uid_str(), source_lane(&work), false);
         Ok(work)
     }
 
@@ -338,7 +341,7 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
             name: name.to_owned(),
         })?;
         if work.is_deleting() && work.finalizers().is_empty() {
-            self.inner.outbox.mark(work.uid(), source_lane(&work), false);
+            self.inner.outbox.mark(work.uid_str(), source_lane(&work), false);
         }
         Ok(work)
     }
@@ -394,7 +397,7 @@ impl<Tr: Transport> Inner<Tr> {
 
     /// Applies a received spec (Go `AgentInformerWatcherStore.HandleReceivedWork`).
     fn apply_spec(&self, action: ResourceAction, received: ManifestWork) {
-        let (ns, name) = (received.namespace().to_owned(), received.name().to_owned());
+        let (ns, name) = (received.namespace_str().to_owned(), received.name().to_owned());
         let result = match action {
             ResourceAction::Added => {
                 let w = self.writer.upsert(received);
@@ -436,7 +439,7 @@ impl<Tr: Transport> Inner<Tr> {
         if let Some(w) = result {
             self.metrics.spec_applied();
             if w.is_deleting() && w.finalizers().is_empty() {
-                self.outbox.mark(w.uid(), source_lane(&w), false);
+                self.outbox.mark(w.uid_str(), source_lane(&w), false);
             }
         }
     }

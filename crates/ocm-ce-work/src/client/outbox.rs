@@ -19,6 +19,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use ocm_ce_client::BackoffConfig;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -309,10 +310,9 @@ impl Outbox {
 }
 
 fn retry_delay(attempts: u32) -> Duration {
-    let base = FIRST_RETRY_DELAY
-        .saturating_mul(1 << attempts.saturating_sub(1).min(10))
-        .min(MAX_RETRY_DELAY);
-    base + base.mul_f64(rand::random::<f64>() * 0.5)
+    BackoffConfig::exponential(FIRST_RETRY_DELAY, MAX_RETRY_DELAY)
+        .with_jitter(0.5)
+        .delay(attempts)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
-use ocm_ce_client::{ClientEvent, SourceClient, Transport};
+use ocm_ce_client::{BackoffConfig, ClientEvent, SourceClient, Transport};
 use ocm_ce_core::event_type::action;
 use ocm_ce_core::resource::parse_resource_version;
 use ocm_ce_core::sequence;
@@ -98,7 +98,7 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
         let (store, writer) = store_from(initial);
         let outbox = Outbox::default();
         for w in store.all() {
-            outbox.mark(w.uid(), w.namespace(), w.status.conditions.is_empty());
+            outbox.mark(w.uid_str(), w.namespace_str(), w.status.conditions.is_empty());
         }
         let client = SourceClient::new(
             transport,
@@ -197,10 +197,10 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
     /// has the same resource id.
     pub async fn create(&self, namespace: &str, work: ManifestWork) -> Result<Arc<ManifestWork>> {
         let mut work = work;
-        if !work.namespace().is_empty() && work.namespace() != namespace {
+        if !work.namespace_str().is_empty() && work.namespace_str() != namespace {
             return Err(Error::Invalid(ValidationErrors(vec![FieldError::invalid(
                 "metadata.namespace",
-                work.namespace(),
+                work.namespace_str(),
                 format!("does not match the namespace {namespace}"),
             )])));
         }
@@ -217,7 +217,7 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
                 namespace: namespace.to_owned(),
                 name: work.name().to_owned(),
                 uid,
-                existing: format!("{}/{}", other.namespace(), other.name()),
+                existing: format!("{}/{}", other.namespace_str(), other.name()),
             });
         }
         work.metadata.uid = Some(uid);
@@ -225,7 +225,7 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
         validate(&work)?;
         self.check_encodable(&work)?;
         let stored = self.inner.writer.insert(work)?;
-        self.inner.outbox.mark(stored.uid(), namespace, true);
+        self.inner.outbox.mark(stored.uid_str(), namespace, true);
         Ok(stored)
     }
 
@@ -255,7 +255,7 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         })?;
-        self.inner.outbox.mark(work.uid(), namespace, false);
+        self.inner.outbox.mark(work.uid_str(), namespace, false);
         Ok(work)
     }
 
@@ -274,7 +274,7 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
             Ok(Some(w))
         })?;
         if let Some(work) = updated {
-            self.inner.outbox.mark(work.uid(), namespace, false);
+            self.inner.outbox.mark(work.uid_str(), namespace, false);
         }
         Ok(())
     }
@@ -353,7 +353,7 @@ impl<Tr: Transport> Inner<Tr> {
         let Some(work) = self.store.get_by_uid(uid) else {
             return;
         };
-        let Ok(current) = parse_resource_version(work.resource_version()) else {
+        let Ok(current) = parse_resource_version(work.resource_version_str()) else {
             return;
         };
         if current == 0 || reported >= current || self.outbox.contains(uid) {
@@ -373,7 +373,7 @@ impl<Tr: Transport> Inner<Tr> {
                 "an agent reports an older version of a work; sending its spec again"
             );
             self.metrics.spec_resent();
-            self.outbox.mark(uid, work.namespace(), false);
+            self.outbox.mark(uid, work.namespace_str(), false);
         }
     }
 }
@@ -424,18 +424,18 @@ enum Outcome {
 /// is retried (it may not be created or loaded yet).
 fn apply_status(writer: &Writer, received: &ManifestWork) -> Outcome {
     let deleted = is_deleted(&received.status);
-    let result = writer.update_by_uid(received.uid(), |last| {
+    let result = writer.update_by_uid(received.uid_str(), |last| {
         // Only the agents of a work's cluster report on it: a status from another cluster
         // (a forged or misrouted one, or a work whose id collides) is not applied.
-        if received.namespace() != last.namespace() {
+        if received.namespace_str() != last.namespace_str() {
             return Err(Outcome::Dropped("wrong_cluster"));
         }
         if deleted {
             return Err(Outcome::Removed);
         }
         let (Ok(last_rv), Ok(rv)) = (
-            parse_resource_version(last.resource_version()),
-            parse_resource_version(received.resource_version()),
+            parse_resource_version(last.resource_version_str()),
+            parse_resource_version(received.resource_version_str()),
         ) else {
             return Err(Outcome::Dropped("unparsable_version"));
         };
@@ -474,7 +474,7 @@ fn apply_status(writer: &Writer, received: &ManifestWork) -> Outcome {
         Ok(None) if deleted => Outcome::Dropped("deleted_unknown"),
         Ok(None) | Err(Outcome::Retry) => Outcome::Retry,
         Err(Outcome::Removed) => {
-            writer.remove_by_uid(received.uid());
+            writer.remove_by_uid(received.uid_str());
             Outcome::Removed
         }
         Err(other) => other,
@@ -536,41 +536,39 @@ fn handle<Tr: Transport>(
     match apply_status(&inner.writer, &work) {
         Outcome::Applied | Outcome::Unchanged => {
             inner.metrics.status_applied();
-            if let Ok(reported) = parse_resource_version(work.resource_version()) {
-                inner.resend_if_missed(work.uid(), reported);
+            if let Ok(reported) = parse_resource_version(work.resource_version_str()) {
+                inner.resend_if_missed(work.uid_str(), reported);
             }
         }
         Outcome::Removed => {
-            inner.forget(work.uid());
+            inner.forget(work.uid_str());
             inner.metrics.work_removed();
         }
         Outcome::Dropped("wrong_cluster") => {
             tracing::warn!(
-                uid = work.uid(),
-                cluster = work.namespace(),
+                uid = work.uid_str(),
+                cluster = work.namespace_str(),
                 "dropping a status from a cluster the work does not belong to"
             );
             inner.metrics.status_dropped("wrong_cluster");
         }
         Outcome::Dropped(reason) => {
-            tracing::debug!(uid = work.uid(), reason, "dropping status");
+            tracing::debug!(uid = work.uid_str(), reason, "dropping status");
             inner.metrics.status_dropped(reason);
         }
         Outcome::Retry => {
             if attempt >= options.status_retry_attempts {
                 tracing::warn!(
-                    uid = work.uid(),
+                    uid = work.uid_str(),
                     "the work does not exist, dropping its status after retries"
                 );
                 inner.metrics.status_dropped("unknown_work");
             } else if retries.len() >= options.status_retry_capacity {
-                tracing::warn!(uid = work.uid(), "status retry queue full, dropping a status");
+                tracing::warn!(uid = work.uid_str(), "status retry queue full, dropping a status");
                 inner.metrics.status_dropped("retry_queue_full");
             } else {
-                let delay = options
-                    .status_retry_delay
-                    .saturating_mul(1 << attempt.min(16))
-                    .min(Duration::from_secs(30));
+                let delay =
+                    BackoffConfig::exponential(options.status_retry_delay, Duration::from_secs(30)).delay(attempt + 1);
                 retries.insert((work, attempt + 1), delay);
             }
         }

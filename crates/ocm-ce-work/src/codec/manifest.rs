@@ -120,7 +120,7 @@ impl Codec<ManifestWork> for AgentManifestCodec {
             if !is_status_condition_true(&w.status.conditions, condition_type::DELETED)
                 && w.spec.workload.manifests.len() != 1
             {
-                return Err(encode_error(format!("too many manifests in the work {}", w.uid())));
+                return Err(encode_error(format!("too many manifests in the work {}", w.uid_str())));
             }
             Ok(())
         })?;

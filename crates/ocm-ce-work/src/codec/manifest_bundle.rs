@@ -63,7 +63,7 @@ impl Codec<ManifestWork> for SourceManifestBundleCodec {
         if event_type.data_type != self.data_types[0] {
             return Err(unsupported_data_type(&event_type.data_type));
         }
-        let rv = work.resource_version();
+        let rv = work.resource_version_str();
         let version: i64 = rv.parse().map_err(|e| {
             encode_error(format!(
                 "failed to convert resource version {rv} to int: {}",
@@ -71,8 +71,8 @@ impl Codec<ManifestWork> for SourceManifestBundleCodec {
             ))
         })?;
         let mut builder = EventBuilder::new(source, event_type.clone())
-            .cluster_name(work.namespace())
-            .resource_id(work.uid())
+            .cluster_name(work.namespace_str())
+            .resource_id(work.uid_str())
             .resource_version(version);
         if let Some(at) = work
             .metadata

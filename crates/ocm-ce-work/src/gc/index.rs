@@ -40,7 +40,7 @@ impl OwnerIndex {
     pub(super) fn apply(&mut self, event: &WatchEvent) {
         match event {
             WatchEvent::Added(w) | WatchEvent::Modified(w) => self.upsert(w),
-            WatchEvent::Deleted(w) => self.remove(&(w.namespace().to_owned(), w.name().to_owned())),
+            WatchEvent::Deleted(w) => self.remove(&(w.namespace_str().to_owned(), w.name().to_owned())),
             WatchEvent::Relisted(all) => self.replace(all.iter().map(|w| &**w)),
         }
     }
@@ -55,7 +55,7 @@ impl OwnerIndex {
 
     /// Indexes `work` under the UIDs of its owner references.
     pub(super) fn upsert(&mut self, work: &ManifestWork) {
-        let key = (work.namespace().to_owned(), work.name().to_owned());
+        let key = (work.namespace_str().to_owned(), work.name().to_owned());
         let refs = work.metadata.owner_references.as_deref().unwrap_or_default();
         let mut uids: Vec<String> = refs
             .iter()

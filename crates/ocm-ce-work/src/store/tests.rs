@@ -18,8 +18,8 @@ fn works_are_found_by_key_and_by_uid() {
     let (store, writer) = store();
     writer.insert(work("c1", "w1", "1")).unwrap();
     writer.insert(work("c2", "w1", "1")).unwrap();
-    assert_eq!(store.get("c1", "w1").unwrap().uid(), "uid-c1-w1");
-    assert_eq!(store.get_by_uid("uid-c2-w1").unwrap().namespace(), "c2");
+    assert_eq!(store.get("c1", "w1").unwrap().uid_str(), "uid-c1-w1");
+    assert_eq!(store.get_by_uid("uid-c2-w1").unwrap().namespace_str(), "c2");
     assert_eq!(store.list("", &ListParams::default()).len(), 2);
     assert_eq!(store.list("c1", &ListParams::default()).len(), 1);
     assert!(matches!(
@@ -60,8 +60,8 @@ async fn every_watcher_sees_every_change_in_order() {
         .unwrap();
     writer.remove("c1", "w1");
     for s in [&mut a, &mut b] {
-        assert!(matches!(s.next().await, Some(WatchEvent::Added(w)) if w.resource_version() == "1"));
-        assert!(matches!(s.next().await, Some(WatchEvent::Modified(w)) if w.resource_version() == "2"));
+        assert!(matches!(s.next().await, Some(WatchEvent::Added(w)) if w.resource_version_str() == "1"));
+        assert!(matches!(s.next().await, Some(WatchEvent::Modified(w)) if w.resource_version_str() == "2"));
         assert!(matches!(s.next().await, Some(WatchEvent::Deleted(_))));
     }
 }
@@ -178,10 +178,10 @@ proptest! {
             let mut replay: HashMap<String, String> = HashMap::new();
             for _ in 0..events {
                 match watch.next().await.unwrap() {
-                    WatchEvent::Added(w) | WatchEvent::Modified(w) => { replay.insert(w.name().to_owned(), w.resource_version().to_owned()); }
+                    WatchEvent::Added(w) | WatchEvent::Modified(w) => { replay.insert(w.name().to_owned(), w.resource_version_str().to_owned()); }
                     WatchEvent::Deleted(w) => { replay.remove(w.name()); }
                     WatchEvent::Relisted(all) => {
-                        replay = all.iter().map(|w| (w.name().to_owned(), w.resource_version().to_owned())).collect();
+                        replay = all.iter().map(|w| (w.name().to_owned(), w.resource_version_str().to_owned())).collect();
                     }
                 }
             }
@@ -189,7 +189,7 @@ proptest! {
             prop_assert_eq!(store.len(), model.len());
             for (name, rv) in &model {
                 let w = store.get_by_uid(&format!("uid-c-{name}")).unwrap();
-                prop_assert_eq!(w.resource_version(), rv.as_str());
+                prop_assert_eq!(w.resource_version_str(), rv.as_str());
             }
             Ok(())
         })?;

@@ -6,9 +6,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::Deserializer;
 
-use crate::error::TransportError;
+use crate::config::{ConfigError, TlsFiles};
 
 /// Default keep-alive ping interval when keep-alive is enabled (Go: 30 s).
 pub const DEFAULT_KEEP_ALIVE_TIME: Duration = Duration::from_secs(30);
@@ -40,17 +39,12 @@ pub const MIN_KEEP_ALIVE_TIME: Duration = Duration::from_secs(10);
 pub struct GrpcConfig {
     /// Broker address, `host:port` (an `http://` or `https://` prefix is tolerated).
     pub url: String,
-    /// PEM file of root certificates; enables TLS 1.3.
-    #[serde(deserialize_with = "optional_path")]
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate chain (mutual TLS).
-    #[serde(deserialize_with = "optional_path")]
-    pub client_cert_file: Option<PathBuf>,
-    /// PEM private key of the client certificate.
-    #[serde(deserialize_with = "optional_path")]
-    pub client_key_file: Option<PathBuf>,
+    /// `caFile` (PEM roots; enables TLS 1.3), `clientCertFile` and `clientKeyFile` (mutual
+    /// TLS).
+    #[serde(flatten)]
+    pub tls: TlsFiles,
     /// File whose whole content is the bearer token.
-    #[serde(deserialize_with = "optional_path")]
+    #[serde(deserialize_with = "crate::config::optional_path")]
     pub token_file: Option<PathBuf>,
     /// HTTP/2 keep-alive pings (off by default, as in Go).
     #[serde(alias = "keepAlive")]
@@ -113,18 +107,10 @@ impl GrpcConfig {
         }
     }
 
-    /// Sets the CA file (turns on TLS 1.3).
+    /// Sets the TLS files (a CA file turns on TLS 1.3).
     #[must_use]
-    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_file = Some(path.into());
-        self
-    }
-
-    /// Sets the client certificate and key files (mutual TLS).
-    #[must_use]
-    pub fn client_cert(mut self, cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
-        self.client_cert_file = Some(cert_file.into());
-        self.client_key_file = Some(key_file.into());
+    pub fn tls(mut self, tls: TlsFiles) -> Self {
+        self.tls = tls;
         self
     }
 
@@ -150,44 +136,37 @@ impl GrpcConfig {
     }
 
     /// Reads, parses and validates a config file (Go `BuildGRPCOptionsFromFlags`).
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, TransportError> {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            TransportError::config(format!("failed to read the grpc config file {}: {e}", path.display()))
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+            transport: "grpc",
+            path: path.to_owned(),
+            cause,
         })?;
         text.parse()
     }
 
     /// Checks the settings, with Go's messages in Go's order.
-    pub fn validate(&self) -> Result<(), TransportError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.url.is_empty() {
-            return Err(TransportError::config("url is required"));
+            return Err(ConfigError::Required { key: "url" });
         }
-        let (cert, key) = (self.client_cert_file.is_some(), self.client_key_file.is_some());
-        if cert != key {
-            return Err(TransportError::config(
-                "either both or none of clientCertFile and clientKeyFile must be set",
-            ));
-        }
-        if cert && self.ca_file.is_none() {
-            return Err(TransportError::config(
-                "setting clientCertFile and clientKeyFile requires caFile",
-            ));
-        }
-        if self.token_file.is_some() && self.ca_file.is_none() {
-            return Err(TransportError::config("setting tokenFile requires caFile"));
+        self.tls.check_pair()?;
+        self.tls.check_cert_has_ca()?;
+        if self.token_file.is_some() && self.tls.ca_file.is_none() {
+            return Err(ConfigError::TokenRequiresCa);
         }
         Ok(())
     }
 
     /// True when TLS is on (a CA file is set).
     pub fn is_tls(&self) -> bool {
-        self.ca_file.is_some()
+        self.tls.ca_file.is_some()
     }
 }
 
 impl FromStr for GrpcConfig {
-    type Err = TransportError;
+    type Err = ConfigError;
 
     /// Parses YAML or JSON (unknown keys ignored) and validates.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
@@ -197,8 +176,10 @@ impl FromStr for GrpcConfig {
         let config: Self = if blank {
             Self::default()
         } else {
-            serde_saphyr::from_str(text)
-                .map_err(|e| TransportError::config(format!("failed to parse the grpc config: {e}")))?
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+                transport: "grpc",
+                reason: e.to_string(),
+            })?
         };
         config.validate()?;
         Ok(config)
@@ -207,10 +188,14 @@ impl FromStr for GrpcConfig {
 
 /// Splits `url` (`host:port`, optionally with an `http(s)://` prefix) into the host (without
 /// IPv6 brackets) and the port.
-pub(crate) fn host_port(url: &str) -> Result<(String, u16), TransportError> {
+pub(crate) fn host_port(url: &str) -> Result<(String, u16), ConfigError> {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let rest = rest.trim_end_matches('/');
-    let bad = || TransportError::config(format!("invalid grpc url {url:?}: expected host:port"));
+    let bad = || ConfigError::Address {
+        key: "grpc url",
+        value: url.to_owned(),
+        reason: "expected host:port",
+    };
     let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
     let port: u16 = port.parse().map_err(|_| bad())?;
     let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
@@ -218,11 +203,6 @@ pub(crate) fn host_port(url: &str) -> Result<(String, u16), TransportError> {
         return Err(bad());
     }
     Ok((host.to_owned(), port))
-}
-
-fn optional_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
-    let s: Option<String> = Option::deserialize(d)?;
-    Ok(s.filter(|s| !s.is_empty()).map(PathBuf::from))
 }
 
 #[cfg(test)]
@@ -234,7 +214,10 @@ mod tests {
         assert_eq!(host_port("localhost:8090").unwrap(), ("localhost".to_owned(), 8090));
         assert_eq!(host_port("https://broker:443").unwrap(), ("broker".to_owned(), 443));
         assert_eq!(host_port("[::1]:9").unwrap(), ("::1".to_owned(), 9));
-        assert!(host_port("test").unwrap_err().is_config());
+        assert_eq!(
+            host_port("test").unwrap_err().to_string(),
+            "invalid grpc url \"test\": expected host:port"
+        );
         assert!(host_port(":80").is_err());
     }
 

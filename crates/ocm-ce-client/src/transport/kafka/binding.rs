@@ -1,4 +1,4 @@
-//! The CloudEvents Kafka binding of the Go SDK (`protocol/kafka_confluent/v2`, spec §7.3).
+//! The CloudEvents Kafka binding of the Go SDK (`protocol/kafka_confluent/v2`).
 //!
 //! Sending is always **binary mode**: headers `ce-id`, `ce-source`, `ce-specversion`,
 //! `ce-type`, `content-type` (the `datacontenttype`, when set), `ce-dataschema` / `ce-subject`

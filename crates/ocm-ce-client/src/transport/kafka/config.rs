@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::config::ConfigError;
+use crate::config::TlsFiles;
+
 /// Default of `subscribeTimeout` (ours): how long `subscribe()` waits for the partition
 /// assignment.
 pub const DEFAULT_SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -100,12 +103,9 @@ impl FromStr for TopicLayout {
 pub struct KafkaConfig {
     /// `host:port[,host:port…]` of the bootstrap brokers.
     pub bootstrap_server: String,
-    /// PEM CA file of the brokers.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate file.
-    pub client_cert_file: Option<PathBuf>,
-    /// PEM client key file.
-    pub client_key_file: Option<PathBuf>,
+    /// `caFile` (PEM CA of the brokers), `clientCertFile` and `clientKeyFile`: used only all
+    /// together (as Go).
+    pub tls: TlsFiles,
     /// Consumer group id; empty means the source id (sources) or agent id (agents).
     pub group_id: String,
     /// The topic layout.
@@ -129,9 +129,7 @@ impl Default for KafkaConfig {
     fn default() -> Self {
         Self {
             bootstrap_server: String::new(),
-            ca_file: None,
-            client_cert_file: None,
-            client_key_file: None,
+            tls: TlsFiles::default(),
             group_id: String::new(),
             topic_layout: TopicLayout::PerCluster,
             subscribe_timeout: DEFAULT_SUBSCRIBE_TIMEOUT,
@@ -158,9 +156,7 @@ impl fmt::Debug for KafkaConfig {
             .collect();
         f.debug_struct("KafkaConfig")
             .field("bootstrap_server", &self.bootstrap_server)
-            .field("ca_file", &self.ca_file)
-            .field("client_cert_file", &self.client_cert_file)
-            .field("client_key_file", &self.client_key_file)
+            .field("tls", &self.tls)
             .field("group_id", &self.group_id)
             .field("topic_layout", &self.topic_layout)
             .field("subscribe_timeout", &self.subscribe_timeout)
@@ -188,17 +184,10 @@ impl KafkaConfig {
         self.group_id = group_id.into();
         self
     }
-    /// Sets the CA, client certificate and key files (TLS with a client certificate).
+    /// Sets the TLS files (used when the CA, client certificate and key are all set).
     #[must_use]
-    pub fn tls(
-        mut self,
-        ca_file: impl Into<PathBuf>,
-        cert_file: impl Into<PathBuf>,
-        key_file: impl Into<PathBuf>,
-    ) -> Self {
-        self.ca_file = Some(ca_file.into());
-        self.client_cert_file = Some(cert_file.into());
-        self.client_key_file = Some(key_file.into());
+    pub fn tls(mut self, tls: TlsFiles) -> Self {
+        self.tls = tls;
         self
     }
     /// Sets the topic layout.
@@ -246,9 +235,10 @@ impl KafkaConfig {
     /// Reads, parses and validates a YAML or JSON config file (Go `BuildKafkaOptionsFromFlags`).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+            transport: "Kafka",
             path: path.to_owned(),
-            source,
+            cause,
         })?;
         text.parse()
     }
@@ -258,8 +248,10 @@ impl KafkaConfig {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        let doc: Option<BTreeMap<String, Value>> =
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse { reason: e.to_string() })?;
+        let doc: Option<BTreeMap<String, Value>> = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+            transport: "Kafka",
+            reason: e.to_string(),
+        })?;
         let mut doc = doc.unwrap_or_default();
         let mut named = |key: &str| -> Result<String, ConfigError> {
             match doc.remove(key) {
@@ -270,9 +262,11 @@ impl KafkaConfig {
         let path = |s: String| Some(PathBuf::from(s)).filter(|p| !p.as_os_str().is_empty());
         let mut config = Self {
             bootstrap_server: named("bootstrapServer")?,
-            ca_file: path(named("caFile")?),
-            client_cert_file: path(named("clientCertFile")?),
-            client_key_file: path(named("clientKeyFile")?),
+            tls: TlsFiles {
+                ca_file: path(named("caFile")?),
+                client_cert_file: path(named("clientCertFile")?),
+                client_key_file: path(named("clientKeyFile")?),
+            },
             group_id: named("groupID")?,
             topic_layout: named("topicLayout")?.parse()?,
             ..Self::default()
@@ -330,15 +324,10 @@ impl KafkaConfig {
     /// Checks the config as Go does, in Go's order.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.bootstrap_server.is_empty() {
-            return Err(ConfigError::BootstrapServerRequired);
+            return Err(ConfigError::Required { key: "bootstrapServer" });
         }
-        if self.client_cert_file.is_some() != self.client_key_file.is_some() {
-            return Err(ConfigError::CertKeyPair);
-        }
-        if self.client_cert_file.is_some() && self.ca_file.is_none() {
-            return Err(ConfigError::CertRequiresCa);
-        }
-        Ok(())
+        self.tls.check_pair()?;
+        self.tls.check_cert_has_ca()
     }
 
     /// The librdkafka configuration Go builds from this file (`KafkaOptions.ConfigMap`, minus the
@@ -363,12 +352,12 @@ impl KafkaConfig {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        if let Some(cert) = &self.client_cert_file {
+        if let Some(cert) = &self.tls.client_cert_file {
             let path = |p: Option<&PathBuf>| p.map(|p| p.display().to_string()).unwrap_or_default();
             map.insert("security.protocol".into(), "ssl".into());
-            map.insert("ssl.ca.location".into(), path(self.ca_file.as_ref()));
+            map.insert("ssl.ca.location".into(), path(self.tls.ca_file.as_ref()));
             map.insert("ssl.certificate.location".into(), path(Some(cert)));
-            map.insert("ssl.key.location".into(), path(self.client_key_file.as_ref()));
+            map.insert("ssl.key.location".into(), path(self.tls.client_key_file.as_ref()));
         }
         map.extend(self.properties.iter().map(|(k, v)| (k.clone(), v.clone())));
         map
@@ -426,68 +415,6 @@ fn parse_duration(s: &str) -> Option<Duration> {
         Ok(secs) => Some(Duration::from_secs(secs)),
         Err(_) => ocm_ce_core::go_duration::parse_go_duration(s).ok(),
     }
-}
-
-/// An invalid Kafka configuration. The validation texts are Go's.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("failed to read the Kafka config file {}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The text is not a YAML/JSON map.
-    #[error("failed to parse the Kafka config: {reason}")]
-    Parse {
-        /// What the parser said.
-        reason: String,
-    },
-    /// `bootstrapServer` is empty.
-    #[error("bootstrapServer is required")]
-    BootstrapServerRequired,
-    /// Only one of `clientCertFile` and `clientKeyFile` is set.
-    #[error("either both or none of clientCertFile and clientKeyFile must be set")]
-    CertKeyPair,
-    /// A client certificate without `caFile`.
-    #[error("setting clientCertFile and clientKeyFile requires caFile")]
-    CertRequiresCa,
-    /// A property whose value is not a scalar.
-    #[error("invalid value for {key}: expected a string, number or boolean, not {kind}")]
-    Value {
-        /// The key.
-        key: String,
-        /// What was found.
-        kind: &'static str,
-    },
-    /// An unknown `topicLayout`.
-    #[error("invalid topicLayout {value:?}: must be perCluster or shared")]
-    TopicLayout {
-        /// The value.
-        value: String,
-    },
-    /// A duration that does not parse.
-    #[error("invalid {key} {value:?}: expected a duration such as 60s")]
-    Duration {
-        /// The key.
-        key: &'static str,
-        /// The value.
-        value: String,
-    },
-    /// Another named key with a value out of its range.
-    #[error("invalid {key} {value:?}: expected {expected}")]
-    Setting {
-        /// The key.
-        key: &'static str,
-        /// The value.
-        value: String,
-        /// What the key takes.
-        expected: &'static str,
-    },
 }
 
 #[cfg(test)]

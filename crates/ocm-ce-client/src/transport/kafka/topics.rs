@@ -1,4 +1,5 @@
-//! Kafka topics, message keys and subscriptions (spec §7.2) as pure functions.
+//! Kafka topics, message keys and subscriptions of the Go SDK (`generic/options/kafka`) as pure
+//! functions.
 //!
 //! Per-cluster layout (Go v0.15.0):
 //!

@@ -1,4 +1,4 @@
-//! The CloudEvents MQTT 5 binding of the Go SDK (`protocol/mqtt_paho/v2`, spec §5.2).
+//! The CloudEvents MQTT 5 binding of the Go SDK (`protocol/mqtt_paho/v2`).
 //!
 //! Sending is always **binary mode**: the PUBLISH Content Type property is the event's
 //! `datacontenttype` (absent when it has none); every other attribute is a user property

@@ -2,13 +2,15 @@
 //! Go's keys and defaults, unknown keys ignored, validated with Go's messages and order.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use ocm_ce_core::{TopicError, Topics};
 use serde::Deserialize;
-use serde::de::Deserializer;
+
+pub use crate::config::ConfigError;
+use crate::config::TlsFiles;
 
 /// Default `keepAlive`: 60 seconds.
 pub const DEFAULT_KEEP_ALIVE: u16 = 60;
@@ -46,15 +48,10 @@ pub struct MqttConfig {
     pub username: String,
     /// CONNECT password (sent only when non-empty).
     pub password: String,
-    /// Extra PEM root certificates.
-    #[serde(deserialize_with = "path_or_none")]
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate chain (mutual TLS).
-    #[serde(deserialize_with = "path_or_none")]
-    pub client_cert_file: Option<PathBuf>,
-    /// PEM client private key (mutual TLS).
-    #[serde(deserialize_with = "path_or_none")]
-    pub client_key_file: Option<PathBuf>,
+    /// `caFile` (extra PEM root certificates), `clientCertFile` and `clientKeyFile` (mutual
+    /// TLS).
+    #[serde(flatten)]
+    pub tls: TlsFiles,
     /// Keep-alive in seconds.
     pub keep_alive: u16,
     /// Timeout of the TCP connect and TLS handshake (`0` = none).
@@ -85,9 +82,7 @@ impl Default for MqttConfig {
             broker_host: String::new(),
             username: String::new(),
             password: String::new(),
-            ca_file: None,
-            client_cert_file: None,
-            client_key_file: None,
+            tls: TlsFiles::default(),
             keep_alive: DEFAULT_KEEP_ALIVE,
             dial_timeout: DEFAULT_DIAL_TIMEOUT,
             pub_qos: 1,
@@ -105,9 +100,7 @@ impl fmt::Debug for MqttConfig {
             .field("broker_host", &self.broker_host)
             .field("username", &self.username)
             .field("password", &if self.password.is_empty() { "" } else { "<redacted>" })
-            .field("ca_file", &self.ca_file)
-            .field("client_cert_file", &self.client_cert_file)
-            .field("client_key_file", &self.client_key_file)
+            .field("tls", &self.tls)
             .field("keep_alive", &self.keep_alive)
             .field("dial_timeout", &self.dial_timeout)
             .field("pub_qos", &self.pub_qos)
@@ -136,17 +129,10 @@ impl MqttConfig {
         self.password = password.into();
         self
     }
-    /// Sets the CA file.
+    /// Sets the TLS files.
     #[must_use]
-    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_file = Some(path.into());
-        self
-    }
-    /// Sets the client certificate and key files (mutual TLS).
-    #[must_use]
-    pub fn client_cert(mut self, cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
-        self.client_cert_file = Some(cert_file.into());
-        self.client_key_file = Some(key_file.into());
+    pub fn tls(mut self, tls: TlsFiles) -> Self {
+        self.tls = tls;
         self
     }
     /// Sets the keep-alive in seconds.
@@ -185,9 +171,10 @@ impl MqttConfig {
     /// `BuildMQTTOptionsFromFlags`).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+            transport: "MQTT",
             path: path.to_owned(),
-            source,
+            cause,
         })?;
         text.parse()
     }
@@ -197,7 +184,10 @@ impl MqttConfig {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse { reason: e.to_string() })
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+            transport: "MQTT",
+            reason: e.to_string(),
+        })
     }
 
     /// Checks the config in Go's order: `brokerHost`, the certificate/key pair, the topics;
@@ -205,11 +195,9 @@ impl MqttConfig {
     /// built ([`broker_address`](Self::broker_address)), as Go only finds out when dialing.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.broker_host.is_empty() {
-            return Err(ConfigError::BrokerHostRequired);
+            return Err(ConfigError::Required { key: "brokerHost" });
         }
-        if self.client_cert_file.is_some() != self.client_key_file.is_some() {
-            return Err(ConfigError::CertKeyPair);
-        }
+        self.tls.check_pair()?;
         let topics = self.topics.as_ref().ok_or(ConfigError::Topics(TopicError::Missing))?;
         topics.validate().map_err(ConfigError::Topics)?;
         for (key, qos) in [("pubQoS", self.pub_qos), ("subQoS", self.sub_qos)] {
@@ -227,8 +215,9 @@ impl MqttConfig {
 
     /// `brokerHost` split into host and port (`[::1]:1883` for IPv6).
     pub fn broker_address(&self) -> Result<(String, u16), ConfigError> {
-        let invalid = |reason: &'static str| ConfigError::BrokerHost {
-            host: self.broker_host.clone(),
+        let invalid = |reason: &'static str| ConfigError::Address {
+            key: "brokerHost",
+            value: self.broker_host.clone(),
             reason,
         };
         let (host, port) = self
@@ -246,7 +235,7 @@ impl MqttConfig {
     /// True when the connection uses TLS: a client certificate (Go's rule) or, unlike Go, a
     /// CA file alone.
     pub fn uses_tls(&self) -> bool {
-        self.ca_file.is_some() || (self.client_cert_file.is_some() && self.client_key_file.is_some())
+        self.tls.ca_file.is_some() || self.tls.client_cert_pair().is_some()
     }
 }
 
@@ -259,57 +248,6 @@ impl FromStr for MqttConfig {
         config.validate()?;
         Ok(config)
     }
-}
-
-/// An invalid MQTT configuration. The first three texts are Go's.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("failed to read the MQTT config file {}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The text is not a YAML/JSON MQTT config.
-    #[error("failed to parse the MQTT config: {reason}")]
-    Parse {
-        /// What the parser said.
-        reason: String,
-    },
-    /// `brokerHost` is empty.
-    #[error("brokerHost is required")]
-    BrokerHostRequired,
-    /// Only one of `clientCertFile` and `clientKeyFile` is set.
-    #[error("either both or none of clientCertFile and clientKeyFile must be set")]
-    CertKeyPair,
-    /// The topics are missing or invalid (Go's texts).
-    #[error(transparent)]
-    Topics(TopicError),
-    /// A QoS outside 0..=2.
-    #[error("{key} must be 0, 1 or 2, not {value}")]
-    Qos {
-        /// `pubQoS` or `subQoS`.
-        key: &'static str,
-        /// The value.
-        value: u8,
-    },
-    /// `brokerHost` is not `host:port`.
-    #[error("invalid brokerHost {host:?}: {reason}")]
-    BrokerHost {
-        /// The value.
-        host: String,
-        /// What is wrong.
-        reason: &'static str,
-    },
-}
-
-fn path_or_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
-    let s: Option<String> = Option::deserialize(d)?;
-    Ok(s.filter(|s| !s.is_empty()).map(PathBuf::from))
 }
 
 #[cfg(test)]

@@ -236,7 +236,7 @@ impl MqttConnection {
         network.set_tcp_nodelay(true);
         options.set_network_options(network);
 
-        let cert_files = match (&config.client_cert_file, &config.client_key_file) {
+        let cert_files = match (&config.tls.client_cert_file, &config.tls.client_key_file) {
             (Some(cert), Some(key)) => Some(ClientCertFiles::new(cert, key)),
             _ => None,
         };
@@ -247,7 +247,7 @@ impl MqttConnection {
         };
         if config.uses_tls() {
             let tls_options = ClientTlsOptions {
-                ca_file: config.ca_file.clone(),
+                ca_file: config.tls.ca_file.clone(),
                 client_cert: cert_files.clone(),
                 ..ClientTlsOptions::default()
             };
