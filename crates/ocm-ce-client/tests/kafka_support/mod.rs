@@ -329,6 +329,17 @@ pub async fn send_spec(src: &Source, action: &str, m: &Mock) {
     retry(action, Duration::from_secs(60), || src.publish(&t, m)).await;
 }
 
+/// Waits (bounded) until `check` holds. Kafka delivers at least once: after a rebalance a client
+/// may get records it handled again, in order, so a store can show an older state for a moment
+/// before the repeated newer record arrives; what is checked is where both sides end up.
+pub async fn converges(what: &str, timeout: Duration, check: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Publishes a status, retrying while the agent (re)connects.
 pub async fn send_status(agt: &Agent, action: &str, m: &Mock) {
     let t = ty(SubResource::Status, action);
@@ -365,7 +376,10 @@ pub async fn lifecycle(config: KafkaConfig, source_id: &str, cluster: &str) {
     // (the agent's answer to the source's initial status resync may come first, with no status)
     s.resource_where("w1", ResourceAction::StatusModified, t, |m| m.status == "Created")
         .await;
-    assert_eq!(src_store.get_mock("w1").unwrap().status, "Created");
+    converges("the source holds the status Created", t, || {
+        src_store.get_mock("w1").is_some_and(|m| m.status == "Created")
+    })
+    .await;
 
     // update
     let w2 = Mock {
@@ -376,7 +390,10 @@ pub async fn lifecycle(config: KafkaConfig, source_id: &str, cluster: &str) {
     send_spec(&src, action::UPDATE_REQUEST, &w2).await;
     let got = a.resource("w1", ResourceAction::Modified, t).await;
     assert_eq!((got.payload.as_str(), got.rv.as_str()), ("v2", "2"));
-    assert_eq!(agt_store.get_mock("w1").unwrap().payload, "v2");
+    converges("the agent holds v2", t, || {
+        agt_store.get_mock("w1").is_some_and(|m| m.payload == "v2")
+    })
+    .await;
 
     // delete: the agent sees Deleted, finishes and reports the `Deleted` status
     let d = deleting(&w2);
@@ -384,12 +401,15 @@ pub async fn lifecycle(config: KafkaConfig, source_id: &str, cluster: &str) {
     send_spec(&src, action::DELETE_REQUEST, &d).await;
     let got = a.resource("w1", ResourceAction::Deleted, t).await;
     assert!(got.deleting.is_some());
-    assert!(agt_store.get_mock("w1").is_none());
+    converges("the agent no longer holds w1", t, || agt_store.get_mock("w1").is_none()).await;
     let gone = with_status(&got, "Deleted");
     send_status(&agt, action::DELETE_REQUEST, &gone).await;
     s.resource_where("w1", ResourceAction::StatusModified, t, |m| m.status == "Deleted")
         .await;
-    assert_eq!(src_store.get_mock("w1").unwrap().status, "Deleted");
+    converges("the source holds the status Deleted", t, || {
+        src_store.get_mock("w1").is_some_and(|m| m.status == "Deleted")
+    })
+    .await;
     s.stop().await;
     a.stop().await;
 }

@@ -195,23 +195,13 @@ impl ClientContext for KafkaContext {
 }
 
 impl ConsumerContext for KafkaContext {
-    /// Before partitions are revoked: marks them revoked for the records read ahead of the
-    /// subscriber, and commits the offsets of the records handled so far, synchronously. (The
-    /// commit librdkafka makes on a revocation does not always land before the next assignment
-    /// reads the committed offsets: a consumer given its partitions back then read statuses it
-    /// had handled again, an older one after a newer one.)
-    fn pre_rebalance(&self, consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// Before partitions are revoked (librdkafka then commits the offsets stored so far, as
+    /// `enable.auto.commit` is on): marks them revoked for the records read ahead of the
+    /// subscriber. (No synchronous commit here: it runs on the poll, and with the coordinator
+    /// gone it never returned, holding a runtime thread.)
+    fn pre_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             self.health.revocations().record(tpl);
-            // Not when the partitions are lost (the group moved on without us) or the brokers
-            // are gone: the commit would fail, after blocking the poll for its timeout.
-            if consumer.assignment_lost() || self.health.lost_reason().is_some() {
-                return;
-            }
-            match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                Err(e) => tracing::debug!(error = %e, "kafka: committing before a revocation failed"),
-            }
         }
     }
 
