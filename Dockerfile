@@ -24,6 +24,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY .cargo .cargo
 COPY crates crates
 COPY xtask xtask
+COPY examples examples
 # The same build as CI's release binary (scripts/test.sh): every transport, Kafka included.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
