@@ -323,7 +323,11 @@ async fn a_crd_is_applied_before_its_custom_resource_in_the_same_work() {
     assert_eq!(record(&env, &uid).await.unwrap().applied_resources().len(), 2);
 
     env.source.delete(&env.cluster, "crd-work").await.unwrap();
-    env.wait_work_gone("crd-work").await;
+    // A CRD goes only after the API server's cleanup of its custom resources; the agent looks
+    // again with its back-off (100 ms doubling to 30 s), so under load this takes longer than
+    // the usual bound (seen: over 30 s in a CI run while 11 tests shared the API server).
+    env.wait_work_gone_within("crd-work", std::time::Duration::from_secs(120))
+        .await;
     let crds = Api::<CustomResourceDefinition>::all(env.kube.clone());
     assert!(crds.get_opt(&format!("widgets.{group}")).await.unwrap().is_none());
     stop(agent).await;

@@ -70,14 +70,26 @@ pub async fn create_namespace(kube: &kube::Client, name: &str) {
 }
 
 /// Retries `check` every 50 ms until it is true, failing the test after [`WAIT`].
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    eventually_within(what, WAIT, check).await;
+}
+
+/// [`eventually`] with a bound of its own.
+pub async fn eventually_within<F, Fut>(what: &str, wait: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what} ({wait:?})"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -271,7 +283,12 @@ impl Env {
 
     /// Waits until the source no longer has work `name` (the agent reported it deleted).
     pub async fn wait_work_gone(&self, name: &str) {
-        eventually(&format!("work {name} to be deleted"), || {
+        self.wait_work_gone_within(name, WAIT).await;
+    }
+
+    /// [`wait_work_gone`](Self::wait_work_gone) with a bound of its own.
+    pub async fn wait_work_gone_within(&self, name: &str, wait: Duration) {
+        eventually_within(&format!("work {name} to be deleted"), wait, || {
             let gone = self.work(name).is_none();
             async move { gone }
         })
