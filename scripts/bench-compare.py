@@ -25,7 +25,7 @@ against N, both implementations) into --out.
     python3 scripts/bench-compare.py [--works 1000,5000] [--go-timeout 600] [--out DIR]
 
 OCM_CE_BIN is the ocm-ce binary (default: `cargo build --release -p ocm-ce-cli`, then the
-binary under CARGO_TARGET_DIR or target/). The Go programs are built into a temporary
+binary under CARGO_TARGET_DIR, default ~/.cache/ocm-ce-target as for scripts/test.sh). The Go programs are built into a temporary
 directory (Go module proxy or the module cache). Python 3 standard library only; Linux (/proc).
 """
 import argparse
@@ -161,10 +161,12 @@ def ocm_binary(work):
     checkouts may get another build while this runs)."""
     binary = os.environ.get("OCM_CE_BIN")
     if not binary:
-        print("building ocm-ce (cargo build --release -p ocm-ce-cli) ...", flush=True)
-        if subprocess.run(["cargo", "build", "--release", "-p", "ocm-ce-cli"], cwd=ROOT).returncode != 0:
+        # The target directory scripts/test.sh uses, not one more under the checkout.
+        target = os.environ.get("CARGO_TARGET_DIR") or os.path.expanduser("~/.cache/ocm-ce-target")
+        print(f"building ocm-ce (cargo build --release -p ocm-ce-cli, into {target}) ...", flush=True)
+        env = dict(os.environ, CARGO_TARGET_DIR=target)
+        if subprocess.run(["cargo", "build", "--release", "-p", "ocm-ce-cli"], cwd=ROOT, env=env).returncode != 0:
             raise SystemExit("bench-compare: cargo build failed")
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
         binary = os.path.join(target, "release", "ocm-ce")
     copy = os.path.join(work, "ocm-ce")
     shutil.copy2(binary, copy)
