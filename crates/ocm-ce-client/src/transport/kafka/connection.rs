@@ -69,39 +69,6 @@ struct Health {
     lost: watch::Sender<Option<String>>,
     /// Partition count of the latest assignment (`None` before the first one).
     assigned: watch::Sender<Option<usize>>,
-    /// Revocations, for the records read ahead of the subscriber (see [`Revocations`]).
-    revoked: Mutex<Revocations>,
-}
-
-/// Which partitions were revoked when. A record read ahead of the subscriber whose partition is
-/// revoked before it is handled is not handled: its offset was not committed, so the partition's
-/// next owner (this consumer again, most often) reads it again, after the records before it.
-/// Handling the early copy too would deliver records out of order (an older spec after the newer
-/// one already handled again: the old spec of a deleted work would re-create it).
-#[derive(Debug, Default)]
-struct Revocations {
-    /// Counts revocations.
-    count: u64,
-    /// The revocation count at which each partition was last revoked.
-    at: std::collections::HashMap<(String, i32), u64>,
-}
-
-impl Revocations {
-    fn record(&mut self, partitions: &TopicPartitionList) {
-        self.count += 1;
-        for p in partitions.elements() {
-            self.at.insert((p.topic().to_owned(), p.partition()), self.count);
-        }
-    }
-
-    /// Whether `(topic, partition)` was revoked after the revocation count was `since`.
-    fn revoked_since(&self, topic: &str, partition: i32, since: u64) -> bool {
-        self.count > since
-            && self
-                .at
-                .get(&(topic.to_owned(), partition))
-                .is_some_and(|&at| at > since)
-    }
 }
 
 impl Health {
@@ -109,12 +76,7 @@ impl Health {
         Arc::new(Self {
             lost: watch::channel(None).0,
             assigned: watch::channel(None).0,
-            revoked: Mutex::new(Revocations::default()),
         })
-    }
-
-    fn revocations(&self) -> std::sync::MutexGuard<'_, Revocations> {
-        lock(&self.revoked)
     }
 
     /// Marks the connection lost; true the first time.
@@ -195,16 +157,6 @@ impl ClientContext for KafkaContext {
 }
 
 impl ConsumerContext for KafkaContext {
-    /// Before partitions are revoked (librdkafka then commits the offsets stored so far, as
-    /// `enable.auto.commit` is on): marks them revoked for the records read ahead of the
-    /// subscriber. (No synchronous commit here: it runs on the poll, and with the coordinator
-    /// gone it never returned, holding a runtime thread.)
-    fn pre_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            self.health.revocations().record(tpl);
-        }
-    }
-
     fn post_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
@@ -283,8 +235,6 @@ struct Received {
     topic: String,
     partition: i32,
     offset: i64,
-    /// The revocation count when it was read.
-    read_at: u64,
     /// The event, a dropped record (reported, counted), or nothing (another side's record).
     event: Option<Result<Event, TransportError>>,
 }
@@ -576,12 +526,7 @@ impl Connection for KafkaConnection {
             }
         }
         tracing::debug!(role = %self.role, patterns = ?self.patterns, "kafka: subscription confirmed");
-        Ok(subscription(
-            rx,
-            Arc::downgrade(&consumer),
-            self.health.clone(),
-            self.auto_commit,
-        ))
+        Ok(subscription(rx, Arc::downgrade(&consumer), self.auto_commit))
     }
 
     async fn close(&self) {
@@ -714,7 +659,7 @@ async fn poll_consumer(
             }
         };
         let item = match received {
-            Ok(m) => read_record(&m, &role, layout, health.revocations().count),
+            Ok(m) => read_record(&m, &role, layout),
             Err(e) => {
                 let (code, fatal) = match &e {
                     KafkaError::MessageConsumptionFatal(code) => (*code, true),
@@ -739,7 +684,7 @@ async fn poll_consumer(
 }
 
 /// Decodes one record and applies the shared-layout filter.
-fn read_record(m: &rdkafka::message::BorrowedMessage<'_>, role: &Role, layout: TopicLayout, read_at: u64) -> Received {
+fn read_record(m: &rdkafka::message::BorrowedMessage<'_>, role: &Role, layout: TopicLayout) -> Received {
     let origin = RecordOrigin {
         topic: m.topic(),
         partition: m.partition(),
@@ -778,18 +723,15 @@ fn read_record(m: &rdkafka::message::BorrowedMessage<'_>, role: &Role, layout: T
         topic: m.topic().to_owned(),
         partition: m.partition(),
         offset: m.offset(),
-        read_at,
         event,
     }
 }
 
 /// The subscription stream: yields events in order and stores the offset of each one when the
-/// next one is requested (the previous one has been handled by then). Records of a partition
-/// revoked after they were read are skipped (see [`Revocations`]).
+/// next one is requested (the previous one has been handled by then).
 fn subscription(
     mut rx: mpsc::Receiver<Result<Received, TransportError>>,
     consumer: Weak<KafkaConsumer>,
-    health: Arc<Health>,
     auto_commit: bool,
 ) -> Subscription {
     let mut handled: Option<(String, i32, i64)> = None;
@@ -816,18 +758,6 @@ fn subscription(
                 None => return Poll::Ready(None),
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
                 Some(Ok(received)) => {
-                    if health
-                        .revocations()
-                        .revoked_since(&received.topic, received.partition, received.read_at)
-                    {
-                        tracing::debug!(
-                            topic = received.topic,
-                            partition = received.partition,
-                            offset = received.offset,
-                            "kafka: a record read ahead of a revocation is left to the partition's next owner"
-                        );
-                        continue;
-                    }
                     handled = Some((received.topic, received.partition, received.offset));
                     // A dropped record is reported (and counted) but does not end the stream.
                     if let Some(item) = received.event {
@@ -842,28 +772,6 @@ fn subscription(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn records_read_before_their_partition_was_revoked_are_left_to_its_next_owner() {
-        let mut r = Revocations::default();
-        assert!(!r.revoked_since("t", 0, 0));
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition("t", 0);
-        tpl.add_partition("u", 3);
-        r.record(&tpl);
-        // read before the revocation: skipped, on the revoked partitions only
-        assert!(r.revoked_since("t", 0, 0));
-        assert!(r.revoked_since("u", 3, 0));
-        assert!(!r.revoked_since("t", 1, 0));
-        // read after it (the next assignment): handled
-        assert!(!r.revoked_since("t", 0, 1));
-        // an incremental revocation of another partition leaves "t"/0 alone
-        let mut other = TopicPartitionList::new();
-        other.add_partition("u", 3);
-        r.record(&other);
-        assert!(!r.revoked_since("t", 0, 1));
-        assert!(r.revoked_since("u", 3, 1));
-    }
 
     #[test]
     fn transient_errors_are_benign_and_the_rest_end_the_connection() {
