@@ -8,27 +8,29 @@
 //! while it was down completes at its first resync. A work that cannot be applied (a file
 //! system error) is retried with back-off until it can.
 //!
-//! [`Applier::in_memory`] keeps the manifests in memory instead (no files, no records): the same
-//! finalizer, statuses and deletions, so that `bench` measures the protocol rather than the file
-//! system.
+//! [`Applier::in_memory`] applies nowhere (no files, no records) and remembers a digest of what
+//! it applied: the same finalizer, statuses and deletions, so that `bench` measures the protocol
+//! and the agent rather than a file system or a model of a cluster's storage.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 use ocm_ce_client::Transport;
 use ocm_ce_work::api::{MANIFEST_WORK_FINALIZER, condition, condition_type};
 use ocm_ce_work::client::AgentWorkClient;
 use ocm_ce_work::conditions::set_status_condition;
 use ocm_ce_work::store::WatchEvent;
 use ocm_ce_work::{
-    FeedbackValue, FieldValue, ManifestCondition, ManifestResourceMeta, ManifestWork, ManifestWorkStatus, PatchType,
-    StatusFeedbackResult, ValueType,
+    FeedbackValue, FieldValue, Manifest, ManifestCondition, ManifestResourceMeta, ManifestWork, ManifestWorkStatus,
+    PatchType, StatusFeedbackResult, ValueType,
 };
 use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 use tokio_util::time::{DelayQueue, delay_queue};
 
 /// The record of a work in its directory (a dot file, beside the manifests).
@@ -41,13 +43,13 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 pub(crate) struct Applier {
     /// The directory; `None` applies to memory.
     root: Option<PathBuf>,
-    /// What was last written per work UID (the manifests' JSON), so our own status patches do
-    /// not rewrite the files while a changed spec always does, versioned or not (`"0"`).
-    written: HashMap<String, String>,
-    /// The manifests applied per work UID (in memory only).
-    in_memory: HashMap<String, Vec<Value>>,
-    /// The last record written per work UID.
-    recorded: HashMap<String, String>,
+    /// A digest of the manifests last applied per work UID, so our own status patches do not
+    /// rewrite the files while a changed spec always does, versioned or not (`"0"`). In memory,
+    /// holding a digest is what "applied" means: the manifests themselves go nowhere, so what a
+    /// benchmark measures is the agent, not a model of a cluster's storage.
+    written: HashMap<String, Digest>,
+    /// A digest of the last record written per work UID.
+    recorded: HashMap<String, Digest>,
     /// Works that failed to apply: how often in a row, and their pending retry.
     failures: HashMap<String, (u32, Option<delay_queue::Key>)>,
     retries: DelayQueue<String>,
@@ -175,8 +177,8 @@ impl Applier {
         Self::with_root(Some(root.into()))
     }
 
-    /// An applier keeping the manifests in memory: the statuses, finalizers and deletions of
-    /// the directory applier, without touching the file system.
+    /// An applier that writes nothing: the statuses, finalizers and deletions of the directory
+    /// applier, without touching the file system.
     pub(crate) fn in_memory() -> Self {
         Self::with_root(None)
     }
@@ -185,7 +187,6 @@ impl Applier {
         Self {
             root,
             written: HashMap::new(),
-            in_memory: HashMap::new(),
             recorded: HashMap::new(),
             failures: HashMap::new(),
             retries: DelayQueue::new(),
@@ -214,7 +215,7 @@ impl Applier {
             };
             match serde_json::from_str::<ManifestWork>(&text) {
                 Ok(work) if work.namespace_str() == cluster && !work.uid_str().is_empty() => {
-                    self.recorded.insert(work.uid_str().to_owned(), text);
+                    self.recorded.insert(work.uid_str().to_owned(), digest([text.as_str()]));
                     works.push(work);
                 }
                 Ok(_) => tracing::warn!(record = %path.display(), "ignoring a record of another cluster"),
@@ -230,12 +231,13 @@ impl Applier {
             return Ok(());
         };
         let text = serde_json::to_string(work).context("rendering the work record")?;
-        if self.recorded.get(work.uid_str()) == Some(&text) {
+        let key = digest([text.as_str()]);
+        if self.recorded.get(work.uid_str()) == Some(&key) {
             return Ok(());
         }
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         write_atomic(&dir.join(RECORD), text.as_bytes())?;
-        self.recorded.insert(work.uid_str().to_owned(), text);
+        self.recorded.insert(work.uid_str().to_owned(), key);
         Ok(())
     }
 
@@ -248,14 +250,13 @@ impl Applier {
     fn present(&self, work: &ManifestWork) -> bool {
         match self.work_dir(work) {
             Some(dir) => dir.exists(),
-            None => self.in_memory.contains_key(work.uid_str()),
+            None => self.written.contains_key(work.uid_str()),
         }
     }
 
     fn remove_dir(&mut self, work: &ManifestWork) -> Result<()> {
         self.written.remove(work.uid_str());
         self.recorded.remove(work.uid_str());
-        self.in_memory.remove(work.uid_str());
         let Some(dir) = self.work_dir(work) else {
             return Ok(());
         };
@@ -266,9 +267,8 @@ impl Applier {
         }
     }
 
-    fn write_manifests(&mut self, work: &ManifestWork, manifests: &[Value], key: String) -> Result<()> {
+    fn write_manifests(&mut self, work: &ManifestWork, manifests: &[Value], key: Digest) -> Result<()> {
         let Some(dir) = self.work_dir(work) else {
-            self.in_memory.insert(work.uid_str().to_owned(), manifests.to_vec());
             self.written.insert(work.uid_str().to_owned(), key);
             return Ok(());
         };
@@ -321,7 +321,7 @@ impl Applier {
             .map(|m| m.to_value())
             .collect::<Result<_, _>>()
             .context("a manifest is not JSON")?;
-        let key = written_key(&manifests);
+        let key = digest(work.spec.workload.manifests.iter().map(Manifest::raw));
         if self.written.get(work.uid_str()) != Some(&key) || !self.present(work) {
             self.write_manifests(work, &manifests, key)?;
         }
@@ -355,16 +355,25 @@ impl Applier {
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                ev = watch.next() => match ev {
-                    Some(WatchEvent::Added(w) | WatchEvent::Modified(w) | WatchEvent::Deleted(w)) => self.sync(agent, &w).await?,
-                    Some(WatchEvent::Relisted(all)) => {
-                        for w in &all {
-                            self.sync(agent, w).await?;
+                ev = watch.next() => {
+                    let Some(ev) = ev else { return Ok(()) };
+                    // Take every event already waiting as well: the channel then lets go of the
+                    // work versions they hold, and each work is brought to its latest state once.
+                    let mut batch = Batch::default();
+                    batch.add(ev);
+                    while batch.works.len() < MAX_BATCH {
+                        match watch.next().now_or_never() {
+                            Some(Some(ev)) => batch.add(ev),
+                            Some(None) | None => break,
                         }
+                    }
+                    for w in batch.works.values() {
+                        self.sync(agent, w).await?;
+                    }
+                    if batch.relisted {
                         self.remove_unknown(agent)?;
                     }
-                    None => return Ok(()),
-                },
+                }
                 Some(expired) = self.retries.next(), if !self.retries.is_empty() => {
                     let uid = expired.into_inner();
                     if let Some((_, key)) = self.failures.get_mut(&uid) {
@@ -396,7 +405,6 @@ impl Applier {
     /// or while the agent was down and the records were not read).
     fn remove_unknown<Tr: Transport>(&mut self, agent: &AgentWorkClient<Tr>) -> Result<()> {
         let Some(root) = &self.root else {
-            self.in_memory.retain(|uid, _| agent.get(uid).is_ok());
             self.written.retain(|uid, _| agent.get(uid).is_ok());
             return Ok(());
         };
@@ -446,8 +454,44 @@ impl Applier {
     }
 }
 
-fn written_key(manifests: &[Value]) -> String {
-    serde_json::to_string(manifests).unwrap_or_default()
+/// The most works [`Applier::run`] takes from its watch before it applies them.
+const MAX_BATCH: usize = 1024;
+
+/// Watch events taken together: the last version seen of each work they name.
+#[derive(Default)]
+struct Batch {
+    works: HashMap<String, Arc<ManifestWork>>,
+    /// A `Relisted` was among them: works the agent no longer holds are removed afterwards.
+    relisted: bool,
+}
+
+impl Batch {
+    fn add(&mut self, event: WatchEvent) {
+        match event {
+            WatchEvent::Added(w) | WatchEvent::Modified(w) | WatchEvent::Deleted(w) => {
+                self.works.insert(w.name().to_owned(), w);
+            }
+            WatchEvent::Relisted(all) => {
+                self.relisted = true;
+                for w in all {
+                    self.works.insert(w.name().to_owned(), w);
+                }
+            }
+        }
+    }
+}
+
+/// A SHA-256 digest of what was applied or recorded.
+type Digest = [u8; 32];
+
+/// The digest of `parts` (each one terminated, so a boundary cannot move unnoticed).
+fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> Digest {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.finalize().into()
 }
 
 /// Writes `data` to `path` through a temporary file and a rename.

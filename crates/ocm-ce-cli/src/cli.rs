@@ -427,8 +427,9 @@ pub(crate) enum SourceCommand {
 /// Where an agent applies works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ApplyMode {
-    /// Keep the manifests in memory: the same finalizer, statuses and deletions as `dir`,
-    /// nothing written (what `bench` measures by default: the protocol, not the file system).
+    /// Apply nowhere, remembering a digest of what was applied: the same finalizer, statuses
+    /// and deletions as `dir`, nothing written (what `bench` measures by default: the protocol
+    /// and the agent, not a file system or a model of a cluster's storage).
     Memory,
     /// Write the manifests as YAML files (and a record of each work) into a directory.
     Dir,

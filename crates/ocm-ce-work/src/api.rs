@@ -223,8 +223,9 @@ string_enum!(
 /// `serde_json` serializers (including `to_value`).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Manifest {
-    /// Valid JSON text, exactly as given.
-    raw: Box<str>,
+    /// Valid JSON text, exactly as given (shared between the copies of a work: a status patch
+    /// copies the work, not its manifests).
+    raw: std::sync::Arc<str>,
 }
 
 impl Manifest {
