@@ -13,6 +13,8 @@
 //! and the agent rather than a file system or a model of a cluster's storage.
 
 use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +52,10 @@ pub(crate) struct Applier {
     written: HashMap<String, Digest>,
     /// A digest of the last record written per work UID.
     recorded: HashMap<String, Digest>,
+    /// Per work UID, the [`trigger_key`] of the version last brought to its state: a watch
+    /// event of a version with the same key (our own status and finalizer reports, or an
+    /// unchanged work in a `Relisted` snapshot) needs no work.
+    seen: HashMap<String, u64>,
     /// Works that failed to apply: how often in a row, and their pending retry.
     failures: HashMap<String, (u32, Option<delay_queue::Key>)>,
     retries: DelayQueue<String>,
@@ -187,6 +193,7 @@ impl Applier {
         Self {
             root,
             written: HashMap::new(),
+            seen: HashMap::new(),
             recorded: HashMap::new(),
             failures: HashMap::new(),
             retries: DelayQueue::new(),
@@ -392,9 +399,17 @@ impl Applier {
     /// store no longer holds it.
     async fn sync<Tr: Transport>(&mut self, agent: &AgentWorkClient<Tr>, work: &ManifestWork) -> Result<()> {
         match agent.get(work.name()) {
-            Ok(latest) => self.report(agent, &latest).await,
+            Ok(latest) => {
+                let key = trigger_key(&latest);
+                // Unchanged since it was last brought to its state; a work waiting for a retry
+                // is left to its retry.
+                if self.seen.get(latest.uid_str()) != Some(&key) {
+                    self.report(agent, &latest).await;
+                }
+            }
             Err(_) => {
                 self.succeeded(work.uid_str());
+                self.seen.remove(work.uid_str());
                 self.remove_dir(work)?;
             }
         }
@@ -406,6 +421,7 @@ impl Applier {
     fn remove_unknown<Tr: Transport>(&mut self, agent: &AgentWorkClient<Tr>) -> Result<()> {
         let Some(root) = &self.root else {
             self.written.retain(|uid, _| agent.get(uid).is_ok());
+            self.seen.retain(|uid, _| agent.get(uid).is_ok());
             return Ok(());
         };
         let dir = root.join(agent.cluster_name());
@@ -416,6 +432,7 @@ impl Applier {
             let uid = entry.file_name().to_string_lossy().into_owned();
             if agent.get(&uid).is_err() {
                 self.written.remove(&uid);
+                self.seen.remove(&uid);
                 self.recorded.remove(&uid);
                 std::fs::remove_dir_all(entry.path())
                     .with_context(|| format!("removing {}", entry.path().display()))?;
@@ -426,7 +443,10 @@ impl Applier {
 
     async fn report<Tr: Transport>(&mut self, agent: &AgentWorkClient<Tr>, work: &ManifestWork) {
         match self.reconcile(agent, work).await {
-            Ok(()) => self.succeeded(work.uid_str()),
+            Ok(()) => {
+                self.succeeded(work.uid_str());
+                self.seen.insert(work.uid_str().to_owned(), trigger_key(work));
+            }
             // The spec moved on while we applied: its own watch event follows.
             Err(e)
                 if e.downcast_ref::<ocm_ce_work::Error>()
@@ -479,6 +499,19 @@ impl Batch {
             }
         }
     }
+}
+
+/// What makes a version of a work worth applying: its resource version, deletion, finalizers
+/// and manifests (not the status this applier reports).
+fn trigger_key(work: &ManifestWork) -> u64 {
+    let mut h = DefaultHasher::new();
+    work.resource_version_str().hash(&mut h);
+    work.is_deleting().hash(&mut h);
+    work.finalizers().hash(&mut h);
+    for m in &work.spec.workload.manifests {
+        m.raw().hash(&mut h);
+    }
+    h.finish()
 }
 
 /// A SHA-256 digest of what was applied or recorded.
