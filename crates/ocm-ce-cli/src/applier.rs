@@ -337,10 +337,7 @@ impl Applier {
             // Up to date: the record keeps what this agent holds and reported.
             return self.record(work);
         }
-        let patch = serde_json::json!({ "status": desired });
-        let reported = agent
-            .patch_status(&uid, PatchType::Merge, patch.to_string().as_bytes())
-            .await?;
+        let reported = agent.update_status(&uid, desired).await?;
         self.record(&reported)
     }
 

@@ -13,7 +13,7 @@ use ocm_ce_work::api::{RESOURCE_VERSION_ANNOTATION, condition_type};
 use ocm_ce_work::client::SourceWorkClient;
 use ocm_ce_work::conditions::is_status_condition_true;
 use ocm_ce_work::store::WatchEvent;
-use ocm_ce_work::{Manifest, ManifestWork, PatchType};
+use ocm_ce_work::{Manifest, ManifestWork};
 use serde::Serialize;
 
 /// What to run.
@@ -163,12 +163,8 @@ pub(crate) async fn run<Tr: Transport>(
     if plan.update_every > 0 {
         let selected: Vec<_> = names.iter().step_by(plan.update_every).cloned().collect();
         for (i, (cluster, name)) in selected.iter().enumerate() {
-            let patch = serde_json::json!({
-                "metadata": {"annotations": {RESOURCE_VERSION_ANNOTATION: "2"}},
-                "spec": {"workload": {"manifests": bundle(cluster, name, plan.manifest_bytes, 2)?.spec.workload.manifests}},
-            });
             source
-                .patch(cluster, name, PatchType::Merge, patch.to_string().as_bytes())
+                .update(cluster, bundle(cluster, name, plan.manifest_bytes, 2)?)
                 .await?;
             pending_update.insert((cluster.clone(), name.clone()), ());
             progress("update", i + 1, selected.len());

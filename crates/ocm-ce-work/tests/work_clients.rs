@@ -173,6 +173,66 @@ async fn lifecycle(versioned: bool) {
     assert_eq!(agent.metrics().deletion_acks(), 1);
 }
 
+/// The typed forms of `patch` and `patch_status` (nothing encoded or decoded): the same kept
+/// fields and the same reports.
+#[tokio::test]
+async fn typed_spec_and_status_updates_travel_like_patches() {
+    let broker = FakeBroker::new();
+    let (source, agent) = start(&broker, vec![]);
+    source.wait_until_connected().await;
+    agent.wait_until_connected().await;
+    let uid = source
+        .create("cluster1", work("work1", true))
+        .await
+        .unwrap()
+        .uid_str()
+        .to_owned();
+    eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
+    agent_applies(&agent, &uid, "Created").await;
+    eventually("the source to see Created", || {
+        source
+            .get("cluster1", "work1")
+            .is_ok_and(|w| reason_of(&w).as_deref() == Some("Created"))
+    })
+    .await;
+
+    // A spec of another namespace is refused; the work's own is replaced, and the UID,
+    // finalizers and status stay.
+    let mut elsewhere = work("work1", true);
+    elsewhere.metadata.namespace = Some("cluster2".to_owned());
+    assert!(source.update("cluster1", elsewhere).await.is_err());
+    let mut v2 = ManifestWork::new(
+        "cluster1",
+        "work1",
+        vec![configmap("cm1", "v2"), configmap("cm2", "v2")],
+    );
+    v2.metadata.annotations = Some([(RESOURCE_VERSION_ANNOTATION.to_owned(), "2".to_owned())].into());
+    let updated = source.update("cluster1", v2).await.unwrap();
+    assert_eq!(updated.uid_str(), uid);
+    assert_eq!(updated.resource_version_str(), "2");
+    assert_eq!(reason_of(&updated).as_deref(), Some("Created"));
+    assert!(updated.finalizers().contains(&SOURCE_FINALIZER.to_owned()));
+    eventually("the agent to get version 2", || {
+        agent
+            .get(&uid)
+            .is_ok_and(|w| w.spec.workload.manifests.len() == 2 && w.resource_version_str() == "2")
+    })
+    .await;
+
+    // A status is stored as given and reported.
+    let read = agent.get(&uid).unwrap();
+    let mut status = read.status.clone();
+    status.conditions[0].reason = "Updated".to_owned();
+    let reported = agent.update_status(&uid, status.clone()).await.unwrap();
+    assert_eq!(reported.status, status);
+    eventually("the source to see Updated", || {
+        source
+            .get("cluster1", "work1")
+            .is_ok_and(|w| reason_of(&w).as_deref() == Some("Updated"))
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_versioned_work_goes_through_create_status_update_and_delete() {
     lifecycle(true).await;

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::outbox::{Outbox, Send, Sent};
 use super::{Connected, Guard, LastError, TaskGuard, WorkClientOptions, publish_outcome};
-use crate::api::{DATA_TYPE_ANNOTATION, ManifestWork, ORIGINAL_SOURCE_LABEL};
+use crate::api::{DATA_TYPE_ANNOTATION, ManifestWork, ManifestWorkStatus, ORIGINAL_SOURCE_LABEL};
 use crate::codec::{AgentManifestBundleCodec, AgentManifestCodec};
 use crate::conditions::mark_manifests_deleted;
 use crate::error::{Error, Result};
@@ -296,6 +296,23 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
     /// until the transport acknowledges it — also across reconnections. Fails with a conflict,
     /// storing and sending nothing, when the spec changed since the patch was computed.
     pub async fn patch_status(&self, name: &str, patch_type: PatchType, data: &[u8]) -> Result<Arc<ManifestWork>> {
+        self.write_status(name, |latest| patched_status(latest, patch_type, data))
+    }
+
+    /// Replaces the status of work `name` with `status`: [`patch_status`](Self::patch_status)
+    /// with a typed status instead of a patch (nothing encoded or decoded), with the same
+    /// conflict check and the same report.
+    pub async fn update_status(&self, name: &str, status: ManifestWorkStatus) -> Result<Arc<ManifestWork>> {
+        self.write_status(name, |_| Ok(status))
+    }
+
+    /// Stores the status `f` makes of the latest work `name` and reports it; a conflict when the
+    /// spec moved on since the caller read it.
+    fn write_status(
+        &self,
+        name: &str,
+        f: impl FnOnce(&ManifestWork) -> Result<ManifestWorkStatus>,
+    ) -> Result<Arc<ManifestWork>> {
         let ns = self.inner.cluster_name.clone();
         let base = self.get(name)?;
         let base_rv = parse_resource_version(base.resource_version_str()).unwrap_or(0);
@@ -305,8 +322,12 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
                     reason: "the resource version of the work is outdated".to_owned(),
                 });
             }
-            let mut w = latest.clone();
-            w.status = patched_status(latest, patch_type, data)?;
+            let w = ManifestWork {
+                types: latest.types.clone(),
+                metadata: latest.metadata.clone(),
+                spec: latest.spec.clone(),
+                status: f(latest)?,
+            };
             // Checked before anything is stored, so a status that can never be sent is an
             // error to the caller, not a report retried forever.
             status_event_type(&w, action::UPDATE_REQUEST)?;

@@ -18,7 +18,10 @@ use tokio_util::time::DelayQueue;
 
 use super::outbox::{Outbox, Send, Sent};
 use super::{Connected, Guard, LastError, TaskGuard, WorkClientOptions, publish_outcome};
-use crate::api::{ManifestWork, SEQUENCE_ID_ANNOTATION, SOURCE_FINALIZER, STATUS_HASH_ANNOTATION, time_from_chrono};
+use crate::api::{
+    ManifestWork, ManifestWorkStatus, SEQUENCE_ID_ANNOTATION, SOURCE_FINALIZER, STATUS_HASH_ANNOTATION,
+    time_from_chrono,
+};
 use crate::codec::SourceManifestBundleCodec;
 use crate::conditions::is_deleted;
 use crate::error::{Error, Result};
@@ -240,8 +243,49 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
         patch_type: PatchType,
         data: &[u8],
     ) -> Result<Arc<ManifestWork>> {
+        self.write_spec(namespace, name, |latest| patch(latest, patch_type, data))
+    }
+
+    /// Replaces the spec, labels and annotations (and the resource version, when `work` has one)
+    /// of the work named like `work` in `namespace` with `work`'s: [`patch`](Self::patch) with a typed work instead of a patch (nothing
+    /// encoded or decoded), with the same checks, the same kept fields (UID, deletion,
+    /// finalizers, status) and the same `update_request`.
+    pub async fn update(&self, namespace: &str, work: ManifestWork) -> Result<Arc<ManifestWork>> {
+        if !work.namespace_str().is_empty() && work.namespace_str() != namespace {
+            return Err(Error::Invalid(ValidationErrors(vec![FieldError::invalid(
+                "metadata.namespace",
+                work.namespace_str(),
+                format!("does not match the namespace {namespace}"),
+            )])));
+        }
+        let name = work.name().to_owned();
+        self.write_spec(namespace, &name, |latest| {
+            let mut updated = ManifestWork {
+                types: latest.types.clone(),
+                metadata: latest.metadata.clone(),
+                spec: work.spec,
+                status: ManifestWorkStatus::default(),
+            };
+            updated.metadata.labels = work.metadata.labels;
+            updated.metadata.annotations = work.metadata.annotations;
+            if work.metadata.resource_version.is_some() {
+                updated.metadata.resource_version = work.metadata.resource_version;
+            }
+            Ok(updated)
+        })
+    }
+
+    /// Stores the work `f` makes of the latest `namespace/name` (keeping its UID, deletion,
+    /// finalizers and status, taking the resource version from the result), validated, and
+    /// sends it.
+    fn write_spec(
+        &self,
+        namespace: &str,
+        name: &str,
+        f: impl FnOnce(&ManifestWork) -> Result<ManifestWork>,
+    ) -> Result<Arc<ManifestWork>> {
         let updated = self.inner.writer.update(namespace, name, |latest| {
-            let mut work = patch(latest, patch_type, data)?;
+            let mut work = f(latest)?;
             work.metadata.resource_version = Some(work.source_resource_version());
             work.metadata.uid = latest.metadata.uid.clone();
             work.metadata.deletion_timestamp = latest.metadata.deletion_timestamp.clone();
