@@ -143,8 +143,10 @@ impl ApplierMetrics {
 enum Outcome {
     /// Nothing until the work changes or the next status sync.
     Done,
-    /// Look again after the back-off (a manifest failed, resources are being finalized).
+    /// Look again after the back-off (a manifest failed).
     Retry,
+    /// Look again after the deletion recheck interval (resources are being finalized).
+    Waiting,
 }
 
 /// What the applier remembers of a work it applied.
@@ -306,7 +308,11 @@ impl KubeApplier {
                 biased;
                 () = &mut shutdown => break,
                 Some((uid, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
-                    queue.done(uid, outcome != Outcome::Done);
+                    match outcome {
+                        Outcome::Done => queue.done(uid, false),
+                        Outcome::Retry => queue.done(uid, true),
+                        Outcome::Waiting => queue.done_after(uid, self.config.deletion_recheck_interval),
+                    }
                 }
                 event = events.next() => match event {
                     Some(WatchEvent::Added(w) | WatchEvent::Modified(w)) => {
@@ -458,19 +464,17 @@ impl KubeApplier {
         };
         self.refresh_status(work, &mut status, &objects, generation).await;
         if status != work.status {
-            let patch = json!({ "status": status });
-            let data = serde_json::to_vec(&patch).map_err(|e| Error::InvalidManifest { reason: e.to_string() })?;
-            agent
-                .patch_status(uid, PatchType::Merge, &data)
-                .await
-                .map_err(|source| Error::Work {
-                    name: uid.to_owned(),
-                    source: Box::new(source),
-                })?;
+            agent.update_status(uid, status).await.map_err(|source| Error::Work {
+                name: uid.to_owned(),
+                source: Box::new(source),
+            })?;
             self.metrics.status_updates.inc();
         }
-        if recorded.transpose()? == Some(Outcome::Retry) {
-            outcome = Outcome::Retry;
+        // A failure's back-off comes before a wait for finalizers.
+        if let Some(recorded) = recorded.transpose()?
+            && outcome == Outcome::Done
+        {
+            outcome = recorded;
         }
         Ok(outcome)
     }
@@ -752,7 +756,7 @@ impl KubeApplier {
                 let deletion = delete_applied_resources(self.writer(), &untracked, owner).await;
                 self.metrics.resources_deleted.inc_by(deletion.deleted as u64);
                 if !deletion.pending.is_empty() {
-                    outcome = Outcome::Retry;
+                    outcome = Outcome::Waiting;
                 }
                 applied.extend(deletion.pending);
                 if let Some(e) = deletion.errors.into_iter().next() {
@@ -801,7 +805,7 @@ impl KubeApplier {
         }
         if !deletion.pending.is_empty() {
             self.patch_record(&amw, deletion.pending).await?;
-            return Ok(Outcome::Retry);
+            return Ok(Outcome::Waiting);
         }
         match api.delete(&name, &Default::default()).await {
             Ok(_) => {}
@@ -817,8 +821,9 @@ impl KubeApplier {
         if !work.finalizers().iter().any(|f| f == MANIFEST_WORK_FINALIZER) {
             return Ok(Outcome::Done);
         }
-        if self.delete_record(work.name()).await? == Outcome::Retry {
-            return Ok(Outcome::Retry);
+        let record = self.delete_record(work.name()).await?;
+        if record != Outcome::Done {
+            return Ok(record);
         }
         let others: Vec<&String> = work
             .finalizers()

@@ -42,11 +42,13 @@ pub struct ApplierConfig {
     /// How long to wait for a CustomResourceDefinition of a work to be established before its
     /// custom resources are applied. Default 60 s.
     pub crd_established_timeout: Duration,
-    /// First retry delay of a work that failed (or waits for resources to be finalized),
-    /// doubled per attempt. Default 100 ms.
+    /// First retry delay of a work that failed, doubled per attempt. Default 100 ms.
     pub retry_base_delay: Duration,
     /// Longest retry delay. Default 30 s.
     pub retry_max_delay: Duration,
+    /// How often a deletion waiting for resources to be finalized looks again (a steady
+    /// interval, not the failure back-off: waiting is not failing). Default 1 s.
+    pub deletion_recheck_interval: Duration,
     /// Report status feedback values that are objects, lists or floats as `JsonRaw` (OCM's
     /// `RawFeedbackJsonString` feature gate). Default off, as in OCM: such values are errors.
     pub raw_json_feedback: bool,
@@ -68,6 +70,7 @@ impl ApplierConfig {
             crd_established_timeout: Duration::from_secs(60),
             retry_base_delay: Duration::from_millis(100),
             retry_max_delay: Duration::from_secs(30),
+            deletion_recheck_interval: Duration::from_secs(1),
             raw_json_feedback: false,
             max_json_raw_length: 1024,
         }
@@ -113,6 +116,12 @@ impl ApplierConfig {
     pub fn retry(mut self, base_delay: Duration, max_delay: Duration) -> Self {
         self.retry_base_delay = base_delay;
         self.retry_max_delay = max_delay;
+        self
+    }
+
+    /// Sets [`deletion_recheck_interval`](Self::deletion_recheck_interval).
+    pub fn deletion_recheck_interval(mut self, interval: Duration) -> Self {
+        self.deletion_recheck_interval = interval;
         self
     }
 

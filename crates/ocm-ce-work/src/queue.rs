@@ -80,6 +80,19 @@ impl<T: Hash + Eq + Clone> WorkQueue<T> {
         }
     }
 
+    /// Ends processing of `item` and queues it again after `delay` (client-go's `AddAfter`):
+    /// for an item that waits for something rather than failed, so its back-off is neither
+    /// used nor grown. An item re-added meanwhile runs at once instead.
+    pub fn done_after(&mut self, item: T, delay: Duration) {
+        self.processing.remove(&item);
+        self.failures.remove(&item);
+        if self.dirty.remove(&item) {
+            self.add(item);
+        } else if self.queued.insert(item.clone()) {
+            self.delayed.insert(item, delay);
+        }
+    }
+
     /// Moves the next item whose back-off expired to the ready queue.
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match self.delayed.poll_expired(cx) {
@@ -138,6 +151,25 @@ mod tests {
         q.add("a");
         assert_eq!(q.pop(), None, "not while it is processed");
         q.done(a, false);
+        assert_eq!(q.pop(), Some("a"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_item_done_after_a_delay_comes_back_after_that_delay_or_at_once_when_re_added() {
+        let mut q = queue();
+        q.add("a");
+        let a = q.pop().unwrap();
+        q.done_after(a, Duration::from_millis(500));
+        assert_eq!(q.pop(), None);
+        assert!(q.has_delayed());
+        tokio::time::advance(Duration::from_millis(499)).await;
+        assert!(poll_fn(|cx| Poll::Ready(q.poll_expired(cx))).await.is_pending());
+        tokio::time::advance(Duration::from_millis(2)).await;
+        poll_fn(|cx| q.poll_expired(cx)).await;
+        assert_eq!(q.pop(), Some("a"));
+        // Re-added while processed: it runs again at once, not after the delay.
+        q.add("a");
+        q.done_after("a", Duration::from_secs(60));
         assert_eq!(q.pop(), Some("a"));
     }
 
