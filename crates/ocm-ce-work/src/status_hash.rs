@@ -33,10 +33,134 @@ pub fn status_hash_v1(status: &ManifestWorkStatus) -> String {
 }
 
 /// The bytes [`status_hash_v1`] hashes: Go's JSON of the status, object keys sorted.
+///
+/// Every status event of an agent carries this hash, so it is made without a `serde_json::Value`
+/// of the status: Go's JSON (the struct order) is written once and its objects' members are
+/// reordered on the bytes. The keys of a status are its field names, never escaped; should one
+/// ever be, the value path sorts the decoded keys instead.
 pub fn status_json_v1(status: &ManifestWorkStatus) -> Vec<u8> {
+    let json = status_json(status);
+    let mut out = Vec::with_capacity(json.len());
+    let mut pos = 0;
+    if sorted_value(&json, &mut pos, &mut out).is_some() && pos == json.len() {
+        return out;
+    }
     // Invariant as in `status_json`: a status always serializes, to a value and then to bytes.
     let value = serde_json::to_value(status).expect("a ManifestWorkStatus always serializes");
     ocm_ce_core::go_json::to_vec(&SortedKeys(&value)).expect("a JSON value always serializes")
+}
+
+/// Copies the compact JSON value at `json[*pos..]` to `out` with the members of every object in
+/// sorted key order, moving `pos` past it. `None` for a key with an escape (its raw bytes may
+/// sort differently from its text) or for anything that is not compact JSON.
+fn sorted_value(json: &[u8], pos: &mut usize, out: &mut Vec<u8>) -> Option<()> {
+    match *json.get(*pos)? {
+        b'{' => {
+            *pos += 1;
+            let mut members: Vec<(&[u8], Vec<u8>)> = Vec::new();
+            if json.get(*pos) == Some(&b'}') {
+                *pos += 1;
+                out.extend_from_slice(b"{}");
+                return Some(());
+            }
+            loop {
+                let start = *pos;
+                skip_string(json, pos)?;
+                let key = &json[start..*pos];
+                if key.contains(&b'\\') || json.get(*pos) != Some(&b':') {
+                    return None;
+                }
+                *pos += 1;
+                let mut value = Vec::new();
+                sorted_value(json, pos, &mut value)?;
+                members.push((key, value));
+                match json.get(*pos)? {
+                    b',' => *pos += 1,
+                    b'}' => {
+                        *pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, value)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(key);
+                out.push(b':');
+                out.extend_from_slice(value);
+            }
+            out.push(b'}');
+        }
+        b'[' => {
+            *pos += 1;
+            out.push(b'[');
+            if json.get(*pos) == Some(&b']') {
+                *pos += 1;
+                out.push(b']');
+                return Some(());
+            }
+            loop {
+                sorted_value(json, pos, out)?;
+                match json.get(*pos)? {
+                    b',' => {
+                        *pos += 1;
+                        out.push(b',');
+                    }
+                    b']' => {
+                        *pos += 1;
+                        out.push(b']');
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        b'"' => {
+            let start = *pos;
+            skip_string(json, pos)?;
+            out.extend_from_slice(&json[start..*pos]);
+        }
+        _ => {
+            // A number, `true`, `false` or `null`: up to the next delimiter.
+            let start = *pos;
+            while let Some(&b) = json.get(*pos) {
+                if matches!(b, b',' | b'}' | b']') {
+                    break;
+                }
+                if matches!(b, b'{' | b'[' | b'"' | b':') || b.is_ascii_whitespace() {
+                    return None;
+                }
+                *pos += 1;
+            }
+            if *pos == start {
+                return None;
+            }
+            out.extend_from_slice(&json[start..*pos]);
+        }
+    }
+    Some(())
+}
+
+/// Moves `pos` past the JSON string that starts there (quotes included).
+fn skip_string(json: &[u8], pos: &mut usize) -> Option<()> {
+    if json.get(*pos) != Some(&b'"') {
+        return None;
+    }
+    *pos += 1;
+    loop {
+        match *json.get(*pos)? {
+            b'"' => {
+                *pos += 1;
+                return Some(());
+            }
+            b'\\' => *pos += 2,
+            _ => *pos += 1,
+        }
+    }
 }
 
 /// Whether `hash` is the hash of `status` by either sdk-go's v0.15 or its v1.x function (a
@@ -105,6 +229,45 @@ pub fn manifest_work_status_hash(work: &ManifestWork) -> Result<String, Infallib
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_are_sorted_at_every_depth_and_escaped_keys_are_refused() {
+        let sort = |json: &str| {
+            let mut out = Vec::new();
+            let mut pos = 0;
+            sorted_value(json.as_bytes(), &mut pos, &mut out).map(|()| (String::from_utf8(out).unwrap(), pos))
+        };
+        let json = r#"{"b":[{"z":1,"a":"x\"}"},[],{}],"a":{"d":true,"c":null},"aa":-1.5e3}"#;
+        assert_eq!(
+            sort(json),
+            Some((
+                r#"{"a":{"c":null,"d":true},"aa":-1.5e3,"b":[{"a":"x\"}","z":1},[],{}]}"#.to_owned(),
+                json.len()
+            ))
+        );
+        assert_eq!(sort(r#"{"a\u0062":1}"#), None);
+        assert_eq!(sort(r#"{"a": 1}"#), None);
+        assert_eq!(sort(r#"{"a":1"#), None);
+    }
+
+    #[test]
+    fn a_status_takes_the_byte_path_and_gets_the_value_paths_bytes() {
+        let status: ManifestWorkStatus = serde_json::from_str(
+            r#"{"conditions":[{"type":"Applied","status":"True","reason":"R","message":"<&>","lastTransitionTime":"2024-10-01T12:00:00Z","observedGeneration":2}],
+                "resourceStatus":{"manifests":[{"resourceMeta":{"ordinal":0,"group":"apps","version":"v1","kind":"Deployment","resource":"deployments","name":"d","namespace":"n"},
+                "statusFeedback":{"values":[{"name":"Replicas","fieldValue":{"type":"Integer","integer":1}},{"name":"raw","fieldValue":{"type":"JsonRaw","jsonRaw":"{\"b\":1,\"a\":[]}"}}]},
+                "conditions":[{"type":"Available","status":"True","reason":"","message":"","lastTransitionTime":"2024-10-01T12:00:00Z"}]}]}}"#,
+        )
+        .unwrap();
+        let json = status_json(&status);
+        let mut fast = Vec::new();
+        let mut pos = 0;
+        assert_eq!(sorted_value(&json, &mut pos, &mut fast), Some(()));
+        assert_eq!(pos, json.len());
+        let value = serde_json::to_value(&status).unwrap();
+        let slow = ocm_ce_core::go_json::to_vec(&SortedKeys(&value)).unwrap();
+        assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(slow).unwrap());
+    }
 
     #[test]
     fn the_empty_status_hashes_like_go() {
