@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cloudevents::{AttributesReader, Event};
 use ocm_ce_core::event_type::action;
 use ocm_ce_core::resource::parse_resource_version;
-use ocm_ce_core::resync::{agent_status_resync, spec_action};
+use ocm_ce_core::resync::{agent_status_resync, requested_status_hashes, spec_action};
 use ocm_ce_core::{
     Codec, EventBuilder, EventType, ListOptions, ResourceObject, ResourceStatusHashList, ResourceVersion,
     ResourceVersionList, SubResource,
@@ -211,7 +211,6 @@ where
             source: event.source().to_owned(),
             data_type: event_type.data_type.clone(),
         };
-        let local = self.base.lister.list(&options).map_err(Error::List)?;
         let request = ResourceStatusHashList::decode(&data_bytes(event))?;
         let reply_type = EventType::new(
             event_type.data_type.clone(),
@@ -223,10 +222,24 @@ where
         // Each answer carries the resource as it is when it is sent, not as it was when the
         // list was taken: its sequence id is made then, so an older status with a newer
         // sequence id could overwrite a status sent meanwhile (answers take time under load).
-        let ids: Vec<String> = agent_status_resync(&local, &request, |r, hash| hasher.same_status(r, hash))
-            .into_iter()
-            .map(|r| r.resource_id().to_owned())
-            .collect();
+        let ids: Vec<String> = if request.hashes.is_empty() {
+            let local = lister.list(&options).map_err(Error::List)?;
+            agent_status_resync(&local, &request, |r, hash| hasher.same_status(r, hash))
+                .into_iter()
+                .map(|r| r.resource_id().to_owned())
+                .collect()
+        } else {
+            // Only what the request names can be resent: looked up one by one, not listed.
+            let mut ids = Vec::new();
+            for (id, hash) in requested_status_hashes(&request) {
+                if let Some(local) = lister.get(id, &options).map_err(Error::List)?
+                    && hasher.same_status(&local, hash).is_ok_and(|same| !same)
+                {
+                    ids.push(id.to_owned());
+                }
+            }
+            ids
+        };
         let answers = ids
             .into_iter()
             .filter_map(|id: String| match lister.get(&id, &options) {

@@ -111,11 +111,7 @@ where
     if request.hashes.is_empty() {
         return local.iter().collect();
     }
-    // A resource listed twice counts with its first entry, as Go's linear lookup finds it.
-    let mut known: HashMap<&str, &str> = HashMap::with_capacity(request.hashes.len());
-    for h in &request.hashes {
-        known.entry(h.resource_id.as_str()).or_insert(h.status_hash.as_str());
-    }
+    let known: HashMap<&str, &str> = requested_status_hashes(request).collect();
     local
         .iter()
         .filter(|obj| match known.get(obj.resource_id()) {
@@ -123,6 +119,20 @@ where
             Some(hash) => same_status(obj, hash).is_ok_and(|same| !same),
         })
         .collect()
+}
+
+/// The resources a non-empty status resync request names, each with the hash it is to be
+/// compared with: a resource listed twice counts with its first entry, as Go's linear lookup
+/// finds it. Only these can be resent ([`agent_status_resync`]), so an agent may look them up
+/// one by one instead of listing all it holds — a large request arrives in parts, and listing
+/// everything for each part would make a resync quadratic.
+pub fn requested_status_hashes(request: &ResourceStatusHashList) -> impl Iterator<Item = (&str, &str)> {
+    let mut seen = HashSet::with_capacity(request.hashes.len());
+    request
+        .hashes
+        .iter()
+        .filter(move |h| seen.insert(h.resource_id.as_str()))
+        .map(|h| (h.resource_id.as_str(), h.status_hash.as_str()))
 }
 
 #[cfg(test)]
@@ -268,6 +278,28 @@ mod tests {
         };
         let sent = agent_status_resync(&local, &request, |o: &R, h: &str| Ok::<_, ()>(o.status == h));
         assert_eq!(sent, vec![&local[2]]);
+    }
+
+    #[test]
+    fn a_request_names_each_resource_once_with_its_first_hash() {
+        let entry = |id: &str, hash: &str| ResourceStatusHash {
+            resource_id: id.into(),
+            status_hash: hash.into(),
+        };
+        let request = ResourceStatusHashList {
+            hashes: vec![entry("a", "1"), entry("b", "2"), entry("a", "3")],
+        };
+        assert_eq!(
+            requested_status_hashes(&request).collect::<Vec<_>>(),
+            vec![("a", "1"), ("b", "2")]
+        );
+        // The first entry decides for the list form too: "a" has status "1", so it is not resent.
+        let local = vec![r("a", "1"), r("b", "1")];
+        let mut a = local[0].clone();
+        a.status = "1".into();
+        let local = vec![a, local[1].clone()];
+        let sent = agent_status_resync(&local, &request, |o: &R, h: &str| Ok::<_, ()>(o.status == h));
+        assert_eq!(sent, vec![&local[1]]);
     }
 
     proptest! {

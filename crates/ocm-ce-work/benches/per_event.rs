@@ -6,6 +6,10 @@
 //! receive, decode, find the work by its UID and store the status; the Go source scans its works
 //! for each one).
 //!
+//! And a status resync between a source and an agent holding the same N works (N = 10 000,
+//! 100 000): when every hash matches (the agent lists, hashes and compares, and sends nothing),
+//! and for a source restored without statuses (the agent sends all N, the source stores them).
+//!
 //! `cargo bench -p ocm-ce-work --bench per_event` (release build; plain `main`, no harness).
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
@@ -150,6 +154,66 @@ async fn run_source(n: usize) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / UPDATES as f64
 }
 
+/// Status resync between a source and an agent holding the same `n` works: (ms until the agent
+/// answered a resync request whose hashes all match, ms until a source restored without any
+/// status got back all `n` from the agent's answer).
+async fn run_status_resync(n: usize) -> (f64, f64) {
+    let broker = FakeBroker::new();
+    let works: Vec<ManifestWork> = (0..n).map(|i| work(i, 1)).collect();
+    let source = SourceWorkClient::start(broker.source("source1"), "source1", works.clone(), options());
+    let agent = AgentWorkClient::start(
+        broker.agent("cluster1", "agent"),
+        "cluster1",
+        "agent",
+        AgentCodecs::bundles(),
+        options(),
+    );
+    source.wait_until_connected().await;
+    agent.wait_until_connected().await;
+    // The agent gets every spec by its spec resync and reports a status for each.
+    agent.generic().resync("").await.unwrap();
+    wait_for(n as u64, || agent.metrics().specs_applied()).await;
+    for w in agent.list(&Default::default()) {
+        let mut status = w.status.clone();
+        status.conditions = vec![condition(
+            condition_type::APPLIED,
+            "True",
+            "AppliedManifestWorkComplete",
+            "Apply manifest work complete",
+            None,
+        )];
+        agent.update_status(w.name(), status).await.unwrap();
+    }
+    wait_for(n as u64, || source.metrics().statuses_applied()).await;
+    assert!(agent.flush(Duration::from_secs(60)).await);
+
+    let data_type = "io.open-cluster-management.works.v1alpha1.manifestbundles";
+    let answered = || {
+        agent
+            .generic()
+            .metrics()
+            .status_resync_stats("source1", "cluster1", data_type)
+            .0
+    };
+    let before = answered();
+    let start = Instant::now();
+    source.generic().resync("cluster1").await.unwrap();
+    wait_for(before + 1, answered).await;
+    let in_sync_ms = start.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(agent.unsent(), 0, "nothing differed, so nothing is sent");
+
+    source.close(Duration::from_secs(5)).await;
+    let restored = SourceWorkClient::start(broker.source("source1"), "source1", works, options());
+    restored.wait_until_connected().await;
+    let start = Instant::now();
+    restored.generic().resync("cluster1").await.unwrap();
+    wait_for(n as u64, || restored.metrics().statuses_applied()).await;
+    let restored_ms = start.elapsed().as_secs_f64() * 1e3;
+    restored.close(Duration::from_secs(5)).await;
+    agent.close(Duration::from_secs(5)).await;
+    (in_sync_ms, restored_ms)
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -164,5 +228,14 @@ fn main() {
         let (us, bytes) = rt.block_on(run(n));
         let source_us = rt.block_on(run_source(n));
         println!("{n:>10} {us:>28.1} {bytes:>28.0} {source_us:>26.1}");
+    }
+    println!();
+    println!(
+        "{:>10} {:>34} {:>40}",
+        "works", "status resync, all in sync (ms)", "status resync, restored source (ms)"
+    );
+    for n in [10_000, 100_000] {
+        let (in_sync, restored) = rt.block_on(run_status_resync(n));
+        println!("{n:>10} {in_sync:>34.0} {restored:>40.0}");
     }
 }

@@ -166,7 +166,8 @@ fn skip_string(json: &[u8], pos: &mut usize) -> Option<()> {
 /// Whether `hash` is the hash of `status` by either sdk-go's v0.15 or its v1.x function (a
 /// source's resync request carries whichever its agents reported).
 pub fn status_hash_matches(status: &ManifestWorkStatus, hash: &str) -> bool {
-    status_hash(status) == hash || status_hash_v1(status) == hash
+    // The v1.x hash first: it is the one agents stamp (ours too) and sources echo back.
+    status_hash_v1(status) == hash || status_hash(status) == hash
 }
 
 /// The status hasher of the work clients. A source lists, for each work, the `statushash` its
