@@ -87,25 +87,30 @@ fn reason_of(w: &ManifestWork) -> Option<String> {
     w.status.conditions.first().map(|c| c.reason.clone())
 }
 
-async fn lifecycle(versioned: bool) {
-    let broker = FakeBroker::new();
-    let (source, agent) = start(&broker, vec![]);
+/// Once both clients are connected, `work1` is created, applied by the agent (reason
+/// `Created`) and the source has that status. Returns its UID.
+async fn created_and_applied(source: &Source, agent: &Agent, versioned: bool) -> String {
     source.wait_until_connected().await;
     agent.wait_until_connected().await;
-    let mut watch = source.watch();
-
     let created = source.create("cluster1", work("work1", versioned)).await.unwrap();
     let uid = created.uid_str().to_owned();
-    assert!(matches!(watch.next().await, Some(WatchEvent::Added(_))));
     eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
-
-    agent_applies(&agent, &uid, "Created").await;
+    agent_applies(agent, &uid, "Created").await;
     eventually("the source to see Created", || {
         source
             .get("cluster1", "work1")
             .is_ok_and(|w| reason_of(&w).as_deref() == Some("Created"))
     })
     .await;
+    uid
+}
+
+async fn lifecycle(versioned: bool) {
+    let broker = FakeBroker::new();
+    let (source, agent) = start(&broker, vec![]);
+    let mut watch = source.watch();
+    let uid = created_and_applied(&source, &agent, versioned).await;
+    assert!(matches!(watch.next().await, Some(WatchEvent::Added(_))));
     assert!(
         source
             .get("cluster1", "work1")
@@ -179,22 +184,7 @@ async fn lifecycle(versioned: bool) {
 async fn typed_spec_and_status_updates_travel_like_patches() {
     let broker = FakeBroker::new();
     let (source, agent) = start(&broker, vec![]);
-    source.wait_until_connected().await;
-    agent.wait_until_connected().await;
-    let uid = source
-        .create("cluster1", work("work1", true))
-        .await
-        .unwrap()
-        .uid_str()
-        .to_owned();
-    eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
-    agent_applies(&agent, &uid, "Created").await;
-    eventually("the source to see Created", || {
-        source
-            .get("cluster1", "work1")
-            .is_ok_and(|w| reason_of(&w).as_deref() == Some("Created"))
-    })
-    .await;
+    let uid = created_and_applied(&source, &agent, true).await;
 
     // A spec of another namespace is refused; the work's own is replaced, and the UID,
     // finalizers and status stay.
