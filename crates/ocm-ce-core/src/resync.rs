@@ -294,10 +294,9 @@ mod tests {
             vec![("a", "1"), ("b", "2")]
         );
         // The first entry decides for the list form too: "a" has status "1", so it is not resent.
-        let local = vec![r("a", "1"), r("b", "1")];
-        let mut a = local[0].clone();
+        let mut a = r("a", "1");
         a.status = "1".into();
-        let local = vec![a, local[1].clone()];
+        let local = vec![a, r("b", "1")];
         let sent = agent_status_resync(&local, &request, |o: &R, h: &str| Ok::<_, ()>(o.status == h));
         assert_eq!(sent, vec![&local[1]]);
     }
