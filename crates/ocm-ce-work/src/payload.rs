@@ -98,13 +98,32 @@ pub struct ManifestBundleStatus {
 
 impl Serialize for ManifestBundleStatus {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManifestBundleStatusRef {
+            manifest_bundle: self.manifest_bundle.as_ref(),
+            conditions: &self.conditions,
+            resource_status: &self.resource_status,
+        }
+        .serialize(s)
+    }
+}
+
+/// A [`ManifestBundleStatus`] of borrowed parts, written the same way: an agent's status event
+/// is written from the work it holds without copying its status.
+pub(crate) struct ManifestBundleStatusRef<'a> {
+    pub(crate) manifest_bundle: Option<&'a ManifestBundle>,
+    pub(crate) conditions: &'a [Condition],
+    pub(crate) resource_status: &'a [ManifestCondition],
+}
+
+impl Serialize for ManifestBundleStatusRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("ManifestBundleStatus", 3)?;
-        if let Some(b) = &self.manifest_bundle {
+        if let Some(b) = self.manifest_bundle {
             st.serialize_field("manifestBundle", b)?;
         }
-        conditions_or_null(&mut st, &self.conditions)?;
+        conditions_or_null(&mut st, self.conditions)?;
         if !self.resource_status.is_empty() {
-            st.serialize_field("resourceStatus", &self.resource_status)?;
+            st.serialize_field("resourceStatus", self.resource_status)?;
         }
         st.end()
     }

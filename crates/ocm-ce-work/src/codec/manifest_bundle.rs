@@ -17,7 +17,7 @@ use crate::api::{
     STATUS_HASH_ANNOTATION,
 };
 use crate::decoding::{GoType, from_slice, schema};
-use crate::payload::{ManifestBundle, ManifestBundleStatus, manifest_bundle_data_type};
+use crate::payload::{ManifestBundle, ManifestBundleStatus, ManifestBundleStatusRef, manifest_bundle_data_type};
 use crate::validation::ManifestValidator;
 
 /// The extension carrying a work's ObjectMeta JSON on source spec events.
@@ -210,10 +210,10 @@ impl Codec<ManifestWork> for AgentManifestBundleCodec {
             extensions::STATUS_HASH,
             crate::status_hash::status_hash_v1(&work.status),
         );
-        let status = ManifestBundleStatus {
+        let status = ManifestBundleStatusRef {
             manifest_bundle: None,
-            conditions: work.status.conditions.clone(),
-            resource_status: work.status.resource_status.manifests.clone(),
+            conditions: &work.status.conditions,
+            resource_status: &work.status.resource_status.manifests,
         };
         set_json_data(&mut event, &status, "manifestwork status")?;
         Ok(event)
