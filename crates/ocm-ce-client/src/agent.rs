@@ -342,7 +342,7 @@ where
                 return Handled::Nothing;
             }
         };
-        match spec_action(local.as_ref(), &resource) {
+        match spec_action(local.as_deref(), &resource) {
             Ok(Some(action)) => Handled::Yield(ClientEvent::Resource { action, resource }),
             Ok(None) => Handled::Nothing,
             Err(e) => {

@@ -1,19 +1,24 @@
 //! What the clients read their resources from: a [`Lister`] and a [`StatusHasher`].
 
+use std::sync::Arc;
+
 use ocm_ce_core::{ListOptions, ResourceObject};
 
 use crate::error::BoxError;
 
 /// Lists the resources a client holds (Go `generic.Lister`). Used to answer resync requests and,
 /// on agents, to decide what a received spec means.
+///
+/// Resources are handed out as `Arc`s: a store that keeps them in `Arc`s (like the work store)
+/// gives them without copying, also when a resync lists every one.
 pub trait Lister<T>: Send + Sync {
     /// The resources matching `options` (empty strings mean "any").
-    fn list(&self, options: &ListOptions) -> Result<Vec<T>, BoxError>;
+    fn list(&self, options: &ListOptions) -> Result<Vec<Arc<T>>, BoxError>;
 
     /// The resource with UID `resource_id` that also matches `options`, if any. Called for every
     /// received spec; implement it with a map lookup so the cost does not grow with the number
     /// of resources (the default scans [`list`](Self::list)).
-    fn get(&self, resource_id: &str, options: &ListOptions) -> Result<Option<T>, BoxError>
+    fn get(&self, resource_id: &str, options: &ListOptions) -> Result<Option<Arc<T>>, BoxError>
     where
         T: ResourceObject,
     {

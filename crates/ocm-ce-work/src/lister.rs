@@ -1,6 +1,8 @@
 //! [`Lister`]s over a work [`Store`] for the generic clients (Go `work/{source,agent}/lister`),
 //! with O(1) lookups by UID.
 
+use std::sync::Arc;
+
 use ocm_ce_client::{BoxError, Lister};
 use ocm_ce_core::ListOptions;
 
@@ -24,27 +26,21 @@ impl SourceLister {
 }
 
 impl Lister<ManifestWork> for SourceLister {
-    fn list(&self, options: &ListOptions) -> Result<Vec<ManifestWork>, BoxError> {
+    fn list(&self, options: &ListOptions) -> Result<Vec<Arc<ManifestWork>>, BoxError> {
         if options.data_type != manifest_bundle_data_type() {
             return Ok(Vec::new());
         }
-        Ok(self
-            .store
-            .list(&options.cluster_name, &ListParams::default())
-            .iter()
-            .map(|w| (**w).clone())
-            .collect())
+        Ok(self.store.list(&options.cluster_name, &ListParams::default()))
     }
 
-    fn get(&self, resource_id: &str, options: &ListOptions) -> Result<Option<ManifestWork>, BoxError> {
+    fn get(&self, resource_id: &str, options: &ListOptions) -> Result<Option<Arc<ManifestWork>>, BoxError> {
         if options.data_type != manifest_bundle_data_type() {
             return Ok(None);
         }
         Ok(self
             .store
             .get_by_uid(resource_id)
-            .filter(|w| options.cluster_name.is_empty() || w.namespace_str() == options.cluster_name)
-            .map(|w| (*w).clone()))
+            .filter(|w| options.cluster_name.is_empty() || w.namespace_str() == options.cluster_name))
     }
 }
 
@@ -62,28 +58,24 @@ impl AgentLister {
     }
 }
 
-fn agent_matches(w: &ManifestWork, options: &ListOptions) -> bool {
+fn agent_matches(w: &ManifestWork, options: &ListOptions, data_type: &str) -> bool {
     (options.cluster_name.is_empty() || w.namespace_str() == options.cluster_name)
         && (options.source.is_empty() || w.label(ORIGINAL_SOURCE_LABEL) == Some(options.source.as_str()))
-        && w.annotation(DATA_TYPE_ANNOTATION) == Some(options.data_type.to_string().as_str())
+        && w.annotation(DATA_TYPE_ANNOTATION) == Some(data_type)
 }
 
 impl Lister<ManifestWork> for AgentLister {
-    fn list(&self, options: &ListOptions) -> Result<Vec<ManifestWork>, BoxError> {
-        Ok(self
-            .store
-            .list(&options.cluster_name, &ListParams::default())
-            .iter()
-            .filter(|w| agent_matches(w, options))
-            .map(|w| (**w).clone())
-            .collect())
+    fn list(&self, options: &ListOptions) -> Result<Vec<Arc<ManifestWork>>, BoxError> {
+        let data_type = options.data_type.to_string();
+        let mut works = self.store.list(&options.cluster_name, &ListParams::default());
+        works.retain(|w| agent_matches(w, options, &data_type));
+        Ok(works)
     }
 
-    fn get(&self, resource_id: &str, options: &ListOptions) -> Result<Option<ManifestWork>, BoxError> {
+    fn get(&self, resource_id: &str, options: &ListOptions) -> Result<Option<Arc<ManifestWork>>, BoxError> {
         Ok(self
             .store
             .get_by_uid(resource_id)
-            .filter(|w| agent_matches(w, options))
-            .map(|w| (*w).clone()))
+            .filter(|w| agent_matches(w, options, &options.data_type.to_string())))
     }
 }

@@ -241,25 +241,25 @@ impl Store {
 }
 
 impl Lister<Mock> for Store {
-    fn list(&self, o: &ListOptions) -> Result<Vec<Mock>, BoxError> {
-        let mut v: Vec<Mock> = self
+    fn list(&self, o: &ListOptions) -> Result<Vec<Arc<Mock>>, BoxError> {
+        let mut v: Vec<Arc<Mock>> = self
             .items
             .lock()
             .unwrap()
             .values()
             .filter(|m| self.matches(m, o))
-            .cloned()
+            .map(|m| Arc::new(m.clone()))
             .collect();
         v.sort_by(|a, b| a.uid.cmp(&b.uid));
         Ok(v)
     }
-    fn get(&self, id: &str, o: &ListOptions) -> Result<Option<Mock>, BoxError> {
+    fn get(&self, id: &str, o: &ListOptions) -> Result<Option<Arc<Mock>>, BoxError> {
         Ok(self
             .items
             .lock()
             .unwrap()
             .get(id)
             .filter(|m| self.matches(m, o))
-            .cloned())
+            .map(|m| Arc::new(m.clone())))
     }
 }
