@@ -105,12 +105,24 @@ async fn both_sides_reconverge_with_nothing_lost_after_the_broker_restarts() {
     reconnected(&mut s, "the source").await;
     reconnected(&mut a, "the agent").await;
 
-    // The resyncs after the reconnect bring both sides together.
-    let got = a
-        .resource_where("w1", ResourceAction::Modified, T, |m| m.rv == "2")
-        .await;
-    assert_eq!(got.payload, "v2");
-    a.resource("w2", ResourceAction::Added, T).await;
+    // The resyncs after the reconnect bring both sides together. The events of one resync
+    // answer are sent concurrently, so w1's update and w2 may come in either order.
+    let (mut w1_v2, mut w2_added) = (None, false);
+    while w1_v2.is_none() || !w2_added {
+        let seen = a
+            .wait_for("w1 at version 2 and w2", T, |s| {
+                matches!(s, Ok(ClientEvent::Resource { action, resource })
+                    if (*action == ResourceAction::Modified && resource.uid == "w1" && resource.rv == "2")
+                        || (*action == ResourceAction::Added && resource.uid == "w2"))
+            })
+            .await;
+        match seen {
+            Ok(ClientEvent::Resource { resource, .. }) if resource.uid == "w1" => w1_v2 = Some(resource),
+            Ok(ClientEvent::Resource { .. }) => w2_added = true,
+            _ => unreachable!(),
+        }
+    }
+    assert_eq!(w1_v2.unwrap().payload, "v2");
     s.resource_where("w1", ResourceAction::StatusModified, T, |m| m.status == "Applied")
         .await;
     assert_eq!(src_store.get_mock("w1").unwrap().status, "Applied");
