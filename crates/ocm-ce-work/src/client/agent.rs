@@ -307,7 +307,7 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
     }
 
     /// Stores the status `f` makes of the latest work `name` and reports it; a conflict when the
-    /// spec moved on since the caller read it.
+    /// spec moved on between this call's read of the work and its write.
     fn write_status(
         &self,
         name: &str,

@@ -247,9 +247,9 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
     }
 
     /// Replaces the spec, labels and annotations (and the resource version, when `work` has one)
-    /// of the work named like `work` in `namespace` with `work`'s: [`patch`](Self::patch) with a typed work instead of a patch (nothing
-    /// encoded or decoded), with the same checks, the same kept fields (UID, deletion,
-    /// finalizers, status) and the same `update_request`.
+    /// of the work named like `work` in `namespace` with `work`'s: [`patch`](Self::patch) with a
+    /// typed work instead of a patch (nothing encoded or decoded), with the same checks, the same
+    /// kept fields (UID, deletion, finalizers, status) and the same `update_request`.
     pub async fn update(&self, namespace: &str, work: ManifestWork) -> Result<Arc<ManifestWork>> {
         if !work.namespace_str().is_empty() && work.namespace_str() != namespace {
             return Err(Error::Invalid(ValidationErrors(vec![FieldError::invalid(
