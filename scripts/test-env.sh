@@ -136,14 +136,19 @@ tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # pid_alive NAME: true when STATE/pids/NAME.pid names a live process whose
 # command line mentions this state dir (guards against pid reuse).
 pid_alive() {
-    local f="$PIDS/$1.pid" pid
+    local f="$PIDS/$1.pid" pid cmd
     [[ -f "$f" ]] || return 1
     pid="$(cat "$f")"
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    [[ -r "/proc/$pid/cmdline" ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$STATE/" || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
     # zombies count as dead
-    [[ "$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" != "Z" ]]
+    [[ "$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" != "Z" ]] || return 1
+    # Ours (not a reused pid) when its command line names the state dir. It reads empty while
+    # the process is between its two execs (setsid, then the program): still ours then. (Taking
+    # such a moment for death once made a start fail with "exited during startup" and an
+    # empty log, and then wait forever on the live process.)
+    cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+    [[ -z "$cmd" || "$cmd" == *"$STATE/"* ]]
 }
 
 # stop_pid NAME GRACE_SECONDS [SIGNAL]
