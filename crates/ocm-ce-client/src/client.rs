@@ -1,30 +1,30 @@
-//! What the source and agent clients share: options, the connection slot, publishing, and the
-//! subscription driver that (re)connects, subscribes, resyncs and decodes.
+//! A client of either side: its options, the [`Client`] type with everything the two sides
+//! share (publishing, receiving, the resync protocol's requests and answers), and the state it
+//! keeps (the connection slot, the publish order, the connection state).
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use cloudevents::{AttributesReader, Event};
-use futures::{Stream, StreamExt};
-use ocm_ce_core::{Codec, EventType, ResourceAction};
+use futures::StreamExt;
+use ocm_ce_core::{Codec, EventType, ResourceObject};
 use tokio::time::Instant;
 
-use crate::backoff::{Backoff, BackoffConfig};
-use crate::error::{Error, Result, TransportError};
+use crate::backoff::BackoffConfig;
+use crate::driver::ClientStream;
+use crate::error::{Error, Result};
 use crate::lister::{Lister, StatusHasher};
 use crate::metrics::ClientMetrics;
 use crate::rate_limit::{Limiter, RateLimit};
-use crate::transport::{Connection, PublishTarget, Subscription, Transport};
+use crate::side::Side;
+use crate::transport::{Connection, PublishTarget, Transport};
 
 /// Events of one resync answer in flight at a time.
 const ANSWER_WINDOW: usize = 32;
 /// Resync requests of one peer that may wait while an earlier one is answered.
-const QUEUED_ANSWERS: usize = 64;
+pub(crate) const QUEUED_ANSWERS: usize = 64;
 /// How often one part of a resync is tried before the resync fails.
 pub(crate) const RESYNC_PART_ATTEMPTS: u32 = 5;
 /// Bytes reserved for the topic, the attributes and the framing of an event whose data is a
@@ -116,17 +116,255 @@ pub enum ClientEvent<T> {
     Connected,
     /// The subscription was confirmed again after a connection loss (and resync sent).
     Reconnected,
-    /// A received resource: specs on agents (`Added`, `Modified`, `Deleted`), statuses on
-    /// sources (`StatusModified`).
-    Resource {
-        /// What happened.
-        action: ResourceAction,
-        /// The decoded resource.
-        resource: T,
-    },
+    /// A received resource, decoded: a spec on agents, a status on sources. The client keeps
+    /// no state of its own; the receiver, which holds the resources, decides what it means
+    /// (for a spec: [`ocm_ce_core::resync::spec_action`] against the copy it holds).
+    Received(T),
 }
 
-/// The state both client kinds share.
+/// The connection state of a client (one record, see [`Client::is_connected`] and
+/// [`Client::last_error`]).
+#[derive(Debug, Default, Clone)]
+struct ConnectionState {
+    confirmed: bool,
+    last_error: Option<String>,
+}
+
+/// A CloudEvents client of one side: a source ([`SourceClient`](crate::SourceClient), Go
+/// `CloudEventSourceClient`) or an agent ([`AgentClient`](crate::AgentClient), Go
+/// `CloudEventAgentClient`). It publishes what its side sends, hands up what it receives
+/// through its subscription stream, and runs the resync protocol: requests after each
+/// confirmed subscription and periodically, answers to the peers' requests. It reads what it
+/// answers with through a [`Lister`] (and a source its requests' status hashes through a
+/// [`StatusHasher`]); it never writes what its owner holds.
+pub struct Client<T, Tr: Transport, S> {
+    inner: Arc<Shared<T, Tr, S>>,
+}
+
+struct Shared<T, Tr: Transport, S> {
+    base: Base<T, Tr>,
+    side: S,
+}
+
+impl<T, Tr: Transport, S> Clone for Client<T, Tr, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T, Tr: Transport, S: Side> fmt::Debug for Client<T, Tr, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("side", &self.inner.side)
+            .field("connected", &self.inner.base.is_connected())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, Tr: Transport, S> Client<T, Tr, S> {
+    pub(crate) fn base(&self) -> &Base<T, Tr> {
+        &self.inner.base
+    }
+
+    pub(crate) fn side(&self) -> &S {
+        &self.inner.side
+    }
+}
+
+impl<T, Tr, S> Client<T, Tr, S>
+where
+    T: ResourceObject + Send + Sync + 'static,
+    Tr: Transport,
+    S: Side,
+{
+    pub(crate) fn with_side(
+        transport: Tr,
+        side: S,
+        codec: Arc<dyn Codec<T>>,
+        lister: Arc<dyn Lister<T>>,
+        hasher: Arc<dyn StatusHasher<T>>,
+        options: ClientOptions,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Shared {
+                base: Base::new(transport, codec, lister, hasher, options),
+                side,
+            }),
+        }
+    }
+
+    /// True while the subscription is confirmed (and the resync request after it was sent).
+    pub fn is_connected(&self) -> bool {
+        self.inner.base.is_connected()
+    }
+
+    /// Waits until the subscription is confirmed (and the resync request after it was sent);
+    /// the subscription stream must be polled meanwhile.
+    pub async fn wait_until_connected(&self) {
+        self.inner.base.wait_until_connected().await;
+    }
+
+    /// The last error the subscription met (connecting, subscribing, resyncing), with its
+    /// causes; kept after a reconnection, for diagnostics.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.base.last_error()
+    }
+
+    /// The metrics of this client.
+    pub fn metrics(&self) -> &ClientMetrics {
+        &self.inner.base.options.metrics
+    }
+
+    /// Publishes an event of `event_type` for `resource`: a spec from a source, routed to the
+    /// cluster in its `clustername`; a status from an agent, routed to the source in its
+    /// `originalsource`. `event_type` must be of what this side sends. Fails with a retryable
+    /// error while disconnected.
+    ///
+    /// Takes a [`PublishTurn`] of its own: a resync answer is never sent around it. A caller
+    /// that reads `resource` from a store the resync answers list should take the turn before
+    /// reading ([`turn`](Self::turn), then [`publish_in_turn`](Self::publish_in_turn)).
+    pub async fn publish(&self, event_type: &EventType, resource: &T) -> Result<()> {
+        let turn = self.turn().await;
+        self.publish_in_turn(&turn, event_type, resource).await
+    }
+
+    /// A turn to publish: while it is held no resync answer of this client is built or sent
+    /// (see [`PublishTurn`]). Waits while one is.
+    pub async fn turn(&self) -> PublishTurn {
+        self.inner.base.publish_turn().await
+    }
+
+    /// [`publish`](Self::publish) within a turn taken with [`turn`](Self::turn) (of this client:
+    /// another's fails with [`Error::ForeignTurn`]).
+    pub async fn publish_in_turn(&self, turn: &PublishTurn, event_type: &EventType, resource: &T) -> Result<()> {
+        self.inner.base.check_turn(turn)?;
+        if event_type.sub_resource != S::PUBLISHES {
+            return Err(Error::UnsupportedEventType {
+                event_type: event_type.to_string(),
+            });
+        }
+        let event = self.encode(event_type, resource)?;
+        let target = S::target(&event)?;
+        self.inner.base.send(&target, &event).await
+    }
+
+    /// Sends this side's resync request to `peer`: a source asks the agents of cluster `peer`
+    /// (`""` = all clusters) for the statuses that differ from the ones it holds (large hash
+    /// lists are split over several events); an agent asks source `peer` (`""` = every
+    /// source) for the specs newer than the ones it holds. One request per data type.
+    pub async fn resync(&self, peer: &str) -> Result<()> {
+        S::request_resync(self, peer).await
+    }
+
+    /// The subscription stream: [`ClientEvent::Received`] for each resource received, with the
+    /// connection markers. Only one per client; a second call yields
+    /// [`Error::AlreadySubscribed`].
+    pub fn subscribe(&self) -> ClientStream<T> {
+        ClientStream::drive(self.clone())
+    }
+
+    /// Shuts the client down gracefully: its subscription stream ends, and the connection is
+    /// closed the way the transport closes cleanly (MQTT DISCONNECT; Kafka: producer flushed,
+    /// consumer leaves its group with its handled offsets committed, so a successor in the same
+    /// group starts at once instead of after the session timeout). Call it before the process
+    /// exits; dropping the client instead closes the connection in the background, which an
+    /// exiting process may cut short. Publishing afterwards fails with [`Error::NotConnected`].
+    pub async fn close(&self) {
+        self.inner.base.close().await;
+    }
+
+    /// Encodes `resource` as an event of `event_type` sent by this side.
+    pub(crate) fn encode(&self, event_type: &EventType, resource: &T) -> Result<Event> {
+        self.inner
+            .base
+            .encode(self.inner.side.sender_id(), event_type, resource)
+    }
+
+    /// A label for logs.
+    pub(crate) fn describe(&self) -> String {
+        self.inner.side.describe()
+    }
+
+    /// Resyncs with every peer (on connect and periodically).
+    pub(crate) async fn resync_all(&self) -> Result<()> {
+        S::request_resync(self, "").await
+    }
+
+    /// Answers a peer's resync request (runs beside receiving), then, within the
+    /// `answer_resync_window`, sends that peer our own request once.
+    pub(crate) async fn answer(&self, request: Event) {
+        let Ok(event_type) = request.ty().parse::<EventType>() else {
+            return;
+        };
+        let base = &self.inner.base;
+        if let Err(e) = S::answer_request(self, &event_type, &request).await {
+            if matches!(e, Error::Payload(_)) {
+                base.options.metrics.dropped("bad_resync_payload");
+            }
+            tracing::warn!(error = %crate::Report(&e), peer = %S::request_peer(&request), "failed to answer a {} resync request", S::PUBLISHES);
+        }
+        if let Some(peer) = S::asking_peer(&request)
+            && base.should_answer_resync(&peer)
+            && let Err(e) = S::request_resync(self, &peer).await
+        {
+            tracing::warn!(error = %crate::Report(&e), peer, "failed to request a {} resync", S::RECEIVES);
+        }
+    }
+
+    /// Handles one received event: a resync request is queued for an answer, a resource of what
+    /// this side receives is decoded and handed up; anything else is dropped (and counted when
+    /// it is malformed).
+    pub(crate) fn handle(&self, event: Event) -> Handled<T> {
+        let base = &self.inner.base;
+        let metrics = &base.options.metrics;
+        let event_type: EventType = match event.ty().parse() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, id = event.id(), "dropping event with a malformed type");
+                metrics.dropped("malformed_type");
+                return Handled::Nothing;
+            }
+        };
+        if event_type.is_resync_request() {
+            if event_type.sub_resource != S::PUBLISHES {
+                tracing::debug!(%event_type, "unsupported event type, ignore");
+                return Handled::Nothing;
+            }
+            if let Err(e) = S::check_request(&data_bytes(&event)) {
+                tracing::warn!(error = %e, id = event.id(), source = event.source(), "dropping a resync request with a bad payload");
+                metrics.dropped("bad_resync_payload");
+                return Handled::Nothing;
+            }
+            return Handled::Answer {
+                peer: S::request_peer(&event),
+                request: Box::new(event),
+            };
+        }
+        if event_type.sub_resource != S::RECEIVES {
+            tracing::debug!(%event_type, "unsupported event type, ignore");
+            return Handled::Nothing;
+        }
+        if !base.codec.handles(&event_type.data_type) {
+            tracing::warn!(data_type = %event_type.data_type, "failed to find the codec for event, ignore");
+            metrics.dropped("unknown_data_type");
+            return Handled::Nothing;
+        }
+        if !self.inner.side.accept(&event, metrics) {
+            return Handled::Nothing;
+        }
+        match base.codec.decode(&event) {
+            Ok(resource) => Handled::Yield(ClientEvent::Received(resource)),
+            Err(e) => {
+                log_undecodable(S::RECEIVES.as_str(), &event, &e, metrics);
+                Handled::Nothing
+            }
+        }
+    }
+}
+
+/// The state of a client, whichever its side.
 pub(crate) struct Base<T, Tr: Transport> {
     pub(crate) transport: Tr,
     pub(crate) codec: Arc<dyn Codec<T>>,
@@ -137,8 +375,11 @@ pub(crate) struct Base<T, Tr: Transport> {
     connection: RwLock<Option<Arc<Tr::Connection>>>,
     /// A connection being subscribed (not usable yet): `close` closes it too, so that it does
     /// not linger (e.g. a Kafka consumer that joined its group while `subscribe` waited).
-    connecting: std::sync::Mutex<Option<Arc<Tr::Connection>>>,
+    pub(crate) connecting: std::sync::Mutex<Option<Arc<Tr::Connection>>>,
     subscribed: AtomicBool,
+    /// The one record of the connection's state: whether the subscription is confirmed (and
+    /// the resync request after it sent), and the last error the subscription met.
+    state: tokio::sync::watch::Sender<ConnectionState>,
     session: std::sync::Mutex<Session>,
     /// Set once by [`Base::close`]; ends the subscription stream and keeps it from reconnecting.
     closed: tokio::sync::watch::Sender<bool>,
@@ -155,8 +396,7 @@ pub(crate) struct Base<T, Tr: Transport> {
 /// reaches the peer last and undoes the change there: the old spec of a work an agent has just
 /// deleted re-creates it, an old status overwrites a newer one at the source. Read what you
 /// publish while holding the turn (`turn`, read your store, `publish_in_turn`), and nothing
-/// older can overtake it. [`SourceClient::publish`](crate::SourceClient::publish) and
-/// [`AgentClient::publish`](crate::AgentClient::publish) take a turn of their own.
+/// older can overtake it. [`Client::publish`] takes a turn of its own.
 #[must_use = "a turn orders only the publishes made while it is held"]
 pub struct PublishTurn {
     guard: tokio::sync::OwnedRwLockReadGuard<()>,
@@ -203,6 +443,7 @@ impl<T, Tr: Transport> Base<T, Tr> {
             connection: RwLock::new(None),
             connecting: std::sync::Mutex::new(None),
             subscribed: AtomicBool::new(false),
+            state: tokio::sync::watch::Sender::new(ConnectionState::default()),
             session: std::sync::Mutex::new(Session {
                 since: Instant::now(),
                 answered: Default::default(),
@@ -262,6 +503,8 @@ impl<T, Tr: Transport> Base<T, Tr> {
             };
             (conn, connecting.take())
         };
+        self.state
+            .send_if_modified(|s| std::mem::replace(&mut s.confirmed, false));
         for conn in [conn, connecting].into_iter().flatten() {
             conn.close().await;
         }
@@ -282,7 +525,7 @@ impl<T, Tr: Transport> Base<T, Tr> {
         *self.closed.borrow()
     }
 
-    fn new_session(&self) {
+    pub(crate) fn new_session(&self) {
         if let Ok(mut s) = self.session.lock() {
             *s = Session {
                 since: Instant::now(),
@@ -302,20 +545,73 @@ impl<T, Tr: Transport> Base<T, Tr> {
             .is_ok_and(|mut s| s.since.elapsed() <= window && s.answered.insert(peer.to_owned()))
     }
 
-    pub(crate) fn is_connected(&self) -> bool {
+    /// True while a connection is installed (it may still be resyncing).
+    pub(crate) fn has_connection(&self) -> bool {
         self.connection.read().map(|c| c.is_some()).unwrap_or(false)
+    }
+
+    /// True while the subscription is confirmed.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.state.borrow().confirmed
+    }
+
+    /// Records what the subscription stream yields: a confirmation, or an error.
+    pub(crate) fn observe<R>(&self, item: &Result<ClientEvent<R>>) {
+        match item {
+            Ok(ClientEvent::Connected | ClientEvent::Reconnected) => {
+                // Unless the connection was lost or closed while the marker waited.
+                if self.has_connection() {
+                    self.state.send_modify(|s| s.confirmed = true);
+                }
+            }
+            Ok(ClientEvent::Received(_)) => {}
+            Err(e) => {
+                let text = crate::Report(e).to_string();
+                self.state.send_modify(|s| s.last_error = Some(text));
+            }
+        }
+    }
+
+    /// The last error of the subscription, with its causes.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.state.borrow().last_error.clone()
+    }
+
+    /// Waits until the subscription is confirmed; returns at once when it is.
+    pub(crate) async fn wait_until_connected(&self) {
+        let mut rx = self.state.subscribe();
+        // The sender lives as long as `self`.
+        let _ = rx.wait_for(|s| s.confirmed).await;
+    }
+
+    /// A receiver of the closed flag, for the subscription stream.
+    pub(crate) fn closed_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+
+    /// The subscription stream is gone: its connection is dropped and a new one may start.
+    pub(crate) fn stream_dropped(&self) {
+        self.set_current(None);
+        if let Ok(mut slot) = self.connecting.lock() {
+            slot.take();
+        }
+        self.subscribed.store(false, Ordering::SeqCst);
     }
 
     fn current(&self) -> Option<Arc<Tr::Connection>> {
         self.connection.read().ok().and_then(|c| c.clone())
     }
 
-    fn set_current(&self, conn: Option<Arc<Tr::Connection>>) {
+    pub(crate) fn set_current(&self, conn: Option<Arc<Tr::Connection>>) {
         if let Ok(mut slot) = self.connection.write() {
             // Checked under the lock `close` sets the flag under: a connection that comes up
             // while the client closes is never installed (its driver drops it).
             if conn.is_some() && self.is_closed() {
                 return;
+            }
+            if conn.is_none() {
+                self.state
+                    .send_if_modified(|s| std::mem::replace(&mut s.confirmed, false));
             }
             *slot = conn;
         }
@@ -339,7 +635,7 @@ impl<T, Tr: Transport> Base<T, Tr> {
         let mut attempt = 1;
         loop {
             match self.send(target, event).await {
-                Err(e) if e.is_retryable() && attempt < RESYNC_PART_ATTEMPTS && self.is_connected() => {
+                Err(e) if e.is_retryable() && attempt < RESYNC_PART_ATTEMPTS && self.has_connection() => {
                     tracing::debug!(error = %crate::Report(&e), attempt, "retrying a part of a resync");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
@@ -393,7 +689,7 @@ impl<T, Tr: Transport> Base<T, Tr> {
 /// may be binary, huge, or confidential; Go's error texts quote it whole, twice).
 pub(crate) fn log_undecodable(what: &str, event: &Event, e: &ocm_ce_core::CodecError, metrics: &ClientMetrics) {
     use sha2::Digest;
-    let data = crate::source::data_bytes(event);
+    let data = data_bytes(event);
     let digest = sha2::Sha256::digest(&data);
     let reason = match e.kind() {
         // Their texts quote the data or an agent-written extension.
@@ -429,369 +725,12 @@ pub(crate) enum Handled<T> {
     Nothing,
 }
 
-/// The side-specific behaviour the driver needs.
-pub(crate) trait Side<T>: Clone + Send + Sync + 'static {
-    type Tr: Transport;
-    fn base(&self) -> &Base<T, Self::Tr>;
-    /// Handles one received event.
-    fn handle(&self, event: Event) -> Handled<T>;
-    /// Answers a peer's resync request (runs concurrently with receiving).
-    fn answer(&self, request: Event) -> impl Future<Output = ()> + Send;
-    /// Resyncs everything (on connect and periodically).
-    fn resync_all(&self) -> impl Future<Output = Result<()>> + Send;
-    /// A label for logs.
-    fn describe(&self) -> String;
-}
-
-use std::future::Future;
-
-use tracing::Instrument;
-
-/// The span of a received event (and of the answer to a resync request): who sent it, the
-/// cluster it is for, the resource it is about and its type.
-fn event_span(event: &Event) -> tracing::Span {
-    use ocm_ce_core::EventExt;
-    tracing::info_span!(
-        "cloudevent",
-        source = %event.source(),
-        cluster = %event.cluster_name().unwrap_or_default(),
-        resource_id = %event.resource_id().unwrap_or_default(),
-        event_type = %event.ty(),
-    )
-}
-
-/// The span of a client's own resync request (to every peer).
-fn resync_span(client: &str) -> tracing::Span {
-    tracing::info_span!("resync_request", client = %client)
-}
-
-enum State<C> {
-    Disconnected { retry_at: Option<Instant> },
-    Connected { conn: Arc<C>, events: Subscription },
-}
-
-/// Work the driver runs beside receiving.
-enum Task {
-    Resync(Result<()>),
-    Answered(String),
-}
-
-struct Driver<T, S: Side<T>> {
-    side: S,
-    state: State<<S::Tr as Transport>::Connection>,
-    backoff: Backoff,
-    connected_once: bool,
-    /// When the current connection's subscription was confirmed (a loss soon after it counts
-    /// as a failed attempt for the back-off).
-    since: Option<Instant>,
-    next_resync: Option<Instant>,
-    resyncing: bool,
-    pending: VecDeque<Result<ClientEvent<T>>>,
-    tasks: futures::stream::FuturesUnordered<futures::future::BoxFuture<'static, Task>>,
-    /// Peers whose resync request is being answered, with the requests that arrived
-    /// meanwhile (answered next, in order: a large request comes in several parts).
-    answering: std::collections::HashMap<String, VecDeque<Box<Event>>>,
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// A connection that stayed up at least this long is re-established at once after a loss
-/// (Go waits its back-off first): a broker restart or a disconnect as a slow consumer is
-/// repaired within about a second. Faster losses go through the back-off.
-const HEALTHY_CONNECTION: Duration = Duration::from_secs(10);
-/// The delay before re-establishing a healthy connection: up to this long, jittered so the
-/// clients of a restarted broker do not all come back in the same instant.
-const QUICK_RECONNECT: Duration = Duration::from_millis(500);
-
-impl<T: Send + 'static, S: Side<T>> Driver<T, S> {
-    /// Connects and subscribes. While the subscription is pending the connection sits in the
-    /// `connecting` slot, where `close` finds it: a client closed meanwhile (this future is
-    /// then dropped) still closes it gracefully.
-    async fn connect(
-        side: &S,
-    ) -> std::result::Result<(Arc<<S::Tr as Transport>::Connection>, Subscription), TransportError> {
-        let base = side.base();
-        let conn = Arc::new(base.transport.connect().await?);
-        let registered = match base.connecting.lock() {
-            Ok(mut slot) if !base.is_closed() => {
-                *slot = Some(conn.clone());
-                true
-            }
-            _ => false,
-        };
-        if !registered {
-            conn.close().await;
-            return Err(TransportError::disconnected("the client is closed"));
-        }
-        let subscribed = conn.subscribe().await;
-        if let Ok(mut slot) = base.connecting.lock() {
-            slot.take();
-        }
-        match subscribed {
-            Ok(events) => Ok((conn, events)),
-            Err(e) => {
-                conn.close().await;
-                Err(e)
-            }
-        }
-    }
-
-    /// Starts a resync beside receiving (at most one at a time).
-    fn start_resync(&mut self) {
-        if self.resyncing {
-            return;
-        }
-        self.resyncing = true;
-        let side = self.side.clone();
-        let span = resync_span(&side.describe());
-        self.tasks.push(Box::pin(
-            async move { Task::Resync(side.resync_all().await) }.instrument(span),
-        ));
-    }
-
-    fn resync_done(&mut self, result: Result<()>) {
-        self.resyncing = false;
-        let options = &self.side.base().options;
-        let (interval, retry) = (options.resync_interval, options.resync_retry);
-        match result {
-            Ok(()) => self.next_resync = interval.map(|i| Instant::now() + i),
-            Err(e) => {
-                tracing::warn!(client = %self.side.describe(), error = %crate::Report(&e), "resync failed");
-                let delay = if e.is_retryable() {
-                    retry
-                } else {
-                    interval.unwrap_or(retry)
-                };
-                self.next_resync = Some(Instant::now() + interval.map_or(delay, |i| i.min(delay)));
-                self.pending.push_back(Err(e));
-            }
-        }
-    }
-
-    /// Answers `request` from `peer` beside receiving; a request from a peer already being
-    /// answered waits for that answer (at most [`QUEUED_ANSWERS`] wait per peer).
-    fn start_answer(&mut self, peer: String, request: Box<Event>) {
-        if let Some(waiting) = self.answering.get_mut(&peer) {
-            if waiting.len() >= QUEUED_ANSWERS {
-                // A peer that keeps asking faster than we answer: the oldest waiting request
-                // is dropped; any later one covers what it asked for again.
-                tracing::warn!(client = %self.side.describe(), peer, "too many resync requests from one peer; dropping the oldest");
-                self.side.base().options.metrics.dropped("resync_backlog");
-                waiting.pop_front();
-            }
-            waiting.push_back(request);
-            return;
-        }
-        self.answering.insert(peer.clone(), VecDeque::new());
-        self.spawn_answer(peer, request);
-    }
-
-    fn spawn_answer(&mut self, peer: String, request: Box<Event>) {
-        let side = self.side.clone();
-        let span = event_span(&request);
-        self.tasks.push(Box::pin(
-            async move {
-                side.answer(*request).await;
-                Task::Answered(peer)
-            }
-            .instrument(span),
-        ));
-    }
-
-    fn answered(&mut self, peer: String) {
-        match self.answering.get_mut(&peer).and_then(VecDeque::pop_front) {
-            Some(request) => self.spawn_answer(peer, request),
-            None => {
-                self.answering.remove(&peer);
-            }
-        }
-    }
-
-    fn finished(&mut self, task: Task) {
-        match task {
-            Task::Resync(result) => self.resync_done(result),
-            Task::Answered(peer) => self.answered(peer),
-        }
-    }
-
-    fn lost(&mut self, reason: TransportError) -> Error {
-        self.side.base().set_current(None);
-        // What ran on the lost connection fails or is moot; the next connection resyncs.
-        self.tasks = futures::stream::FuturesUnordered::new();
-        self.answering.clear();
-        self.resyncing = false;
-        let healthy = self.since.take().is_some_and(|s| s.elapsed() >= HEALTHY_CONNECTION);
-        let delay = if healthy {
-            QUICK_RECONNECT.mul_f64(rand::random::<f64>())
-        } else {
-            self.backoff.next_delay()
-        };
-        tracing::warn!(client = %self.side.describe(), error = %crate::Report(&reason), ?delay, "the cloudevents client is disconnected");
-        self.state = State::Disconnected {
-            retry_at: Some(Instant::now() + delay),
-        };
-        Error::Transport(reason)
-    }
-
-    async fn step(&mut self) -> Result<ClientEvent<T>> {
-        loop {
-            if let Some(item) = self.pending.pop_front() {
-                return item;
-            }
-            match &mut self.state {
-                State::Disconnected { retry_at } => {
-                    if let Some(at) = retry_at.take() {
-                        tokio::time::sleep_until(at).await;
-                    }
-                    match Self::connect(&self.side).await {
-                        Ok((conn, events)) => {
-                            self.side.base().set_current(Some(conn.clone()));
-                            self.side.base().new_session();
-                            self.state = State::Connected { conn, events };
-                            self.since = Some(Instant::now());
-                            let marker = if self.connected_once {
-                                self.side.base().options.metrics.reconnected();
-                                ClientEvent::Reconnected
-                            } else {
-                                ClientEvent::Connected
-                            };
-                            self.connected_once = true;
-                            tracing::info!(client = %self.side.describe(), "subscription confirmed");
-                            // The request goes out before the marker, so a subscriber that sees
-                            // `Connected` knows the peers were asked.
-                            if self.side.base().options.resync_on_connect {
-                                self.resyncing = true;
-                                let span = resync_span(&self.side.describe());
-                                let result = self.side.resync_all().instrument(span).await;
-                                self.resync_done(result);
-                            } else {
-                                self.next_resync = self.side.base().options.resync_interval.map(|i| Instant::now() + i);
-                            }
-                            self.pending.push_front(Ok(marker));
-                        }
-                        Err(e) => {
-                            let delay = self.backoff.next_delay();
-                            tracing::warn!(client = %self.side.describe(), error = %crate::Report(&e), ?delay, "the cloudevents client reconnect failed");
-                            self.state = State::Disconnected {
-                                retry_at: Some(Instant::now() + delay),
-                            };
-                            return Err(Error::Transport(e));
-                        }
-                    }
-                }
-                State::Connected { conn, events } => {
-                    let next_resync = if self.resyncing { None } else { self.next_resync };
-                    let received = tokio::select! {
-                        biased;
-                        ev = events.next() => Some(ev),
-                        Some(task) = self.tasks.next(), if !self.tasks.is_empty() => {
-                            self.finished(task);
-                            continue;
-                        }
-                        () = sleep_until_opt(next_resync) => None,
-                    };
-                    match received {
-                        None => self.start_resync(),
-                        Some(Some(Err(e))) if e.dropped_reason().is_some() => {
-                            let reason = e.dropped_reason().unwrap_or_default();
-                            tracing::warn!(client = %self.side.describe(), reason, error = %e, "dropped a received message");
-                            self.side.base().options.metrics.dropped(reason);
-                        }
-                        Some(Some(Ok(event))) => match event_span(&event).in_scope(|| self.side.handle(event)) {
-                            Handled::Yield(out) => return Ok(out),
-                            Handled::Answer { peer, request } => self.start_answer(peer, request),
-                            Handled::Nothing => {}
-                        },
-                        Some(end) => {
-                            let conn = conn.clone();
-                            let reason = match end {
-                                Some(Err(e)) => e,
-                                _ => TransportError::disconnected("the subscription ended"),
-                            };
-                            let err = self.lost(reason);
-                            conn.close().await;
-                            return Err(err);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The subscription of a client: a stream of [`ClientEvent`]s and errors. Polling it drives the
-/// connection: it connects, subscribes, resyncs after each confirmed subscription, answers the
-/// peer's resync requests, and reconnects with back-off after a loss. Errors are yielded as
-/// items and the stream carries on; it never ends by itself. Dropping it closes the connection.
-pub struct ClientStream<T> {
-    inner: Pin<Box<dyn Stream<Item = Result<ClientEvent<T>>> + Send>>,
-}
-
-impl<T> fmt::Debug for ClientStream<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientStream").finish_non_exhaustive()
-    }
-}
-
-impl<T> Stream for ClientStream<T> {
-    type Item = Result<ClientEvent<T>>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
-    }
-}
-
-impl<T: Send + 'static> ClientStream<T> {
-    pub(crate) fn drive<S: Side<T>>(side: S) -> Self {
-        if !side.base().claim_subscription() {
-            return Self {
-                inner: Box::pin(futures::stream::once(async { Err(Error::AlreadySubscribed) })),
-            };
-        }
-        let backoff = Backoff::new(side.base().options.backoff.clone());
-        let closed = side.base().closed.subscribe();
-        let driver = Driver {
-            side,
-            state: State::Disconnected { retry_at: None },
-            backoff,
-            connected_once: false,
-            since: None,
-            next_resync: None,
-            resyncing: false,
-            pending: VecDeque::new(),
-            tasks: futures::stream::FuturesUnordered::new(),
-            answering: std::collections::HashMap::new(),
-        };
-        let stream = futures::stream::unfold(driver, move |mut d| {
-            let mut closed = closed.clone();
-            async move {
-                // A step cut short by `close` loses nothing: what it was handling was not
-                // acknowledged to the transport (Kafka redelivers it to the successor).
-                tokio::select! {
-                    biased;
-                    _ = closed.wait_for(|c| *c) => None,
-                    item = d.step() => Some((item, d)),
-                }
-            }
-        });
-        Self {
-            inner: Box::pin(stream),
-        }
-    }
-}
-
-impl<T, S: Side<T>> Drop for Driver<T, S> {
-    fn drop(&mut self) {
-        let base = self.side.base();
-        base.set_current(None);
-        if let Ok(mut slot) = base.connecting.lock() {
-            slot.take();
-        }
-        base.subscribed.store(false, Ordering::SeqCst);
+/// The data of a received event as bytes (empty when absent).
+pub(crate) fn data_bytes(event: &Event) -> Vec<u8> {
+    match event.data() {
+        Some(cloudevents::Data::Binary(b)) => b.clone(),
+        Some(cloudevents::Data::String(s)) => s.clone().into_bytes(),
+        Some(cloudevents::Data::Json(v)) => serde_json::to_vec(v).unwrap_or_default(),
+        None => Vec::new(),
     }
 }

@@ -211,10 +211,10 @@ async fn run_agent(name: &'static str, client: Agent, store: Store, notes: mpsc:
     let mut stream = client.subscribe();
     while let Some(item) = stream.next().await {
         let note = match item {
-            Ok(ClientEvent::Resource { action, resource }) => {
-                match action {
-                    ResourceAction::Deleted => store.remove(&resource.uid),
-                    _ => {
+            Ok(ClientEvent::Received(resource)) => {
+                match store.receive(&resource) {
+                    None | Some(ResourceAction::Deleted) => {}
+                    Some(_) => {
                         let mut applied = resource;
                         applied.status = format!("applied-{}", applied.payload);
                         store.put(applied.clone());
@@ -237,7 +237,7 @@ async fn run_agent(name: &'static str, client: Agent, store: Store, notes: mpsc:
 async fn run_source(mut stream: ClientStream<Mock>, store: Store, notes: mpsc::UnboundedSender<Note>) {
     while let Some(item) = stream.next().await {
         let note = match item {
-            Ok(ClientEvent::Resource { resource, .. }) => {
+            Ok(ClientEvent::Received(resource)) => {
                 if let Some(mut own) = store.get_mock(&resource.uid) {
                     own.status = resource.status;
                     store.put(own);
@@ -550,7 +550,7 @@ async fn a_stuck_agent_is_disconnected_after_the_stall_timeout_and_recovers_by_r
     apps.spawn(async move {
         while let Some(item) = slow_stream.next().await {
             let note = match item {
-                Ok(ClientEvent::Resource { resource, .. }) => {
+                Ok(ClientEvent::Received(resource)) => {
                     slow_store.put(resource);
                     Note::Changed
                 }

@@ -12,11 +12,10 @@ mod mock;
 use std::time::Duration;
 
 use kafka_support::{
-    agent, agent_with, broker, config, create_topics, create_topics_with, drive_agent, drive_source, options,
+    Got, agent, agent_with, broker, config, create_topics, create_topics_with, drive_agent, drive_source, options,
     pair_topics, send_spec, source, unique, work,
 };
 use mock::Store;
-use ocm_ce_client::ClientEvent;
 use ocm_ce_client::transport::kafka::TopicLayout;
 use ocm_ce_core::ResourceAction;
 use ocm_ce_core::event_type::action;
@@ -111,7 +110,7 @@ async fn the_agent_of_cluster1_does_not_receive_the_events_of_cluster10() {
         .drain()
         .into_iter()
         .filter_map(|e| match e {
-            Ok(ClientEvent::Resource { resource, .. }) => Some(resource.uid),
+            Ok(Got::Resource { resource, .. }) => Some(resource.uid),
             _ => None,
         })
         .collect();
@@ -145,7 +144,7 @@ async fn the_shared_topic_layout_works_end_to_end_and_keeps_clusters_apart() {
         .drain()
         .into_iter()
         .filter_map(|e| match e {
-            Ok(ClientEvent::Resource { resource, .. }) => Some(resource.uid),
+            Ok(Got::Resource { resource, .. }) => Some(resource.uid),
             _ => None,
         })
         .collect();

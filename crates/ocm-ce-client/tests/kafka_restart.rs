@@ -13,7 +13,7 @@ mod mock;
 use std::time::Duration;
 
 use kafka_support::{
-    Driven, agent, broker, config, create_topics, drive_agent, drive_source, pair_topics, send_spec, send_status,
+    Driven, Got, agent, broker, config, create_topics, drive_agent, drive_source, pair_topics, send_spec, send_status,
     source, unique, with_status, work,
 };
 use mock::{Mock, Store};
@@ -53,7 +53,7 @@ async fn lost(d: &mut Driven, who: &str) {
 async fn reconnected(d: &mut Driven, who: &str) {
     let _ = d
         .wait_for(&format!("{who} reconnects"), T, |e| {
-            matches!(e, Ok(ClientEvent::Reconnected))
+            matches!(e, Ok(Got::Marker(ClientEvent::Reconnected)))
         })
         .await;
 }
@@ -111,14 +111,14 @@ async fn both_sides_reconverge_with_nothing_lost_after_the_broker_restarts() {
     while w1_v2.is_none() || !w2_added {
         let seen = a
             .wait_for("w1 at version 2 and w2", T, |s| {
-                matches!(s, Ok(ClientEvent::Resource { action, resource })
+                matches!(s, Ok(Got::Resource { action, resource })
                     if (*action == ResourceAction::Modified && resource.uid == "w1" && resource.rv == "2")
                         || (*action == ResourceAction::Added && resource.uid == "w2"))
             })
             .await;
         match seen {
-            Ok(ClientEvent::Resource { resource, .. }) if resource.uid == "w1" => w1_v2 = Some(resource),
-            Ok(ClientEvent::Resource { .. }) => w2_added = true,
+            Ok(Got::Resource { resource, .. }) if resource.uid == "w1" => w1_v2 = Some(resource),
+            Ok(Got::Resource { .. }) => w2_added = true,
             _ => unreachable!(),
         }
     }

@@ -90,7 +90,7 @@ fn note(log: &Mutex<Log>, item: &ocm_ce_client::Result<ClientEvent<Mock>>) {
         Ok(ClientEvent::Connected) => l.connected += 1,
         Ok(ClientEvent::Reconnected) => l.reconnected += 1,
         Err(e) => l.errors.push(e.to_string()),
-        Ok(ClientEvent::Resource { .. }) => {}
+        Ok(ClientEvent::Received(_)) => {}
     }
 }
 
@@ -102,7 +102,7 @@ fn run_source(source: &Source, store: &Store) -> Running {
     let task = tokio::spawn(async move {
         while let Some(item) = stream.next().await {
             note(&l, &item);
-            if let Ok(ClientEvent::Resource { resource, .. }) = item {
+            if let Ok(ClientEvent::Received(resource)) = item {
                 let mut items = store.items.lock().unwrap();
                 if resource.status == "deleted" {
                     items.remove(&resource.uid);
@@ -123,7 +123,10 @@ fn run_agent(agent: &Agent, store: &Store, report: bool) -> Running {
     let task = tokio::spawn(async move {
         while let Some(item) = stream.next().await {
             note(&l, &item);
-            let Ok(ClientEvent::Resource { action, mut resource }) = item else {
+            let Ok(ClientEvent::Received(mut resource)) = item else {
+                continue;
+            };
+            let Some(action) = store.receive(&resource) else {
                 continue;
             };
             match action {
@@ -137,7 +140,6 @@ fn run_agent(agent: &Agent, store: &Store, report: bool) -> Running {
                     }
                 }
                 ResourceAction::Deleted => {
-                    store.remove(&resource.uid);
                     resource.status = "deleted".into();
                     if report {
                         let _ = agent
@@ -338,7 +340,7 @@ async fn a_shared_subscription_hands_each_status_to_exactly_one_of_two_sources()
             task: tokio::spawn(async move {
                 while let Some(item) = stream.next().await {
                     note(&l, &item);
-                    if let Ok(ClientEvent::Resource { resource, .. }) = item {
+                    if let Ok(ClientEvent::Received(resource)) = item {
                         *count.lock().unwrap().entry(resource.uid).or_default() += 1;
                     }
                 }
@@ -951,10 +953,9 @@ async fn a_subscriber_that_falls_behind_loses_messages_and_the_periodic_resync_r
                 let Some(item) = stream.next().await else { return };
                 match item {
                     Ok(ClientEvent::Connected | ClientEvent::Reconnected) => *connected.lock().unwrap() = true,
-                    Ok(ClientEvent::Resource { action, resource }) => match action {
-                        ResourceAction::Deleted => store.remove(&resource.uid),
-                        _ => store.put(resource),
-                    },
+                    Ok(ClientEvent::Received(resource)) => {
+                        store.receive(&resource);
+                    }
                     Err(_) => {}
                 }
             }

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocm_ce_client::ClientOptions;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -106,49 +105,84 @@ impl Drop for TaskGuard {
     }
 }
 
-/// Whether the driver currently has a confirmed subscription.
-#[derive(Debug, Clone)]
-struct Connected(watch::Receiver<bool>);
-
-impl Connected {
-    fn channel() -> (watch::Sender<bool>, Self) {
-        let (tx, rx) = watch::channel(false);
-        (tx, Self(rx))
-    }
-
-    fn is_connected(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    async fn wait(&self) {
-        let mut rx = self.0.clone();
-        // The sender lives in the driver task; if it is gone the client is shutting down.
-        let _ = rx.wait_for(|c| *c).await;
-    }
-}
-
 type Guard = Arc<TaskGuard>;
 
-/// The last error the driver saw, with its causes, for diagnostics (e.g. why a broker cannot
-/// be reached).
-#[derive(Debug, Default)]
-struct LastError(std::sync::Mutex<Option<String>>);
-
-impl LastError {
-    fn set(&self, e: &(dyn std::error::Error + 'static)) {
-        let mut text = e.to_string();
-        let mut cause = e.source();
-        while let Some(c) = cause {
-            text.push_str(": ");
-            text.push_str(&c.to_string());
-            cause = c.source();
+/// The part of the API that both work clients have: `Clone`, the store, the connection state
+/// (read from the generic client, where it is kept), flushing and closing. Written once and
+/// expanded into each client, which has an `inner` with `client`, `store`, `metrics` and
+/// `outbox`, and a `_task` guard. `$what` names what the outbox holds, `$closing` is the
+/// warning of a close that could not flush.
+macro_rules! work_client_common {
+    ($client:ident, $generic:ident, $what:literal, $closing:literal) => {
+        impl<Tr: Transport> Clone for $client<Tr> {
+            fn clone(&self) -> Self {
+                Self {
+                    inner: self.inner.clone(),
+                    _task: self._task.clone(),
+                }
+            }
         }
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(text);
-        }
-    }
 
-    fn get(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|s| s.clone())
-    }
+        impl<Tr: Transport> $client<Tr> {
+            /// The store (read handle) behind this client.
+            pub fn store(&self) -> &Store {
+                &self.inner.store
+            }
+
+            /// The changes of the works from now on.
+            pub fn watch(&self) -> WatchStream {
+                self.inner.store.watch()
+            }
+
+            /// Counters of this client.
+            pub fn metrics(&self) -> &WorkMetrics {
+                &self.inner.metrics
+            }
+
+            /// The generic client underneath (its metrics, or an explicit resync).
+            pub fn generic(&self) -> &$generic<ManifestWork, Tr> {
+                &self.inner.client
+            }
+
+            /// True while the subscription is confirmed.
+            pub fn is_connected(&self) -> bool {
+                self.inner.client.is_connected()
+            }
+
+            /// The last connection or subscription error, with its causes.
+            pub fn last_error(&self) -> Option<String> {
+                self.inner.client.last_error()
+            }
+
+            /// Waits until the subscription is confirmed (and the initial resync was sent).
+            pub async fn wait_until_connected(&self) {
+                self.inner.client.wait_until_connected().await;
+            }
+
+            #[doc = concat!("Shuts the client down gracefully before the process exits: each ", $what)]
+            /// waiting to be sent gets up to `flush` to go out (see [`flush`](Self::flush)), then
+            /// the store stops receiving and the connection is closed cleanly (see
+            /// [`ocm_ce_client::Client::close`]; for Kafka the consumer leaves its group with its
+            /// handled offsets committed). The store stays readable.
+            pub async fn close(&self, flush: std::time::Duration) {
+                if !self.flush(flush).await {
+                    tracing::warn!(unsent = self.inner.outbox.len(), $closing);
+                }
+                self.inner.client.close().await;
+            }
+
+            #[doc = concat!("Waits until the transport acknowledged every ", $what, ", at most `timeout`;")]
+            /// true when nothing is left.
+            pub async fn flush(&self, timeout: std::time::Duration) -> bool {
+                self.inner.outbox.wait_empty(timeout).await
+            }
+
+            #[doc = concat!("How many works have a ", $what, " that the transport has not")]
+            /// acknowledged yet (queued, in flight, or waiting for a retry).
+            pub fn unsent(&self) -> usize {
+                self.inner.outbox.len()
+            }
+        }
+    };
 }
+pub(crate) use work_client_common;

@@ -58,17 +58,23 @@ impl AgentLister {
     }
 }
 
-fn agent_matches(w: &ManifestWork, options: &ListOptions, data_type: &str) -> bool {
-    (options.cluster_name.is_empty() || w.namespace_str() == options.cluster_name)
-        && (options.source.is_empty() || w.label(ORIGINAL_SOURCE_LABEL) == Some(options.source.as_str()))
+/// Whether agent-side work `w` is of `cluster` (any when `""`), from `source` (any when `""`),
+/// and received as `data_type`.
+pub(crate) fn agent_matches(w: &ManifestWork, cluster: &str, source: &str, data_type: &str) -> bool {
+    (cluster.is_empty() || w.namespace_str() == cluster)
+        && (source.is_empty() || w.label(ORIGINAL_SOURCE_LABEL) == Some(source))
         && w.annotation(DATA_TYPE_ANNOTATION) == Some(data_type)
+}
+
+fn matches_options(w: &ManifestWork, options: &ListOptions, data_type: &str) -> bool {
+    agent_matches(w, &options.cluster_name, &options.source, data_type)
 }
 
 impl Lister<ManifestWork> for AgentLister {
     fn list(&self, options: &ListOptions) -> Result<Vec<Arc<ManifestWork>>, BoxError> {
         let data_type = options.data_type.to_string();
         let mut works = self.store.list(&options.cluster_name, &ListParams::default());
-        works.retain(|w| agent_matches(w, options, &data_type));
+        works.retain(|w| matches_options(w, options, &data_type));
         Ok(works)
     }
 
@@ -76,6 +82,6 @@ impl Lister<ManifestWork> for AgentLister {
         Ok(self
             .store
             .get_by_uid(resource_id)
-            .filter(|w| agent_matches(w, options, &options.data_type.to_string())))
+            .filter(|w| matches_options(w, options, &options.data_type.to_string())))
     }
 }

@@ -13,6 +13,7 @@ pub struct WorkMetrics {
     statuses_dropped: Family<Labels, Counter>,
     works_removed: Counter,
     specs_applied: Counter,
+    specs_dropped: Family<Labels, Counter>,
     deletion_acks: Counter,
     deletion_ack_retries: Counter,
     publish_retries: Counter,
@@ -46,6 +47,11 @@ impl WorkMetrics {
             "ocm_ce_work_specs_applied",
             "Specs an agent applied to its store",
             self.specs_applied.clone(),
+        );
+        registry.register(
+            "ocm_ce_work_specs_dropped",
+            "Specs an agent dropped, by reason",
+            self.specs_dropped.clone(),
         );
         registry.register(
             "ocm_ce_work_deletion_acks",
@@ -108,6 +114,9 @@ impl WorkMetrics {
     pub(crate) fn work_removed(&self) {
         self.works_removed.inc();
     }
+    pub(crate) fn spec_dropped(&self, why: &str) {
+        self.specs_dropped.get_or_create(&reason(why)).inc();
+    }
     pub(crate) fn spec_applied(&self) {
         self.specs_applied.inc();
     }
@@ -129,6 +138,11 @@ impl WorkMetrics {
     /// Works a source removed because an agent reported them deleted.
     pub fn works_removed(&self) -> u64 {
         self.works_removed.get()
+    }
+    /// Specs an agent dropped for `why` (`bad_version`: a version that cannot be compared with
+    /// the one it holds).
+    pub fn specs_dropped(&self, why: &str) -> u64 {
+        self.specs_dropped.get_or_create(&reason(why)).get()
     }
     /// Specs an agent applied.
     pub fn specs_applied(&self) -> u64 {

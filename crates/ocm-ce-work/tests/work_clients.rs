@@ -614,3 +614,93 @@ async fn several_watchers_see_the_same_changes_and_none_blocks_the_client() {
     }
     let _ = Arc::strong_count(&source.get("cluster1", "w0").unwrap());
 }
+
+/// The agent work client, which owns the store, decides what a received spec means (the
+/// generic client only decodes it): new works are added, newer versions replace the spec,
+/// older or equal versions are ignored (a stale copy, e.g. a resync answer overtaken by an
+/// update), and a deletion marks the work deleting.
+#[tokio::test]
+async fn the_agent_decides_what_a_received_spec_means_against_its_store() {
+    use ocm_ce_client::{PublishTarget, Role};
+    use ocm_ce_core::event_type::action;
+    use ocm_ce_core::{Codec, EventType, SubResource};
+
+    let broker = FakeBroker::new();
+    let agent: Agent = AgentWorkClient::start(
+        broker.agent("cluster1", "cluster1-agent"),
+        "cluster1",
+        "cluster1-agent",
+        AgentCodecs::bundles(),
+        options().without_resync(),
+    );
+    agent.wait_until_connected().await;
+    let codec = ocm_ce_work::SourceManifestBundleCodec::new();
+    let send = |version: &str, data: &str, deleting: bool| {
+        let mut w = ManifestWork::new("cluster1", "w1", vec![configmap("cm1", data)]);
+        w.metadata.uid = Some("uid-w1".to_owned());
+        w.metadata.resource_version = Some(version.to_owned());
+        if deleting {
+            w.metadata.deletion_timestamp = Some(ocm_ce_work::api::time_from_chrono(chrono::Utc::now()));
+        }
+        let ty = EventType::new(
+            ocm_ce_work::payload::manifest_bundle_data_type(),
+            SubResource::Spec,
+            if deleting {
+                action::DELETE_REQUEST
+            } else {
+                action::UPDATE_REQUEST
+            },
+        );
+        let event = codec.encode("source1", &ty, &w).unwrap();
+        broker.inject(
+            &Role::Source {
+                source_id: "source1".into(),
+            },
+            &PublishTarget::Cluster("cluster1".into()),
+            event,
+        );
+    };
+    let data_of = |agent: &Agent| {
+        agent
+            .get("uid-w1")
+            .ok()
+            .map(|w| w.spec.workload.manifests[0].raw().contains("\"k\":\"v2\""))
+    };
+
+    send("2", "v2", false);
+    eventually("the new work", || data_of(&agent) == Some(true)).await;
+    assert_eq!(agent.metrics().specs_applied(), 1);
+    // An older and an equal version change nothing; a newer one is taken.
+    send("1", "v1", false);
+    send("2", "v1", false);
+    send("3", "v3", false);
+    eventually("version 3", || {
+        agent.get("uid-w1").is_ok_and(|w| w.resource_version_str() == "3")
+    })
+    .await;
+    assert_eq!(agent.metrics().specs_applied(), 2, "the stale copies were not applied");
+    assert!(
+        agent.get("uid-w1").unwrap().spec.workload.manifests[0]
+            .raw()
+            .contains("v3")
+    );
+    // A deletion marks the work deleting; with a finalizer of the agent's it stays until the
+    // agent removes it (then it is acknowledged `Deleted` and removed).
+    agent
+        .patch(
+            "uid-w1",
+            PatchType::Merge,
+            br#"{"metadata":{"finalizers":["test/cleanup"]}}"#,
+        )
+        .await
+        .unwrap();
+    send("4", "v3", true);
+    eventually("the deletion", || agent.get("uid-w1").is_ok_and(|w| w.is_deleting())).await;
+    assert_eq!(agent.get("uid-w1").unwrap().resource_version_str(), "4");
+    agent
+        .patch("uid-w1", PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#)
+        .await
+        .unwrap();
+    eventually("the removal", || agent.get("uid-w1").is_err()).await;
+    assert_eq!(agent.metrics().specs_dropped("bad_version"), 0);
+}

@@ -110,10 +110,12 @@ pub(crate) async fn setup<Tr: Transport>(
             while let Some(item) = stream.next().await {
                 match item {
                     Ok(ClientEvent::Connected | ClientEvent::Reconnected) => ready.notify_one(),
-                    Ok(ClientEvent::Resource {
-                        action: ResourceAction::Added | ResourceAction::Modified,
-                        mut resource,
-                    }) => {
+                    Ok(ClientEvent::Received(mut resource))
+                        if matches!(
+                            agent_store.receive(&resource),
+                            Some(ResourceAction::Added | ResourceAction::Modified)
+                        ) =>
+                    {
                         resource.status = format!("applied-{}", resource.rv);
                         agent_store.put(resource.clone());
                         let (agent, status, permit) = (
@@ -155,7 +157,7 @@ pub(crate) async fn setup<Tr: Transport>(
             while let Some(item) = stream.next().await {
                 match item {
                     Ok(ClientEvent::Connected | ClientEvent::Reconnected) => ready.notify_one(),
-                    Ok(ClientEvent::Resource { .. }) => {
+                    Ok(ClientEvent::Received(_)) => {
                         statuses.fetch_add(1, Ordering::SeqCst);
                         notify.notify_one();
                     }

@@ -152,7 +152,17 @@ pub fn agent_with(config: KafkaConfig, cluster: &str, store: &Store, options: Cl
 }
 
 /// What a driven client saw.
-pub type Seen = Result<ClientEvent<Mock>, String>;
+pub type Seen = Result<Got, String>;
+
+/// What a driven client's stream gave, as its application took it.
+#[derive(Debug)]
+pub enum Got {
+    /// `Connected` or `Reconnected`.
+    Marker(ClientEvent<Mock>),
+    /// A received resource and what it meant to the application (`StatusModified` for a
+    /// source's statuses; `Added`, `Modified` or `Deleted` for an agent's specs).
+    Resource { action: ResourceAction, resource: Mock },
+}
 
 /// A client whose subscription stream is polled in the background; what it yields is applied
 /// to its store (as an informer would) and forwarded to `events`.
@@ -193,7 +203,7 @@ impl Driven {
     pub async fn connected(&mut self, timeout: Duration) {
         let _ = self
             .wait_for("connected", timeout, |s| {
-                matches!(s, Ok(ClientEvent::Connected | ClientEvent::Reconnected))
+                matches!(s, Ok(Got::Marker(ClientEvent::Connected | ClientEvent::Reconnected)))
             })
             .await;
     }
@@ -213,12 +223,12 @@ impl Driven {
     ) -> Mock {
         let got = self
             .wait_for(&format!("{action:?} {uid}"), timeout, |s| {
-                matches!(s, Ok(ClientEvent::Resource { action: a, resource })
+                matches!(s, Ok(Got::Resource { action: a, resource })
                     if *a == action && resource.uid == uid && check(resource))
             })
             .await;
         match got {
-            Ok(ClientEvent::Resource { resource, .. }) => resource,
+            Ok(Got::Resource { resource, .. }) => resource,
             _ => unreachable!(),
         }
     }
@@ -240,13 +250,21 @@ pub fn drive_source(client: &Source, store: &Store) -> Driven {
     let store = store.clone();
     let task = tokio::spawn(async move {
         while let Some(item) = stream.next().await {
-            if let Ok(ClientEvent::Resource { resource, .. }) = &item
-                && let Some(mut local) = store.get_mock(&resource.uid)
-            {
-                local.status.clone_from(&resource.status);
-                store.put(local);
-            }
-            if tx.send(item.map_err(|e| e.to_string())).is_err() {
+            let seen = match item {
+                Ok(ClientEvent::Received(resource)) => {
+                    if let Some(mut local) = store.get_mock(&resource.uid) {
+                        local.status.clone_from(&resource.status);
+                        store.put(local);
+                    }
+                    Ok(Got::Resource {
+                        action: ResourceAction::StatusModified,
+                        resource,
+                    })
+                }
+                Ok(marker) => Ok(Got::Marker(marker)),
+                Err(e) => Err(e.to_string()),
+            };
+            if tx.send(seen).is_err() {
                 return;
             }
         }
@@ -264,14 +282,22 @@ pub fn drive_agent(client: &Agent, store: &Store) -> Driven {
     let store = store.clone();
     let task = tokio::spawn(async move {
         while let Some(item) = stream.next().await {
-            if let Ok(ClientEvent::Resource { action, resource }) = &item {
-                if *action == ResourceAction::Deleted || resource.deleting.is_some() {
-                    store.remove(&resource.uid);
-                } else {
-                    store.put(resource.clone());
+            let seen = match item {
+                Ok(ClientEvent::Received(resource)) => {
+                    let Some(action) = store.spec_action(&resource.namespace, &resource) else {
+                        continue;
+                    };
+                    if action == ResourceAction::Deleted || resource.deleting.is_some() {
+                        store.remove(&resource.uid);
+                    } else {
+                        store.put(resource.clone());
+                    }
+                    Ok(Got::Resource { action, resource })
                 }
-            }
-            if tx.send(item.map_err(|e| e.to_string())).is_err() {
+                Ok(marker) => Ok(Got::Marker(marker)),
+                Err(e) => Err(e.to_string()),
+            };
+            if tx.send(seen).is_err() {
                 return;
             }
         }

@@ -12,8 +12,8 @@ use cloudevents::{AttributesReader, Event};
 use ocm_ce_client::{BoxError, Lister};
 use ocm_ce_core::sequence::SequenceGenerator;
 use ocm_ce_core::{
-    Codec, CodecError, CodecErrorKind, DataType, EventBuilder, EventExt, EventType, ListOptions, ResourceObject,
-    SubResource,
+    Codec, CodecError, CodecErrorKind, DataType, EventBuilder, EventExt, EventType, ListOptions, ResourceAction,
+    ResourceObject, SubResource,
 };
 
 pub const BUNDLES: &str = "io.open-cluster-management.works.v1alpha1.manifestbundles";
@@ -232,6 +232,30 @@ impl Store {
     }
     pub fn get_mock(&self, uid: &str) -> Option<Mock> {
         self.items.lock().unwrap().get(uid).cloned()
+    }
+    /// What the agent of `cluster` makes of a received spec, as the work layer does: core's
+    /// rule against the copy of the same source and data type it holds, if any.
+    pub fn spec_action(&self, cluster: &str, received: &Mock) -> Option<ResourceAction> {
+        let options = ListOptions {
+            cluster_name: cluster.into(),
+            source: received.source_label.clone(),
+            data_type: bundles(),
+        };
+        let local = self.get(&received.uid, &options).unwrap();
+        ocm_ce_core::resync::spec_action(local.as_deref(), received)
+            .ok()
+            .flatten()
+    }
+    /// Takes a received spec as an agent application does: decides what it means
+    /// ([`spec_action`](Self::spec_action), for the cluster it names) and writes it — stores an
+    /// added or newer one, removes a deleted one. `None`: older than the copy held, ignored.
+    pub fn receive(&self, received: &Mock) -> Option<ResourceAction> {
+        let action = self.spec_action(&received.namespace, received)?;
+        match action {
+            ResourceAction::Deleted => self.remove(&received.uid),
+            _ => self.put(received.clone()),
+        }
+        Some(action)
     }
     fn matches(&self, m: &Mock, o: &ListOptions) -> bool {
         (o.cluster_name.is_empty() || o.cluster_name == m.namespace)

@@ -2,23 +2,22 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
 use ocm_ce_client::{AgentClient, ClientEvent, Transport};
 use ocm_ce_core::event_type::action;
 use ocm_ce_core::resource::parse_resource_version;
+use ocm_ce_core::resync::spec_action;
 use ocm_ce_core::{Codec, CodecError, CodecErrorKind, DataType, Event, EventType, ResourceAction, SubResource};
-use tokio::sync::watch;
 
 use super::outbox::{Outbox, Send, Sent};
-use super::{Connected, Guard, LastError, TaskGuard, WorkClientOptions, publish_outcome};
+use super::{Guard, TaskGuard, WorkClientOptions, publish_outcome};
 use crate::api::{DATA_TYPE_ANNOTATION, ManifestWork, ManifestWorkStatus, ORIGINAL_SOURCE_LABEL};
 use crate::codec::{AgentManifestBundleCodec, AgentManifestCodec};
 use crate::conditions::mark_manifests_deleted;
 use crate::error::{Error, Result};
-use crate::lister::AgentLister;
+use crate::lister::{AgentLister, agent_matches};
 use crate::metrics::WorkMetrics;
 use crate::patch::{PatchType, patched_metadata, patched_status};
 use crate::selector::ListParams;
@@ -101,14 +100,12 @@ pub struct AgentWorkClient<Tr: Transport> {
     _task: Guard,
 }
 
-impl<Tr: Transport> Clone for AgentWorkClient<Tr> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            _task: self._task.clone(),
-        }
-    }
-}
+super::work_client_common!(
+    AgentWorkClient,
+    AgentClient,
+    "status and `Deleted` acknowledgement",
+    "closing with statuses not yet acknowledged; the sources get them from the next agent's resync"
+);
 
 impl<Tr: Transport> fmt::Debug for AgentWorkClient<Tr> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -124,8 +121,6 @@ struct Inner<Tr: Transport> {
     cluster_name: String,
     store: Store,
     writer: Writer,
-    connected: Connected,
-    last_error: LastError,
     metrics: WorkMetrics,
     /// The works whose status (or `Deleted` acknowledgement) is not acknowledged by the
     /// transport yet.
@@ -191,18 +186,15 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
             WorkStatusHasher,
             options.client,
         );
-        let (connected_tx, connected) = Connected::channel();
         let inner = Arc::new(Inner {
             client,
             cluster_name,
             store,
             writer,
-            connected,
-            last_error: LastError::default(),
             metrics: WorkMetrics::default(),
             outbox,
         });
-        let task = tokio::spawn(drive(inner.clone(), connected_tx));
+        let task = tokio::spawn(drive(inner.clone()));
         Self {
             inner,
             _task: Arc::new(TaskGuard(task)),
@@ -212,63 +204,6 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
     /// The cluster this agent serves (the namespace of its works).
     pub fn cluster_name(&self) -> &str {
         &self.inner.cluster_name
-    }
-
-    /// The store (read handle) behind this client.
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
-    /// Counters of this client.
-    pub fn metrics(&self) -> &WorkMetrics {
-        &self.inner.metrics
-    }
-
-    /// The generic client underneath.
-    pub fn generic(&self) -> &AgentClient<ManifestWork, Tr> {
-        &self.inner.client
-    }
-
-    /// True while the subscription is confirmed.
-    pub fn is_connected(&self) -> bool {
-        self.inner.connected.is_connected()
-    }
-
-    /// The last connection or subscription error, with its causes.
-    pub fn last_error(&self) -> Option<String> {
-        self.inner.last_error.get()
-    }
-
-    /// Waits until the subscription is confirmed (and the initial resync was sent).
-    pub async fn wait_until_connected(&self) {
-        self.inner.connected.wait().await;
-    }
-
-    /// Shuts the client down gracefully before the process exits: what waits to be reported
-    /// gets up to `flush` to go out (see [`flush`](Self::flush)), then the store stops
-    /// receiving and the connection is closed cleanly (see
-    /// [`ocm_ce_client::AgentClient::close`]; for Kafka the consumer leaves its group with its
-    /// handled offsets committed). The store stays readable.
-    pub async fn close(&self, flush: Duration) {
-        if !self.flush(flush).await {
-            tracing::warn!(
-                unsent = self.inner.outbox.len(),
-                "closing with statuses not yet acknowledged; the sources get them from the next agent's resync"
-            );
-        }
-        self.inner.client.close().await;
-    }
-
-    /// Waits until every status and deletion acknowledgement was acknowledged by the
-    /// transport, at most `timeout`; true when nothing is left.
-    pub async fn flush(&self, timeout: Duration) -> bool {
-        self.inner.outbox.wait_empty(timeout).await
-    }
-
-    /// How many works have a status or `Deleted` acknowledgement that the transport has not
-    /// acknowledged yet (queued, in flight, or waiting for a retry).
-    pub fn unsent(&self) -> usize {
-        self.inner.outbox.len()
     }
 
     /// The work `name` (agent-side works are named by their UID).
@@ -283,11 +218,6 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
     /// The works matching `params`.
     pub fn list(&self, params: &ListParams) -> Vec<Arc<ManifestWork>> {
         self.inner.store.list(&self.inner.cluster_name, params)
-    }
-
-    /// The changes of the works from now on.
-    pub fn watch(&self) -> WatchStream {
-        self.inner.store.watch()
     }
 
     /// Patches the status of work `name` and reports it (`update_request`). The status is
@@ -416,7 +346,31 @@ impl<Tr: Transport> Inner<Tr> {
         outcome
     }
 
-    /// Applies a received spec (Go `AgentInformerWatcherStore.HandleReceivedWork`).
+    /// Takes a received spec: decides what it means against the work this agent holds (the
+    /// generic agent client's choice in Go: new, newer, a deletion, or older and ignored, by
+    /// `ocm_ce_core::resync::spec_action`) and writes it (Go
+    /// `AgentInformerWatcherStore.HandleReceivedWork`). Only this task writes received specs,
+    /// so the work it decided on is the one it writes to.
+    fn receive_spec(&self, received: ManifestWork) {
+        let local = self.store.get_by_uid(received.uid_str()).filter(|w| {
+            agent_matches(
+                w,
+                &self.cluster_name,
+                source_lane(&received),
+                received.annotation(DATA_TYPE_ANNOTATION).unwrap_or_default(),
+            )
+        });
+        match spec_action(local.as_deref(), &received) {
+            Ok(Some(action)) => self.apply_spec(action, received),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, uid = %received.uid_str(), "dropping a spec whose version cannot be compared");
+                self.metrics.spec_dropped("bad_version");
+            }
+        }
+    }
+
+    /// Writes a received spec as `action` says.
     fn apply_spec(&self, action: ResourceAction, received: ManifestWork) {
         let (ns, name) = (received.namespace_str().to_owned(), received.name().to_owned());
         let result = match action {
@@ -466,7 +420,7 @@ impl<Tr: Transport> Inner<Tr> {
     }
 }
 
-async fn drive<Tr: Transport>(inner: Arc<Inner<Tr>>, connected: watch::Sender<bool>) {
+async fn drive<Tr: Transport>(inner: Arc<Inner<Tr>>) {
     let mut stream = inner.client.subscribe();
     let mut sending = futures::stream::FuturesUnordered::new();
     loop {
@@ -480,14 +434,9 @@ async fn drive<Tr: Transport>(inner: Arc<Inner<Tr>>, connected: watch::Sender<bo
         let next_retry = inner.outbox.next_retry();
         tokio::select! {
             item = stream.next() => match item {
-                Some(Ok(ClientEvent::Connected | ClientEvent::Reconnected)) => {
-                    connected.send_replace(true);
-                    inner.outbox.retry_now();
-                }
-                Some(Ok(ClientEvent::Resource { action, resource })) => inner.apply_spec(action, resource),
+                Some(Ok(ClientEvent::Connected | ClientEvent::Reconnected)) => inner.outbox.retry_now(),
+                Some(Ok(ClientEvent::Received(spec))) => inner.receive_spec(spec),
                 Some(Err(e)) => {
-                    inner.last_error.set(&e);
-                    connected.send_replace(inner.client.is_connected());
                     tracing::debug!(error = %ocm_ce_client::Report(&e), cluster = %inner.cluster_name, "agent subscription");
                 }
                 None => return,

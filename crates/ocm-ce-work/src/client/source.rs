@@ -11,13 +11,12 @@ use ocm_ce_client::{BackoffConfig, ClientEvent, SourceClient, Transport};
 use ocm_ce_core::event_type::action;
 use ocm_ce_core::resource::parse_resource_version;
 use ocm_ce_core::sequence;
-use ocm_ce_core::{EventType, ResourceAction, SubResource};
-use tokio::sync::watch;
+use ocm_ce_core::{EventType, SubResource};
 use tokio::time::Instant;
 use tokio_util::time::DelayQueue;
 
 use super::outbox::{Outbox, Send, Sent};
-use super::{Connected, Guard, LastError, TaskGuard, WorkClientOptions, publish_outcome};
+use super::{Guard, TaskGuard, WorkClientOptions, publish_outcome};
 use crate::api::{
     ManifestWork, ManifestWorkStatus, SEQUENCE_ID_ANNOTATION, SOURCE_FINALIZER, STATUS_HASH_ANNOTATION,
     time_from_chrono,
@@ -43,14 +42,12 @@ pub struct SourceWorkClient<Tr: Transport> {
     _task: Guard,
 }
 
-impl<Tr: Transport> Clone for SourceWorkClient<Tr> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            _task: self._task.clone(),
-        }
-    }
-}
+super::work_client_common!(
+    SourceWorkClient,
+    SourceClient,
+    "spec and deletion",
+    "closing with specs not yet acknowledged by the transport; they are sent when this source starts again"
+);
 
 impl<Tr: Transport> fmt::Debug for SourceWorkClient<Tr> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -66,8 +63,6 @@ struct Inner<Tr: Transport> {
     source_id: String,
     store: Store,
     writer: Writer,
-    connected: Connected,
-    last_error: LastError,
     metrics: WorkMetrics,
     /// The works whose spec (or deletion) the transport has not acknowledged yet.
     outbox: Outbox,
@@ -111,19 +106,16 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
             WorkStatusHasher,
             options.client.clone(),
         );
-        let (connected_tx, connected) = Connected::channel();
         let inner = Arc::new(Inner {
             client,
             source_id,
             store,
             writer,
-            connected,
-            last_error: LastError::default(),
             metrics: WorkMetrics::default(),
             outbox,
             sent_at: Mutex::default(),
         });
-        let task = tokio::spawn(drive(inner.clone(), options, connected_tx));
+        let task = tokio::spawn(drive(inner.clone(), options));
         Self {
             inner,
             _task: Arc::new(TaskGuard(task)),
@@ -133,63 +125,6 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
     /// The source id.
     pub fn source_id(&self) -> &str {
         &self.inner.source_id
-    }
-
-    /// The store (read handle) behind this client.
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
-    /// Counters of this client.
-    pub fn metrics(&self) -> &WorkMetrics {
-        &self.inner.metrics
-    }
-
-    /// The generic client underneath (for its metrics, or an explicit resync).
-    pub fn generic(&self) -> &SourceClient<ManifestWork, Tr> {
-        &self.inner.client
-    }
-
-    /// True while the subscription is confirmed.
-    pub fn is_connected(&self) -> bool {
-        self.inner.connected.is_connected()
-    }
-
-    /// The last connection or subscription error, with its causes.
-    pub fn last_error(&self) -> Option<String> {
-        self.inner.last_error.get()
-    }
-
-    /// Waits until the subscription is confirmed (and the initial resync was sent).
-    pub async fn wait_until_connected(&self) {
-        self.inner.connected.wait().await;
-    }
-
-    /// Shuts the client down gracefully before the process exits: what waits to be sent gets
-    /// up to `flush` to go out (see [`flush`](Self::flush)), then the store stops receiving and
-    /// the connection is closed cleanly (see [`ocm_ce_client::SourceClient::close`]; for Kafka
-    /// the consumer leaves its group with its handled offsets committed). The store stays
-    /// readable.
-    pub async fn close(&self, flush: Duration) {
-        if !self.flush(flush).await {
-            tracing::warn!(
-                unsent = self.inner.outbox.len(),
-                "closing with specs not yet acknowledged by the transport; they are sent when this source starts again"
-            );
-        }
-        self.inner.client.close().await;
-    }
-
-    /// Waits until the transport acknowledged every spec and deletion, at most `timeout`; true
-    /// when nothing is left.
-    pub async fn flush(&self, timeout: Duration) -> bool {
-        self.inner.outbox.wait_empty(timeout).await
-    }
-
-    /// How many works have a spec or deletion the transport has not acknowledged yet (queued,
-    /// in flight, or waiting for a retry).
-    pub fn unsent(&self) -> usize {
-        self.inner.outbox.len()
     }
 
     /// Creates `work` in `namespace` (the cluster): sets its UID (UUIDv5 of source, namespace,
@@ -347,11 +282,6 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
     /// The works of `namespace` (`""` = all) matching `params`.
     pub fn list(&self, namespace: &str, params: &ListParams) -> Vec<Arc<ManifestWork>> {
         self.inner.store.list(namespace, params)
-    }
-
-    /// The changes of the works from now on.
-    pub fn watch(&self) -> WatchStream {
-        self.inner.store.watch()
     }
 }
 
@@ -525,7 +455,7 @@ fn apply_status(writer: &Writer, received: &ManifestWork) -> Outcome {
     }
 }
 
-async fn drive<Tr: Transport>(inner: Arc<Inner<Tr>>, options: WorkClientOptions, connected: watch::Sender<bool>) {
+async fn drive<Tr: Transport>(inner: Arc<Inner<Tr>>, options: WorkClientOptions) {
     let mut stream = inner.client.subscribe();
     let mut retries: DelayQueue<(ManifestWork, u32)> = DelayQueue::new();
     let mut sending = futures::stream::FuturesUnordered::new();
@@ -540,21 +470,9 @@ async fn drive<Tr: Transport>(inner: Arc<Inner<Tr>>, options: WorkClientOptions,
         let next_retry = inner.outbox.next_retry();
         tokio::select! {
             item = stream.next() => match item {
-                Some(Ok(ClientEvent::Connected | ClientEvent::Reconnected)) => {
-                    connected.send_replace(true);
-                    inner.outbox.retry_now();
-                }
-                Some(Ok(ClientEvent::Resource { action: ResourceAction::StatusModified, resource })) => {
-                    handle(&inner, &options, &mut retries, resource, 0);
-                }
-                Some(Ok(ClientEvent::Resource { action, .. })) => {
-                    tracing::warn!(%action, "unsupported resource action on a source, ignore");
-                }
+                Some(Ok(ClientEvent::Connected | ClientEvent::Reconnected)) => inner.outbox.retry_now(),
+                Some(Ok(ClientEvent::Received(status))) => handle(&inner, &options, &mut retries, status, 0),
                 Some(Err(e)) => {
-                    inner.last_error.set(&e);
-                    if e.is_retryable() || matches!(e, ocm_ce_client::Error::Transport(_)) {
-                        connected.send_replace(inner.client.is_connected());
-                    }
                     tracing::debug!(error = %ocm_ce_client::Report(&e), source = %inner.source_id, "source subscription");
                 }
                 None => return,
