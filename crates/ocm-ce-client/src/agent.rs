@@ -68,9 +68,7 @@ where
         Self::with_side(
             transport,
             side,
-            Arc::new(codec),
-            Arc::new(lister),
-            Arc::new(status_hash),
+            (Arc::new(codec), Arc::new(lister), Arc::new(status_hash)),
             options,
         )
     }

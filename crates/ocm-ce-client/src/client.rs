@@ -130,6 +130,9 @@ struct ConnectionState {
     last_error: Option<String>,
 }
 
+/// What a client encodes and decodes with, and reads for the resync protocol.
+pub(crate) type ClientParts<T> = (Arc<dyn Codec<T>>, Arc<dyn Lister<T>>, Arc<dyn StatusHasher<T>>);
+
 /// A CloudEvents client of one side: a source ([`SourceClient`](crate::SourceClient), Go
 /// `CloudEventSourceClient`) or an agent ([`AgentClient`](crate::AgentClient), Go
 /// `CloudEventAgentClient`). It publishes what its side sends, hands up what it receives
@@ -179,14 +182,10 @@ where
     Tr: Transport,
     S: Side,
 {
-    pub(crate) fn with_side(
-        transport: Tr,
-        side: S,
-        codec: Arc<dyn Codec<T>>,
-        lister: Arc<dyn Lister<T>>,
-        hasher: Arc<dyn StatusHasher<T>>,
-        options: ClientOptions,
-    ) -> Self {
+    /// A client of `side`; `parts` are what it encodes and decodes with and what it reads for
+    /// the resync protocol.
+    pub(crate) fn with_side(transport: Tr, side: S, parts: ClientParts<T>, options: ClientOptions) -> Self {
+        let (codec, lister, hasher) = parts;
         Self {
             inner: Arc::new(Shared {
                 base: Base::new(transport, codec, lister, hasher, options),
@@ -201,7 +200,7 @@ where
     }
 
     /// Waits until the subscription is confirmed (and the resync request after it was sent);
-    /// the subscription stream must be polled meanwhile.
+    /// the subscription stream must be polled meanwhile. Returns when the client is closed.
     pub async fn wait_until_connected(&self) {
         self.inner.base.wait_until_connected().await;
     }
@@ -577,11 +576,15 @@ impl<T, Tr: Transport> Base<T, Tr> {
         self.state.borrow().last_error.clone()
     }
 
-    /// Waits until the subscription is confirmed; returns at once when it is.
+    /// Waits until the subscription is confirmed, or the client is closed (it never will be
+    /// then); returns at once when either is so.
     pub(crate) async fn wait_until_connected(&self) {
-        let mut rx = self.state.subscribe();
-        // The sender lives as long as `self`.
-        let _ = rx.wait_for(|s| s.confirmed).await;
+        let (mut state, mut closed) = (self.state.subscribe(), self.closed.subscribe());
+        // Both senders live as long as `self`.
+        tokio::select! {
+            _ = state.wait_for(|s| s.confirmed) => {}
+            _ = closed.wait_for(|c| *c) => {}
+        }
     }
 
     /// A receiver of the closed flag, for the subscription stream.

@@ -519,6 +519,8 @@ async fn a_lost_connection_is_re_established_resubscribed_and_resynced() {
         Some(Err(Error::Transport(_)))
     ));
     assert!(!client.is_connected());
+    let lost = client.last_error().expect("the loss is recorded");
+    assert!(!lost.is_empty());
     // while down: reconnect attempts fail and are reported, publishing fails fast
     let err = client
         .publish(&ty(SubResource::Spec, action::CREATE_REQUEST), &Mock::new("w", "1"))
@@ -533,6 +535,9 @@ async fn a_lost_connection_is_re_established_resubscribed_and_resynced() {
     broker.set_down(false);
     expect_marker(&mut stream, &ClientEvent::Reconnected).await;
     assert!(client.is_connected());
+    tokio::time::timeout(Duration::from_secs(1), client.wait_until_connected())
+        .await
+        .expect("connected");
     assert_eq!(broker.subscriber_count(), 1);
     assert_eq!(
         of_type(&broker.take_published(), SubResource::Status, action::RESYNC_REQUEST).len(),
@@ -580,6 +585,9 @@ async fn close_ends_the_stream_closes_the_connection_gracefully_and_never_reconn
     client.close().await;
     assert_eq!(broker.close_count(), 1, "the connection is closed, not just dropped");
     assert!(!client.is_connected());
+    tokio::time::timeout(Duration::from_secs(1), client.wait_until_connected())
+        .await
+        .expect("waiting for a connection of a closed client returns");
     // the stream ends without an error for the lost connection
     assert!(next_within(&mut stream, Duration::from_secs(1)).await.is_none());
     drop(stream);

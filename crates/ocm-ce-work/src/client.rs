@@ -107,13 +107,22 @@ impl Drop for TaskGuard {
 
 type Guard = Arc<TaskGuard>;
 
-/// The part of the API that both work clients have: `Clone`, the store, the connection state
+/// The part of the API that both work clients have: `Clone`, `Debug`, the store, the connection state
 /// (read from the generic client, where it is kept), flushing and closing. Written once and
-/// expanded into each client, which has an `inner` with `client`, `store`, `metrics` and
-/// `outbox`, and a `_task` guard. `$what` names what the outbox holds, `$closing` is the
-/// warning of a close that could not flush.
+/// expanded into each client, which has an `inner` with `client`, `store`, `metrics`,
+/// `outbox` and its id (`$id`, shown by `Debug`), and a `_task` guard. `$what` names what the
+/// outbox holds, `$closing` is the warning of a close that could not flush.
 macro_rules! work_client_common {
-    ($client:ident, $generic:ident, $what:literal, $closing:literal) => {
+    ($client:ident, $generic:ident, $id:ident, $what:literal, $closing:literal) => {
+        impl<Tr: Transport> std::fmt::Debug for $client<Tr> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($client))
+                    .field(stringify!($id), &self.inner.$id)
+                    .field("works", &self.inner.store.len())
+                    .finish_non_exhaustive()
+            }
+        }
+
         impl<Tr: Transport> Clone for $client<Tr> {
             fn clone(&self) -> Self {
                 Self {

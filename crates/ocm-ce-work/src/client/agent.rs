@@ -1,6 +1,5 @@
 //! The agent work client (Go `ManifestWorkAgentClient` + `AgentInformerWatcherStore`).
 
-use std::fmt;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -103,18 +102,10 @@ pub struct AgentWorkClient<Tr: Transport> {
 super::work_client_common!(
     AgentWorkClient,
     AgentClient,
+    cluster_name,
     "status and `Deleted` acknowledgement",
     "closing with statuses not yet acknowledged; the sources get them from the next agent's resync"
 );
-
-impl<Tr: Transport> fmt::Debug for AgentWorkClient<Tr> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AgentWorkClient")
-            .field("cluster_name", &self.inner.cluster_name)
-            .field("works", &self.inner.store.len())
-            .finish_non_exhaustive()
-    }
-}
 
 struct Inner<Tr: Transport> {
     client: AgentClient<ManifestWork, Tr>,

@@ -1,7 +1,6 @@
 //! The source work client (Go `ManifestWorkSourceClient` + `SourceLocalWatcherStore`).
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -45,18 +44,10 @@ pub struct SourceWorkClient<Tr: Transport> {
 super::work_client_common!(
     SourceWorkClient,
     SourceClient,
+    source_id,
     "spec and deletion",
     "closing with specs not yet acknowledged by the transport; they are sent when this source starts again"
 );
-
-impl<Tr: Transport> fmt::Debug for SourceWorkClient<Tr> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SourceWorkClient")
-            .field("source_id", &self.inner.source_id)
-            .field("works", &self.inner.store.len())
-            .finish_non_exhaustive()
-    }
-}
 
 struct Inner<Tr: Transport> {
     client: SourceClient<ManifestWork, Tr>,
