@@ -9,6 +9,8 @@
 #![cfg(feature = "gc")]
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,19 +21,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::client::Body;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use ocm_ce_client::testing::{FakeBroker, FakeTransport};
-use ocm_ce_client::{BackoffConfig, ClientOptions};
+use ocm_ce_client::testing::FakeBroker;
 use ocm_ce_core::EventExt;
 use ocm_ce_work::api::RESOURCE_VERSION_ANNOTATION;
-use ocm_ce_work::client::{AgentCodecs, AgentWorkClient, SourceWorkClient, WorkClientOptions};
 use ocm_ce_work::gc::{Config, GarbageCollector, GcHandle, OwnerFilter};
 use ocm_ce_work::{Manifest, ManifestWork, PatchType, work_uid};
 use serde_json::{Value, json};
+use support::clients::{Agent, Source, agent_applies, connected_source, options, start_agent};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-type Source = SourceWorkClient<FakeTransport>;
-type Agent = AgentWorkClient<FakeTransport>;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -142,14 +140,6 @@ impl ApiServer {
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
 
-fn options() -> WorkClientOptions {
-    WorkClientOptions::default().client(
-        ClientOptions::default()
-            .rate_limit(None)
-            .backoff(BackoffConfig::constant(Duration::from_millis(50))),
-    )
-}
-
 fn gc_config() -> Config {
     Config::default()
         .workers(2)
@@ -197,12 +187,8 @@ fn owners_of(source: &Source, name: &str) -> Vec<String> {
         .collect()
 }
 
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    support::clients::eventually(WAIT, what, check).await;
 }
 
 /// A collector running on its own task until [`Running::stop`].
@@ -244,9 +230,7 @@ fn owner_filters() -> Vec<OwnerFilter> {
 }
 
 async fn source_only(broker: &FakeBroker, initial: Vec<ManifestWork>) -> Source {
-    let source = SourceWorkClient::start(broker.source("source1"), "source1", initial, options());
-    tokio::time::timeout(WAIT, source.wait_until_connected()).await.unwrap();
-    source
+    connected_source(broker, initial, WAIT).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -383,13 +367,7 @@ async fn deleting_owners_deletes_their_works_or_removes_their_references() {
     let cm_uid = api.create("ConfigMap", "test", json!({})).await;
     let secret_uid = api.create("Secret", "test", json!({})).await;
     let source = source_only(&broker, vec![]).await;
-    let agent = AgentWorkClient::start(
-        broker.agent("cluster1", "cluster1-agent"),
-        "cluster1",
-        "cluster1-agent",
-        AgentCodecs::bundles(),
-        options(),
-    );
+    let agent = start_agent(&broker, "cluster1", options());
     tokio::time::timeout(WAIT, agent.wait_until_connected()).await.unwrap();
 
     let cm = owner("ConfigMap", "test", &cm_uid);
@@ -402,22 +380,7 @@ async fn deleting_owners_deletes_their_works_or_removes_their_references() {
     // The agent applies both works: finalizer and status Created.
     for uid in &uids {
         eventually("the agent to get the work", || agent.get(uid).is_ok()).await;
-        agent
-            .patch(
-                uid,
-                PatchType::Merge,
-                br#"{"metadata":{"finalizers":["cluster.open-cluster-management.io/manifest-work-cleanup"]}}"#,
-            )
-            .await
-            .unwrap();
-        agent
-            .patch_status(
-                uid,
-                PatchType::Merge,
-                br#"{"status":{"conditions":[{"type":"Applied","status":"True","reason":"Created","message":"","lastTransitionTime":"2024-10-01T12:00:00Z"}]}}"#,
-            )
-            .await
-            .unwrap();
+        agent_applies(&agent, uid, "Created").await;
     }
     for name in ["test1", "test2"] {
         eventually("the source to see Created", || {

@@ -5,29 +5,22 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use ocm_ce_client::testing::{FakeBroker, FakeTransport};
-use ocm_ce_client::{BackoffConfig, ClientOptions};
+use ocm_ce_client::testing::FakeBroker;
 use ocm_ce_work::api::{RESOURCE_VERSION_ANNOTATION, SOURCE_FINALIZER};
-use ocm_ce_work::client::{AgentCodecs, AgentWorkClient, SourceWorkClient, WorkClientOptions};
 use ocm_ce_work::store::WatchEvent;
 use ocm_ce_work::{Manifest, ManifestWork, PatchType};
-
-type Source = SourceWorkClient<FakeTransport>;
-type Agent = AgentWorkClient<FakeTransport>;
+use support::clients::{
+    Agent, Source, add_cleanup_finalizer, agent_applies, applied_status, connected_source, options, start_agent,
+    start_source,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn options() -> WorkClientOptions {
-    WorkClientOptions::default().client(
-        ClientOptions::default()
-            .rate_limit(None)
-            .backoff(BackoffConfig::constant(Duration::from_millis(50))),
-    )
-}
 
 fn configmap(name: &str, data: &str) -> Manifest {
     Manifest::from_raw(format!(
@@ -44,64 +37,85 @@ fn work(name: &str, versioned: bool) -> ManifestWork {
     w
 }
 
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    support::clients::eventually(WAIT, what, check).await;
 }
 
+/// Source `source1` and the agent of `cluster1`.
 fn start(broker: &FakeBroker, initial: Vec<ManifestWork>) -> (Source, Agent) {
-    let source = SourceWorkClient::start(broker.source("source1"), "source1", initial, options());
-    let agent = AgentWorkClient::start(
-        broker.agent("cluster1", "cluster1-agent"),
-        "cluster1",
-        "cluster1-agent",
-        AgentCodecs::bundles(),
-        options(),
-    );
-    (source, agent)
-}
-
-/// What the OCM work agent does for a work: add its finalizer, then report a status.
-async fn agent_applies(agent: &Agent, uid: &str, reason: &str) {
-    agent
-        .patch(
-            uid,
-            PatchType::Merge,
-            br#"{"metadata":{"finalizers":["cluster.open-cluster-management.io/manifest-work-cleanup"]}}"#,
-        )
-        .await
-        .unwrap();
-    let status = format!(
-        r#"{{"status":{{"conditions":[{{"type":"Applied","status":"True","reason":"{reason}","message":"","lastTransitionTime":"2024-10-01T12:00:00Z"}}]}}}}"#
-    );
-    agent
-        .patch_status(uid, PatchType::Merge, status.as_bytes())
-        .await
-        .unwrap();
+    (
+        start_source(broker, initial),
+        start_agent(broker, "cluster1", options()),
+    )
 }
 
 fn reason_of(w: &ManifestWork) -> Option<String> {
     w.status.conditions.first().map(|c| c.reason.clone())
 }
 
+/// Once both clients are connected, `work` is created and the agent has it. Returns its UID.
+async fn created_on_agent(source: &Source, agent: &Agent, work: ManifestWork) -> String {
+    source.wait_until_connected().await;
+    agent.wait_until_connected().await;
+    let namespace = work.metadata.namespace.clone().unwrap();
+    let created = source.create(&namespace, work).await.unwrap();
+    let uid = created.uid_str().to_owned();
+    eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
+    uid
+}
+
+/// Waits until the source has the status `reason` for work `name` of `cluster1`.
+async fn source_sees_reason(source: &Source, name: &str, reason: &str) {
+    eventually(&format!("the source to see {reason} on {name}"), || {
+        source
+            .get("cluster1", name)
+            .is_ok_and(|w| reason_of(&w).as_deref() == Some(reason))
+    })
+    .await;
+}
+
+/// Waits until the agent has work `uid` marked deleting.
+async fn agent_sees_deletion(agent: &Agent, uid: &str) {
+    eventually("the agent to see the deletion", || {
+        agent.get(uid).is_ok_and(|w| w.is_deleting())
+    })
+    .await;
+}
+
+/// Removes the agent's finalizers of work `uid`, as the OCM work agent does once it cleaned up.
+async fn remove_finalizers(agent: &Agent, uid: &str) {
+    agent
+        .patch(uid, PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#)
+        .await
+        .unwrap();
+}
+
+/// Sets the resource version of work `name` of `cluster1` to 2 (a spec update).
+async fn bump_to_version_2(source: &Source, name: &str) {
+    source
+        .patch(
+            "cluster1",
+            name,
+            PatchType::Merge,
+            br#"{"metadata":{"annotations":{"cloudevents.open-cluster-management.io/resourceversion":"2"}}}"#,
+        )
+        .await
+        .unwrap();
+}
+
+/// Takes the broker down and waits until `connected` (a client's `is_connected`) turns false.
+async fn broker_down(broker: &FakeBroker, who: &str, connected: impl Fn() -> bool) {
+    broker.set_down(true);
+    broker.disconnect_all();
+    eventually(&format!("{who} to notice"), || !connected()).await;
+}
+
 /// Once both clients are connected, `work1` is created, applied by the agent (reason
 /// `Created`) and the source has that status. Returns its UID.
 async fn created_and_applied(source: &Source, agent: &Agent, versioned: bool) -> String {
-    source.wait_until_connected().await;
-    agent.wait_until_connected().await;
-    let created = source.create("cluster1", work("work1", versioned)).await.unwrap();
-    let uid = created.uid_str().to_owned();
-    eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
+    let uid = created_on_agent(source, agent, work("work1", versioned)).await;
     agent_applies(agent, &uid, "Created").await;
-    eventually("the source to see Created", || {
-        source
-            .get("cluster1", "work1")
-            .is_ok_and(|w| reason_of(&w).as_deref() == Some("Created"))
-    })
-    .await;
+    source_sees_reason(source, "work1", "Created").await;
     uid
 }
 
@@ -132,31 +146,19 @@ async fn lifecycle(versioned: bool) {
         agent.get(&uid).is_ok_and(|w| w.spec.workload.manifests.len() == 2)
     })
     .await;
-    let status = r#"{"status":{"conditions":[{"type":"Applied","status":"True","reason":"Updated","message":"","lastTransitionTime":"2024-10-01T12:00:00Z"}]}}"#;
     agent
-        .patch_status(&uid, PatchType::Merge, status.as_bytes())
+        .patch_status(&uid, PatchType::Merge, applied_status("Updated").as_bytes())
         .await
         .unwrap();
-    eventually("the source to see Updated", || {
-        source
-            .get("cluster1", "work1")
-            .is_ok_and(|w| reason_of(&w).as_deref() == Some("Updated"))
-    })
-    .await;
+    source_sees_reason(&source, "work1", "Updated").await;
 
     source.delete("cluster1", "work1").await.unwrap();
     assert!(
         source.get("cluster1", "work1").unwrap().is_deleting(),
         "kept until the agent reports Deleted"
     );
-    eventually("the agent to see the deletion", || {
-        agent.get(&uid).is_ok_and(|w| w.is_deleting())
-    })
-    .await;
-    agent
-        .patch(&uid, PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#)
-        .await
-        .unwrap();
+    agent_sees_deletion(&agent, &uid).await;
+    remove_finalizers(&agent, &uid).await;
     eventually("the agent to remove it after reporting Deleted", || {
         agent.get(&uid).is_err()
     })
@@ -215,12 +217,7 @@ async fn typed_spec_and_status_updates_travel_like_patches() {
     status.conditions[0].reason = "Updated".to_owned();
     let reported = agent.update_status(&uid, status.clone()).await.unwrap();
     assert_eq!(reported.status, status);
-    eventually("the source to see Updated", || {
-        source
-            .get("cluster1", "work1")
-            .is_ok_and(|w| reason_of(&w).as_deref() == Some("Updated"))
-    })
-    .await;
+    source_sees_reason(&source, "work1", "Updated").await;
 }
 
 #[tokio::test]
@@ -236,8 +233,7 @@ async fn an_unversioned_work_goes_through_create_status_update_and_delete() {
 #[tokio::test]
 async fn without_an_agent_a_work_without_finalizers_is_deleted_at_once() {
     let broker = FakeBroker::new();
-    let source = SourceWorkClient::start(broker.source("source1"), "source1", vec![], options());
-    source.wait_until_connected().await;
+    let source = connected_source(&broker, vec![], WAIT).await;
     source.create("cluster1", work("w", true)).await.unwrap();
     let two = r#"{"metadata":{"annotations":{"cloudevents.open-cluster-management.io/resourceversion":"2"}},"spec":{"workload":{"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}},{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"}}]}}}"#;
     source
@@ -255,8 +251,7 @@ async fn without_an_agent_a_work_without_finalizers_is_deleted_at_once() {
 #[tokio::test]
 async fn create_and_patch_enforce_gos_rules() {
     let broker = FakeBroker::new();
-    let source = SourceWorkClient::start(broker.source("source1"), "source1", vec![], options());
-    source.wait_until_connected().await;
+    let source = connected_source(&broker, vec![], WAIT).await;
     source.create("cluster1", work("w", true)).await.unwrap();
     assert!(
         source
@@ -306,19 +301,9 @@ async fn specs_made_while_the_broker_is_away_are_stored_and_sent_once_it_is_back
     let gone = source.create("cluster1", work("gone", true)).await.unwrap();
     eventually("the agent to get both", || agent.list(&Default::default()).len() == 2).await;
 
-    broker.set_down(true);
-    broker.disconnect_all();
-    eventually("the source to notice", || !source.is_connected()).await;
+    broker_down(&broker, "the source", || source.is_connected()).await;
     let new = source.create("cluster1", work("new", true)).await.unwrap();
-    source
-        .patch(
-            "cluster1",
-            "kept",
-            PatchType::Merge,
-            br#"{"metadata":{"annotations":{"cloudevents.open-cluster-management.io/resourceversion":"2"}}}"#,
-        )
-        .await
-        .unwrap();
+    bump_to_version_2(&source, "kept").await;
     source.delete("cluster1", "gone").await.unwrap();
     assert!(
         source.get("cluster1", "new").is_ok(),
@@ -345,15 +330,9 @@ async fn specs_made_while_the_broker_is_away_are_stored_and_sent_once_it_is_back
 async fn a_status_reported_while_the_broker_is_away_reaches_the_source_once_it_is_back() {
     let broker = FakeBroker::new();
     let (source, agent) = start(&broker, vec![]);
-    source.wait_until_connected().await;
-    agent.wait_until_connected().await;
-    let created = source.create("cluster1", work("w", true)).await.unwrap();
-    let uid = created.uid_str().to_owned();
-    eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
+    let uid = created_on_agent(&source, &agent, work("w", true)).await;
 
-    broker.set_down(true);
-    broker.disconnect_all();
-    eventually("the agent to notice", || !agent.is_connected()).await;
+    broker_down(&broker, "the agent", || agent.is_connected()).await;
     // Applying succeeds although nothing can be sent: the status is the agent's state.
     agent_applies(&agent, &uid, "AppliedWhileAway").await;
     assert_eq!(
@@ -363,40 +342,19 @@ async fn a_status_reported_while_the_broker_is_away_reaches_the_source_once_it_i
     assert_eq!(agent.unsent(), 1);
 
     broker.set_down(false);
-    eventually("the source to get the status", || {
-        source
-            .get("cluster1", "w")
-            .is_ok_and(|w| reason_of(&w).as_deref() == Some("AppliedWhileAway"))
-    })
-    .await;
+    source_sees_reason(&source, "w", "AppliedWhileAway").await;
     eventually("the agent's outbox to empty", || agent.unsent() == 0).await;
 }
 
 #[tokio::test]
 async fn an_agent_of_another_cluster_cannot_touch_a_work() {
     let broker = FakeBroker::new();
-    let source = SourceWorkClient::start(broker.source("source1"), "source1", vec![], options());
-    let payroll = AgentWorkClient::start(
-        broker.agent("payroll", "payroll-agent"),
-        "payroll",
-        "payroll-agent",
-        AgentCodecs::bundles(),
-        options(),
-    );
-    source.wait_until_connected().await;
-    payroll.wait_until_connected().await;
-    let created = source.create("payroll", work_in("payroll", "salaries")).await.unwrap();
-    let uid = created.uid_str().to_owned();
-    eventually("the payroll agent to get the work", || payroll.get(&uid).is_ok()).await;
+    let source = start_source(&broker, vec![]);
+    let payroll = start_agent(&broker, "payroll", options());
+    let uid = created_on_agent(&source, &payroll, work_in("payroll", "salaries")).await;
 
     // A rogue agent publishes a `Deleted` status carrying payroll's work id.
-    let rogue = AgentWorkClient::start(
-        broker.agent("rogue", "rogue-agent"),
-        "rogue",
-        "rogue-agent",
-        AgentCodecs::bundles(),
-        options(),
-    );
+    let rogue = start_agent(&broker, "rogue", options());
     rogue.wait_until_connected().await;
     let mut forged = (*payroll.get(&uid).unwrap()).clone();
     forged.metadata.namespace = Some("rogue".into());
@@ -425,37 +383,24 @@ async fn a_status_that_arrives_before_its_work_is_retried_not_lost() {
     let broker = FakeBroker::new();
     // The agent already holds the work and a status (e.g. the source restarted and lost it).
     let (source, agent) = start(&broker, vec![]);
-    agent.wait_until_connected().await;
-    source.wait_until_connected().await;
-    let created = source.create("cluster1", work("w", true)).await.unwrap();
-    let uid = created.uid_str().to_owned();
-    eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
+    let uid = created_on_agent(&source, &agent, work("w", true)).await;
     drop(source);
     agent_applies(&agent, &uid, "Created").await;
 
     // A new source starts empty; the agent's status arrives first (answer to the resync),
     // then the source learns about the work (here: it is created again).
-    let source = SourceWorkClient::start(broker.source("source1"), "source1", vec![], options());
-    source.wait_until_connected().await;
+    let source = connected_source(&broker, vec![], WAIT).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     source.create("cluster1", work("w", true)).await.unwrap();
-    eventually("the retried status to land", || {
-        source
-            .get("cluster1", "w")
-            .is_ok_and(|w| reason_of(&w).as_deref() == Some("Created"))
-    })
-    .await;
+    // The retried status lands.
+    source_sees_reason(&source, "w", "Created").await;
 }
 
 #[tokio::test]
 async fn a_restarted_source_resumes_from_its_works_and_converges_by_resync() {
     let broker = FakeBroker::new();
     let (source, agent) = start(&broker, vec![]);
-    source.wait_until_connected().await;
-    agent.wait_until_connected().await;
-    let created = source.create("cluster1", work("w", true)).await.unwrap();
-    let uid = created.uid_str().to_owned();
-    eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
+    let uid = created_on_agent(&source, &agent, work("w", true)).await;
     let saved: Vec<ManifestWork> = source
         .list("", &Default::default())
         .iter()
@@ -466,13 +411,9 @@ async fn a_restarted_source_resumes_from_its_works_and_converges_by_resync() {
     // While no source runs, the agent changes the status.
     agent_applies(&agent, &uid, "ChangedWhileAway").await;
 
-    let restarted = SourceWorkClient::start(broker.source("source1"), "source1", saved, options());
-    eventually("the restarted source to get the status by resync", || {
-        restarted
-            .get("cluster1", "w")
-            .is_ok_and(|w| reason_of(&w).as_deref() == Some("ChangedWhileAway"))
-    })
-    .await;
+    let restarted = start_source(&broker, saved);
+    // The restarted source gets the status by resync.
+    source_sees_reason(&restarted, "w", "ChangedWhileAway").await;
 }
 
 #[tokio::test]
@@ -489,24 +430,10 @@ async fn a_restarted_agent_gets_its_works_back_by_spec_resync() {
     })
     .await;
     drop(agent);
-    source
-        .patch(
-            "cluster1",
-            "w0",
-            PatchType::Merge,
-            br#"{"metadata":{"annotations":{"cloudevents.open-cluster-management.io/resourceversion":"2"}}}"#,
-        )
-        .await
-        .unwrap();
+    bump_to_version_2(&source, "w0").await;
     source.delete("cluster1", "w1").await.unwrap();
 
-    let agent = AgentWorkClient::start(
-        broker.agent("cluster1", "cluster1-agent"),
-        "cluster1",
-        "cluster1-agent",
-        AgentCodecs::bundles(),
-        options(),
-    );
+    let agent = start_agent(&broker, "cluster1", options());
     eventually("the new agent to get four works back", || {
         agent.list(&Default::default()).len() == 4
     })
@@ -522,28 +449,15 @@ async fn a_deletion_racing_a_status_patch_is_never_lost() {
         // Every publish takes a moment, so the deletion lands while status patches are in flight.
         broker.set_publish_delay(Duration::from_millis(1));
         let (source, agent) = start(&broker, vec![]);
-        source.wait_until_connected().await;
-        agent.wait_until_connected().await;
-        let created = source.create("cluster1", work("w", true)).await.unwrap();
-        let uid = created.uid_str().to_owned();
-        eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
-        agent
-            .patch(
-                &uid,
-                PatchType::Merge,
-                br#"{"metadata":{"finalizers":["cluster.open-cluster-management.io/manifest-work-cleanup"]}}"#,
-            )
-            .await
-            .unwrap();
+        let uid = created_on_agent(&source, &agent, work("w", true)).await;
+        add_cleanup_finalizer(&agent, &uid).await;
 
         let patcher = {
             let agent = agent.clone();
             let uid = uid.clone();
             tokio::spawn(async move {
                 for i in 0..20 {
-                    let status = format!(
-                        r#"{{"status":{{"conditions":[{{"type":"Applied","status":"True","reason":"r{i}","message":"","lastTransitionTime":"2024-10-01T12:00:00Z"}}]}}}}"#
-                    );
+                    let status = applied_status(&format!("r{i}"));
                     // A conflict is fine (the spec moved on); losing the deletion is not.
                     let _ = agent.patch_status(&uid, PatchType::Merge, status.as_bytes()).await;
                     tokio::task::yield_now().await;
@@ -552,10 +466,7 @@ async fn a_deletion_racing_a_status_patch_is_never_lost() {
         };
         source.delete("cluster1", "w").await.unwrap();
         patcher.await.unwrap();
-        eventually("the agent to see the deletion", || {
-            agent.get(&uid).is_ok_and(|w| w.is_deleting())
-        })
-        .await;
+        agent_sees_deletion(&agent, &uid).await;
         let w = agent.get(&uid).unwrap();
         assert!(w.is_deleting(), "round {round}: a status patch erased the deletion");
     }
@@ -565,29 +476,17 @@ async fn a_deletion_racing_a_status_patch_is_never_lost() {
 async fn the_deleted_acknowledgement_is_retried_until_published() {
     let broker = FakeBroker::new();
     let (source, agent) = start(&broker, vec![]);
-    source.wait_until_connected().await;
-    agent.wait_until_connected().await;
-    let created = source.create("cluster1", work("w", true)).await.unwrap();
-    let uid = created.uid_str().to_owned();
-    eventually("the agent to get the work", || agent.get(&uid).is_ok()).await;
+    let uid = created_on_agent(&source, &agent, work("w", true)).await;
     agent_applies(&agent, &uid, "Created").await;
     eventually("the source to see the status", || {
         source.get("cluster1", "w").is_ok_and(|w| !w.finalizers().is_empty())
     })
     .await;
     source.delete("cluster1", "w").await.unwrap();
-    eventually("the agent to see the deletion", || {
-        agent.get(&uid).is_ok_and(|w| w.is_deleting())
-    })
-    .await;
+    agent_sees_deletion(&agent, &uid).await;
 
-    broker.set_down(true);
-    broker.disconnect_all();
-    eventually("the agent to notice", || !agent.is_connected()).await;
-    agent
-        .patch(&uid, PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#)
-        .await
-        .unwrap();
+    broker_down(&broker, "the agent", || agent.is_connected()).await;
+    remove_finalizers(&agent, &uid).await;
     assert_eq!(agent.unsent(), 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(agent.get(&uid).is_ok(), "kept until the acknowledgement is out");
@@ -600,8 +499,7 @@ async fn the_deleted_acknowledgement_is_retried_until_published() {
 #[tokio::test]
 async fn several_watchers_see_the_same_changes_and_none_blocks_the_client() {
     let broker = FakeBroker::new();
-    let source = SourceWorkClient::start(broker.source("source1"), "source1", vec![], options());
-    source.wait_until_connected().await;
+    let source = connected_source(&broker, vec![], WAIT).await;
     let (mut a, _never_read) = (source.watch(), source.watch());
     for i in 0..20 {
         source.create("cluster1", work(&format!("w{i}"), true)).await.unwrap();
@@ -626,13 +524,7 @@ async fn the_agent_decides_what_a_received_spec_means_against_its_store() {
     use ocm_ce_core::{Codec, EventType, SubResource};
 
     let broker = FakeBroker::new();
-    let agent: Agent = AgentWorkClient::start(
-        broker.agent("cluster1", "cluster1-agent"),
-        "cluster1",
-        "cluster1-agent",
-        AgentCodecs::bundles(),
-        options().without_resync(),
-    );
+    let agent = start_agent(&broker, "cluster1", options().without_resync());
     agent.wait_until_connected().await;
     let codec = ocm_ce_work::SourceManifestBundleCodec::new();
     let send = |version: &str, data: &str, deleting: bool| {
@@ -697,10 +589,7 @@ async fn the_agent_decides_what_a_received_spec_means_against_its_store() {
     send("4", "v3", true);
     eventually("the deletion", || agent.get("uid-w1").is_ok_and(|w| w.is_deleting())).await;
     assert_eq!(agent.get("uid-w1").unwrap().resource_version_str(), "4");
-    agent
-        .patch("uid-w1", PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#)
-        .await
-        .unwrap();
+    remove_finalizers(&agent, "uid-w1").await;
     eventually("the removal", || agent.get("uid-w1").is_err()).await;
     assert_eq!(agent.metrics().specs_dropped("bad_version"), 0);
 }

@@ -1,5 +1,6 @@
 //! Test helpers: building CloudEvents the way the Go receive bindings do, from the golden
-//! vectors' MQTT properties or already-bound event descriptions.
+//! vectors' MQTT properties or already-bound event descriptions; and ([`clients`]) running
+//! source and agent work clients over the in-memory broker.
 
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
@@ -180,4 +181,89 @@ pub fn from_bound(event: &Value) -> Result<Event, Rejected> {
         extensions,
         data: payload(&event["data"]),
     })
+}
+
+/// Source and agent work clients over the in-memory broker, and what the OCM work agent does.
+pub mod clients {
+    use std::time::Duration;
+
+    use ocm_ce_client::testing::{FakeBroker, FakeTransport};
+    use ocm_ce_client::{BackoffConfig, ClientOptions};
+    use ocm_ce_work::client::{AgentCodecs, AgentWorkClient, SourceWorkClient, WorkClientOptions};
+    use ocm_ce_work::{ManifestWork, PatchType};
+
+    pub type Source = SourceWorkClient<FakeTransport>;
+    pub type Agent = AgentWorkClient<FakeTransport>;
+
+    /// Client options for tests: no rate limit, a constant 50 ms backoff.
+    pub fn options() -> WorkClientOptions {
+        WorkClientOptions::default().client(
+            ClientOptions::default()
+                .rate_limit(None)
+                .backoff(BackoffConfig::constant(Duration::from_millis(50))),
+        )
+    }
+
+    /// Polls `check` every 10 ms; fails with `timed out waiting for {what}` after `wait`.
+    pub async fn eventually(wait: Duration, what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + wait;
+        while !check() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Source client `source1` with the works it starts from.
+    pub fn start_source(broker: &FakeBroker, initial: Vec<ManifestWork>) -> Source {
+        SourceWorkClient::start(broker.source("source1"), "source1", initial, options())
+    }
+
+    /// [`start_source`], connected within `wait`.
+    pub async fn connected_source(broker: &FakeBroker, initial: Vec<ManifestWork>, wait: Duration) -> Source {
+        let source = start_source(broker, initial);
+        tokio::time::timeout(wait, source.wait_until_connected())
+            .await
+            .expect("the source to connect");
+        source
+    }
+
+    /// The agent of `cluster` (agent id `{cluster}-agent`, manifest bundle codecs).
+    pub fn start_agent(broker: &FakeBroker, cluster: &str, options: WorkClientOptions) -> Agent {
+        let agent_id = format!("{cluster}-agent");
+        AgentWorkClient::start(
+            broker.agent(cluster, &agent_id),
+            cluster,
+            &agent_id,
+            AgentCodecs::bundles(),
+            options,
+        )
+    }
+
+    /// A merge patch of a work's status: one `Applied` condition with `reason`.
+    pub fn applied_status(reason: &str) -> String {
+        format!(
+            r#"{{"status":{{"conditions":[{{"type":"Applied","status":"True","reason":"{reason}","message":"","lastTransitionTime":"2024-10-01T12:00:00Z"}}]}}}}"#
+        )
+    }
+
+    /// Adds the OCM work agent's cleanup finalizer to work `uid`.
+    pub async fn add_cleanup_finalizer(agent: &Agent, uid: &str) {
+        agent
+            .patch(
+                uid,
+                PatchType::Merge,
+                br#"{"metadata":{"finalizers":["cluster.open-cluster-management.io/manifest-work-cleanup"]}}"#,
+            )
+            .await
+            .unwrap();
+    }
+
+    /// What the OCM work agent does for a work: add its finalizer, then report a status.
+    pub async fn agent_applies(agent: &Agent, uid: &str, reason: &str) {
+        add_cleanup_finalizer(agent, uid).await;
+        agent
+            .patch_status(uid, PatchType::Merge, applied_status(reason).as_bytes())
+            .await
+            .unwrap();
+    }
 }
