@@ -76,6 +76,18 @@ where
     }
 }
 
+/// `stream` once it has reported `Connected`.
+async fn connected(mut stream: ClientStream<Mock>) -> ClientStream<Mock> {
+    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    stream
+}
+
+/// Subscribes both clients, then waits for the source's `Connected` and the agent's.
+async fn both_connected(src: &Source, agt: &Agent) -> (ClientStream<Mock>, ClientStream<Mock>) {
+    let (s1, s2) = (src.subscribe(), agt.subscribe());
+    (connected(s1).await, connected(s2).await)
+}
+
 async fn idle<T: std::fmt::Debug>(s: &mut ClientStream<T>) {
     let got = next_within(s, Duration::from_secs(1)).await;
     assert!(got.is_none(), "expected nothing, got {got:?}");
@@ -93,15 +105,10 @@ async fn a_source_resync_publishes_one_event_with_every_status_hash() {
     let broker = FakeBroker::new();
     let store = Store::source();
     let client = source(&broker, &store, options().resync_on_connect(false));
-    let mut stream = client.subscribe();
-    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let _stream = connected(client.subscribe()).await;
 
     client.resync("cluster1").await.unwrap();
-    let sent = broker.take_published();
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].event.cluster_name().unwrap(), "cluster1");
-    assert_eq!(sent[0].target, PublishTarget::Cluster("cluster1".into()));
-    let body: Value = serde_json::from_slice(&data(&sent[0].event)).unwrap();
+    let body = only_event_of_cluster1(&broker, PublishTarget::Cluster("cluster1".into()));
     assert_eq!(body["statusHashes"], serde_json::json!([]));
 
     store.put(Mock {
@@ -113,8 +120,7 @@ async fn a_source_resync_publishes_one_event_with_every_status_hash() {
         ..Mock::new("test2", "1")
     });
     client.resync("cluster1").await.unwrap();
-    let sent = broker.take_published();
-    let body: Value = serde_json::from_slice(&data(&sent[0].event)).unwrap();
+    let body = json_data(&broker.take_published()[0].event);
     assert_eq!(body["statusHashes"].as_array().unwrap().len(), 2);
 }
 
@@ -123,21 +129,16 @@ async fn an_agent_resync_publishes_its_versions_for_its_cluster() {
     let broker = FakeBroker::new();
     let store = Store::agent();
     let client = agent(&broker, &store, options().resync_on_connect(false));
-    let mut stream = client.subscribe();
-    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let _stream = connected(client.subscribe()).await;
 
     client.resync("").await.unwrap();
-    let sent = broker.take_published();
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].event.cluster_name().unwrap(), "cluster1");
-    assert_eq!(sent[0].target, PublishTarget::AllSources);
-    let body: Value = serde_json::from_slice(&data(&sent[0].event)).unwrap();
+    let body = only_event_of_cluster1(&broker, PublishTarget::AllSources);
     assert_eq!(body, serde_json::json!({"resourceVersions": []}));
 
     store.put(Mock::new("test1", "1"));
     store.put(Mock::new("test2", "2"));
     client.resync("").await.unwrap();
-    let body: Value = serde_json::from_slice(&data(&broker.take_published()[0].event)).unwrap();
+    let body = json_data(&broker.take_published()[0].event);
     assert_eq!(body["resourceVersions"].as_array().unwrap().len(), 2);
 }
 
@@ -147,9 +148,7 @@ async fn published_specs_and_statuses_carry_the_routing_extensions() {
     let (src_store, agent_store) = (Store::source(), Store::agent());
     let src = source(&broker, &src_store, options().resync_on_connect(false));
     let agt = agent(&broker, &agent_store, options().resync_on_connect(false));
-    let (mut s1, mut s2) = (src.subscribe(), agt.subscribe());
-    expect_marker(&mut s1, &ClientEvent::Connected).await;
-    expect_marker(&mut s2, &ClientEvent::Connected).await;
+    let (_s1, _s2) = both_connected(&src, &agt).await;
 
     src.publish(
         &ty(SubResource::Spec, action::CREATE_REQUEST),
@@ -184,8 +183,7 @@ async fn published_specs_and_statuses_carry_the_routing_extensions() {
 async fn a_source_hands_statuses_to_its_subscriber_and_ignores_the_rest() {
     let broker = FakeBroker::new();
     let client = source(&broker, &Store::source(), options().resync_on_connect(false));
-    let mut stream = client.subscribe();
-    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let mut stream = connected(client.subscribe()).await;
     let agent_role = Role::Agent {
         cluster_name: "cluster1".into(),
         agent_id: "a".into(),
@@ -232,6 +230,21 @@ impl EncodeStatus for MockCodec {
     }
 }
 
+/// The event's data parsed as JSON.
+fn json_data(e: &Event) -> Value {
+    serde_json::from_slice(&data(e)).unwrap()
+}
+
+/// Takes what `broker` got: exactly one event, of cluster `cluster1`, sent to `target`; its JSON data.
+#[track_caller]
+fn only_event_of_cluster1(broker: &FakeBroker, target: PublishTarget) -> Value {
+    let sent = broker.take_published();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].event.cluster_name().unwrap(), "cluster1");
+    assert_eq!(sent[0].target, target);
+    json_data(&sent[0].event)
+}
+
 fn data(e: &Event) -> Vec<u8> {
     match e.data() {
         Some(cloudevents::Data::Binary(b)) => b.clone(),
@@ -258,6 +271,40 @@ fn local_work(v: &Value) -> Mock {
         status: v.get("status_hash").map(|h| s(h).to_owned()).unwrap_or_default(),
         payload: String::new(),
     }
+}
+
+/// An agent store holding the case's `local` works.
+fn local_store(c: &Value) -> Store {
+    let store = Store::agent();
+    for l in c["local"].as_array().unwrap() {
+        store.put(local_work(l));
+    }
+    store
+}
+
+/// Waits until the client is idle; then what it published, sorted by resource id, paired with the
+/// case's `sent` entries, whose count, resource ids, types and versions it has.
+async fn sent_as_in_case<'c>(
+    name: &str,
+    c: &'c Value,
+    broker: &FakeBroker,
+    stream: &mut ClientStream<Mock>,
+) -> Vec<(Event, &'c Value)> {
+    idle(stream).await;
+    let mut sent: Vec<Event> = broker.published().into_iter().map(|p| p.event).collect();
+    sent.sort_by_key(|e| e.resource_id().unwrap());
+    let want = c["sent"].as_array().unwrap();
+    assert_eq!(sent.len(), want.len(), "{name}: {sent:?}");
+    for (e, w) in sent.iter().zip(want) {
+        assert_eq!(e.resource_id().unwrap(), s(&w["resourceid"]), "{name}");
+        assert_eq!(e.ty(), s(&w["type"]), "{name}");
+        assert_eq!(
+            i64::from(e.resource_version().unwrap()),
+            w["resourceversion"].as_i64().unwrap(),
+            "{name}"
+        );
+    }
+    sent.into_iter().zip(want).collect()
 }
 
 fn mqtt_topics() -> Topics {
@@ -307,13 +354,9 @@ async fn every_golden_agent_spec_action_case_matches_go() {
 
 async fn golden_spec_action(name: &str, c: &Value) {
     let broker = FakeBroker::new();
-    let store = Store::agent();
-    for l in c["local"].as_array().unwrap() {
-        store.put(local_work(l));
-    }
+    let store = local_store(c);
     let client = agent(&broker, &store, options().resync_on_connect(false));
-    let mut stream = client.subscribe();
-    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let mut stream = connected(client.subscribe()).await;
     let from = s(&c["event_source"]);
     let event = if c["incoming"].is_object() {
         let inc = &c["incoming"];
@@ -361,8 +404,7 @@ async fn golden_source_spec_resync(name: &str, c: &Value) {
         });
     }
     let client = source(&broker, &store, options().resync_on_connect(false));
-    let mut stream = client.subscribe();
-    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let mut stream = connected(client.subscribe()).await;
     let mut request = EventBuilder::new("cluster1-work-agent", s(&c["request_type"]).parse().unwrap())
         .cluster_name(s(&c["request_cluster"]))
         .build()
@@ -379,19 +421,7 @@ async fn golden_source_spec_resync(name: &str, c: &Value) {
         &PublishTarget::Source("source1".into()),
         request,
     );
-    idle(&mut stream).await;
-    let mut sent: Vec<Event> = broker.published().into_iter().map(|p| p.event).collect();
-    sent.sort_by_key(|e| e.resource_id().unwrap());
-    let want = c["sent"].as_array().unwrap();
-    assert_eq!(sent.len(), want.len(), "{name}: {sent:?}");
-    for (e, w) in sent.iter().zip(want) {
-        assert_eq!(e.resource_id().unwrap(), s(&w["resourceid"]), "{name}");
-        assert_eq!(e.ty(), s(&w["type"]), "{name}");
-        assert_eq!(
-            i64::from(e.resource_version().unwrap()),
-            w["resourceversion"].as_i64().unwrap(),
-            "{name}"
-        );
+    for (e, w) in sent_as_in_case(name, c, &broker, &mut stream).await {
         assert_eq!(e.cluster_name().unwrap(), s(&w["clustername"]), "{name}");
         assert_eq!(
             e.deletion_timestamp().unwrap().is_some(),
@@ -405,7 +435,7 @@ async fn golden_source_spec_resync(name: &str, c: &Value) {
         );
         assert_eq!(e.data().is_some(), w["has_data"].as_bool().unwrap(), "{name}");
         assert_eq!(
-            mqtt_topics().source_publish_topic("source1", e, None).unwrap(),
+            mqtt_topics().source_publish_topic("source1", &e, None).unwrap(),
             s(&w["topic"]),
             "{name}"
         );
@@ -414,13 +444,9 @@ async fn golden_source_spec_resync(name: &str, c: &Value) {
 
 async fn golden_agent_status_resync(name: &str, c: &Value) {
     let broker = FakeBroker::new();
-    let store = Store::agent();
-    for l in c["local"].as_array().unwrap() {
-        store.put(local_work(l));
-    }
+    let store = local_store(c);
     let client = agent(&broker, &store, options().resync_on_connect(false));
-    let mut stream = client.subscribe();
-    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let mut stream = connected(client.subscribe()).await;
     let from = s(&c["event_source"]);
     let mut request = EventBuilder::new(from, s(&c["request_type"]).parse().unwrap())
         .cluster_name(s(&c["request_cluster"]))
@@ -432,21 +458,9 @@ async fn golden_agent_status_resync(name: &str, c: &Value) {
         &PublishTarget::AllClusters,
         request,
     );
-    idle(&mut stream).await;
-    let mut sent: Vec<Event> = broker.published().into_iter().map(|p| p.event).collect();
-    sent.sort_by_key(|e| e.resource_id().unwrap());
-    let want = c["sent"].as_array().unwrap();
-    assert_eq!(sent.len(), want.len(), "{name}: {sent:?}");
-    for (e, w) in sent.iter().zip(want) {
-        assert_eq!(e.resource_id().unwrap(), s(&w["resourceid"]), "{name}");
-        assert_eq!(e.ty(), s(&w["type"]), "{name}");
-        assert_eq!(
-            i64::from(e.resource_version().unwrap()),
-            w["resourceversion"].as_i64().unwrap(),
-            "{name}"
-        );
+    for (e, w) in sent_as_in_case(name, c, &broker, &mut stream).await {
         assert_eq!(e.original_source().unwrap(), s(&w["originalsource"]), "{name}");
-        let (topic, _) = mqtt_topics().agent_publish_topic("cluster1", e, None).unwrap();
+        let (topic, _) = mqtt_topics().agent_publish_topic("cluster1", &e, None).unwrap();
         assert_eq!(topic, s(&w["topic"]), "{name}");
     }
 }
@@ -463,11 +477,9 @@ async fn handling_resync_requests_observes_the_resync_histograms() {
         ..Mock::new("w1", "1")
     });
     let agt = agent(&broker, &agent_store, options());
-    let mut s2 = agt.subscribe();
-    expect_marker(&mut s2, &ClientEvent::Connected).await; // its spec resync request reaches no source
+    let mut s2 = connected(agt.subscribe()).await; // its spec resync request reaches no source
     let src = source(&broker, &src_store, options());
-    let mut s1 = src.subscribe();
-    expect_marker(&mut s1, &ClientEvent::Connected).await; // its status resync request reaches the agent
+    let mut s1 = connected(src.subscribe()).await; // its status resync request reaches the agent
     idle(&mut s2).await;
     let (count, sum) = agt.metrics().status_resync_stats("source1", "cluster1", BUNDLES);
     assert_eq!(count, 1);
@@ -505,8 +517,7 @@ async fn a_lost_connection_is_re_established_resubscribed_and_resynced() {
     let broker = FakeBroker::new();
     let src_store = Store::source();
     let client = source(&broker, &src_store, options());
-    let mut stream = client.subscribe();
-    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let mut stream = connected(client.subscribe()).await;
     assert_eq!(
         of_type(&broker.take_published(), SubResource::Status, action::RESYNC_REQUEST).len(),
         1
@@ -550,8 +561,7 @@ async fn a_lost_connection_is_re_established_resubscribed_and_resynced() {
 async fn a_subscription_that_ends_by_itself_is_restarted() {
     let broker = FakeBroker::new();
     let client = agent(&broker, &Store::agent(), options());
-    let mut stream = client.subscribe();
-    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let mut stream = connected(client.subscribe()).await;
     for _ in 0..3 {
         broker.disconnect_all();
         expect_marker(&mut stream, &ClientEvent::Reconnected).await;
@@ -564,23 +574,20 @@ async fn a_subscription_that_ends_by_itself_is_restarted() {
 async fn dropping_the_stream_closes_the_connection_and_leaves_nothing_running() {
     let broker = FakeBroker::new();
     let client = agent(&broker, &Store::agent(), options());
-    let mut stream = client.subscribe();
-    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let stream = connected(client.subscribe()).await;
     assert_eq!(broker.subscriber_count(), 1);
     drop(stream);
     assert_eq!(broker.subscriber_count(), 0);
     assert!(!client.is_connected());
     // a new subscription may be opened once the old one is gone
-    let mut again = client.subscribe();
-    expect_marker(&mut again, &ClientEvent::Connected).await;
+    let _again = connected(client.subscribe()).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn close_ends_the_stream_closes_the_connection_gracefully_and_never_reconnects() {
     let broker = FakeBroker::new();
     let client = agent(&broker, &Store::agent(), options());
-    let mut stream = client.subscribe();
-    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let mut stream = connected(client.subscribe()).await;
     assert!(client.is_connected());
     client.close().await;
     assert_eq!(broker.close_count(), 1, "the connection is closed, not just dropped");
@@ -641,9 +648,7 @@ async fn periodic_resync_recovers_events_the_broker_dropped_silently() {
     let opts = || options().resync_interval(Some(Duration::from_secs(300)));
     let src = source(&broker, &src_store, opts());
     let agt = agent(&broker, &agent_store, opts());
-    let (mut s1, mut s2) = (src.subscribe(), agt.subscribe());
-    expect_marker(&mut s1, &ClientEvent::Connected).await;
-    expect_marker(&mut s2, &ClientEvent::Connected).await;
+    let (mut s1, mut s2) = both_connected(&src, &agt).await;
 
     broker.set_drop_deliveries(true);
     let work = Mock {
@@ -695,9 +700,7 @@ async fn in_sync_a_periodic_resync_costs_one_request_and_no_answers() {
     };
     let src = source(&broker, &src_store, opts());
     let agt = agent(&broker, &agent_store, opts());
-    let (mut s1, mut s2) = (src.subscribe(), agt.subscribe());
-    expect_marker(&mut s1, &ClientEvent::Connected).await;
-    expect_marker(&mut s2, &ClientEvent::Connected).await;
+    let (mut s1, mut s2) = both_connected(&src, &agt).await;
     broker.take_published();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(301);
     while tokio::time::Instant::now() < deadline {
@@ -730,8 +733,7 @@ async fn a_large_status_resync_request_is_split_into_bounded_events() {
         });
     }
     let client = source(&broker, &store, options().resync_on_connect(false));
-    let mut stream = client.subscribe();
-    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let _stream = connected(client.subscribe()).await;
     client.resync("").await.unwrap();
     let sent = broker.take_published();
     assert!(sent.len() > 1);
@@ -753,8 +755,7 @@ async fn a_large_status_resync_request_is_split_into_bounded_events() {
 async fn malformed_events_are_dropped_counted_and_do_not_stop_the_subscription() {
     let broker = FakeBroker::new();
     let client = agent(&broker, &Store::agent(), options().resync_on_connect(false));
-    let mut stream = client.subscribe();
-    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let mut stream = connected(client.subscribe()).await;
     let from = Role::Source {
         source_id: "source1".into(),
     };
@@ -797,8 +798,7 @@ async fn events_for_one_resource_are_handled_in_order() {
     let broker = FakeBroker::new();
     let store = Store::agent();
     let client = agent(&broker, &store, options().resync_on_connect(false));
-    let mut stream = client.subscribe();
-    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let mut stream = connected(client.subscribe()).await;
     let from = Role::Source {
         source_id: "source1".into(),
     };
@@ -846,11 +846,9 @@ async fn the_side_that_subscribed_first_gets_the_other_sides_data_without_waitin
     };
     // The agent comes first: its spec resync request reaches no source.
     let agt = agent(&broker, &agent_store, opts());
-    let mut s2 = agt.subscribe();
-    expect_marker(&mut s2, &ClientEvent::Connected).await;
+    let mut s2 = connected(agt.subscribe()).await;
     let src = source(&broker, &src_store, opts());
-    let mut s1 = src.subscribe();
-    expect_marker(&mut s1, &ClientEvent::Connected).await;
+    let mut s1 = connected(src.subscribe()).await;
     // The source's status resync request makes the agent repeat its spec resync request once.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut got = None;
@@ -911,8 +909,7 @@ async fn received_events_and_resyncs_run_in_spans_with_their_identity() {
     let broker = FakeBroker::new();
     let store = Store::agent();
     let client = agent(&broker, &store, options());
-    let mut stream = client.subscribe();
-    expect_marker(&mut stream, &ClientEvent::Connected).await;
+    let mut stream = connected(client.subscribe()).await;
     let request = EventBuilder::new("source1", ty(SubResource::Status, action::RESYNC_REQUEST))
         .cluster_name("cluster1")
         .build()
@@ -953,8 +950,7 @@ async fn a_resync_answer_waits_for_the_publish_turn_and_lists_what_it_published(
     let src_store = Store::source();
     src_store.put(Mock::new("w1", "1"));
     let src = source(&broker, &src_store, options().resync_on_connect(false));
-    let mut src_stream = src.subscribe();
-    expect_marker(&mut src_stream, &ClientEvent::Connected).await;
+    let mut src_stream = connected(src.subscribe()).await;
     broker.take_published();
     // the source reads its subscription (and so the agent's request) in the background
     let reader = tokio::spawn(async move { while src_stream.next().await.is_some() {} });
@@ -965,8 +961,7 @@ async fn a_resync_answer_waits_for_the_publish_turn_and_lists_what_it_published(
     let agt_store = Store::agent();
     agt_store.put(Mock::new("w1", "1"));
     let agt = agent(&broker, &agt_store, options());
-    let mut agt_stream = agt.subscribe();
-    expect_marker(&mut agt_stream, &ClientEvent::Connected).await;
+    let _agt_stream = connected(agt.subscribe()).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let sent = broker.published();
     assert_eq!(of_type(&sent, SubResource::Spec, action::RESYNC_REQUEST).len(), 1);
