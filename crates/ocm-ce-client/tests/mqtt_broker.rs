@@ -10,7 +10,7 @@ mod mock;
 mod mqtt_support;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use mqtt_support::{OwnBroker, eventually, unique};
 use ocm_ce_client::transport::mqtt::{MqttConfig, MqttTransport};
 use ocm_ce_client::{
     AgentClient, BackoffConfig, ClientEvent, ClientOptions, Connection, PublishTarget, SourceClient, TlsFiles,
-    Transport,
+    Transport, TransportError,
 };
 use ocm_ce_core::event_type::action;
 use ocm_ce_core::{Codec, CodecError, DataType, EventType, ResourceAction, SubResource};
@@ -177,6 +177,29 @@ fn agent_client(transport: MqttTransport, cluster: &str, agent_id: &str, store: 
     )
 }
 
+/// Runs `source` and a reporting agent (see [`run_agent`]) and waits until both are subscribed.
+async fn run_both(source: &Source, src_store: &Store, agent: &Agent, agent_store: &Store) -> (Running, Running) {
+    let s = run_source(source, src_store);
+    let a = run_agent(agent, agent_store, true);
+    s.wait_connected().await;
+    a.wait_connected().await;
+    (s, a)
+}
+
+/// Puts `w` into the source's store and publishes it as a spec `act`.
+async fn put_and_publish(source: &Source, src_store: &Store, act: &str, w: &Mock) {
+    src_store.put(w.clone());
+    source.publish(&ty(SubResource::Spec, act), w).await.unwrap();
+}
+
+/// Waits until the source's store holds status `status` for `uid`.
+async fn source_sees_status(src_store: &Store, uid: &str, status: &str) {
+    eventually(&format!("the source to see {status} for {uid}"), WAIT, || {
+        status_of(src_store, uid).as_deref() == Some(status)
+    })
+    .await;
+}
+
 fn spec_of(store: &Store) -> HashMap<String, (String, String)> {
     store
         .items
@@ -214,58 +237,30 @@ async fn a_source_and_an_agent_exchange_specs_and_statuses_through_mosquitto() {
         &agent_store,
         options(),
     );
-    let s = run_source(&source, &src_store);
-    let a = run_agent(&agent, &agent_store, true);
-    s.wait_connected().await;
-    a.wait_connected().await;
+    let (s, a) = run_both(&source, &src_store, &agent, &agent_store).await;
 
-    // Create.
-    let w = work("w1", 1, &cluster, &src, "one");
-    src_store.put(w.clone());
-    source
-        .publish(&ty(SubResource::Spec, action::CREATE_REQUEST), &w)
-        .await
-        .unwrap();
-    eventually("the agent to get w1", WAIT, || {
-        agent_store.get_mock("w1").is_some_and(|m| m.payload == "one")
-    })
-    .await;
-    eventually("the source to see applied-1", WAIT, || {
-        status_of(&src_store, "w1").as_deref() == Some("applied-1")
-    })
-    .await;
-    let got = agent_store.get_mock("w1").unwrap();
-    assert_eq!(
-        (got.namespace.as_str(), got.source_label.as_str()),
-        (cluster.as_str(), src.as_str())
-    );
-
-    // Update.
-    let w = work("w1", 2, &cluster, &src, "two");
-    src_store.put(w.clone());
-    source
-        .publish(&ty(SubResource::Spec, action::UPDATE_REQUEST), &w)
-        .await
-        .unwrap();
-    eventually("the agent to get rv 2", WAIT, || {
-        agent_store.get_mock("w1").is_some_and(|m| m.payload == "two")
-    })
-    .await;
-    eventually("the source to see applied-2", WAIT, || {
-        status_of(&src_store, "w1").as_deref() == Some("applied-2")
-    })
-    .await;
+    // Create, then update.
+    for (rv, payload, act) in [(1, "one", action::CREATE_REQUEST), (2, "two", action::UPDATE_REQUEST)] {
+        let w = work("w1", rv, &cluster, &src, payload);
+        put_and_publish(&source, &src_store, act, &w).await;
+        eventually(&format!("the agent to get w1 rv {rv}"), WAIT, || {
+            agent_store.get_mock("w1").is_some_and(|m| m.payload == payload)
+        })
+        .await;
+        source_sees_status(&src_store, "w1", &format!("applied-{rv}")).await;
+        let got = agent_store.get_mock("w1").unwrap();
+        assert_eq!(
+            (got.namespace.as_str(), got.source_label.as_str()),
+            (cluster.as_str(), src.as_str())
+        );
+    }
 
     // Delete.
     let w = Mock {
         deleting: Some(Utc::now()),
         ..work("w1", 2, &cluster, &src, "two")
     };
-    src_store.put(w.clone());
-    source
-        .publish(&ty(SubResource::Spec, action::DELETE_REQUEST), &w)
-        .await
-        .unwrap();
+    put_and_publish(&source, &src_store, action::DELETE_REQUEST, &w).await;
     eventually("the agent to delete w1", WAIT, || agent_store.get_mock("w1").is_none()).await;
     eventually("the source to drop w1 after `deleted`", WAIT, || {
         src_store.get_mock("w1").is_none()
@@ -298,10 +293,7 @@ async fn a_broadcast_status_resync_reaches_the_agent() {
     );
     let transport = MqttTransport::agent(mqtt_support::config(&host, &src), &cluster, "agent").unwrap();
     let agent = agent_client(transport, &cluster, "agent", &agent_store, quiet);
-    let s = run_source(&source, &src_store);
-    let a = run_agent(&agent, &agent_store, true);
-    s.wait_connected().await;
-    a.wait_connected().await;
+    let (_s, _a) = run_both(&source, &src_store, &agent, &agent_store).await;
 
     // To every cluster: goes to sources/<src>/sourcebroadcast.
     source.resync("").await.unwrap();
@@ -423,56 +415,32 @@ async fn mutual_tls_works_against_the_tls_broker() {
     );
     let transport = MqttTransport::agent(tls(mqtt_support::config(&host, &src)), &cluster, "agent").unwrap();
     let agent = agent_client(transport, &cluster, "agent", &agent_store, options());
-    let s = run_source(&source, &src_store);
-    let a = run_agent(&agent, &agent_store, true);
-    s.wait_connected().await;
-    a.wait_connected().await;
+    let (_s, _a) = run_both(&source, &src_store, &agent, &agent_store).await;
     let w = work("w1", 1, &cluster, &src, "over-tls");
-    src_store.put(w.clone());
-    source
-        .publish(&ty(SubResource::Spec, action::CREATE_REQUEST), &w)
-        .await
-        .unwrap();
-    eventually("the status over mTLS", WAIT, || {
-        status_of(&src_store, "w1").as_deref() == Some("applied-1")
-    })
-    .await;
+    put_and_publish(&source, &src_store, action::CREATE_REQUEST, &w).await;
+    source_sees_status(&src_store, "w1", "applied-1").await;
 
     // Without a client certificate the broker refuses the handshake.
     let no_cert = mqtt_support::config(&host, &src).tls(TlsFiles::new().ca_file(certs.join("ca.pem")));
-    let err = MqttTransport::agent(no_cert, &cluster, "other")
-        .unwrap()
-        .connect()
-        .await
-        .unwrap_err();
+    let err = connect_agent(no_cert, &cluster, "other").await.unwrap_err();
     assert!(err.is_connect(), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ca_file_alone_gives_server_verified_tls() {
-    let bin = require_env!("OCM_CE_MOSQUITTO_BIN");
-    let certs = require_env!("OCM_CE_TEST_CERTS");
-    let certs = Path::new(&certs);
-    let broker = OwnBroker::start(&bin, &tls_listener(certs, false)).await;
+    let Some((broker, certs)) = own_tls_broker(false).await else {
+        return;
+    };
+    let certs = certs.as_path();
     let src = unique("src");
     let config = mqtt_support::config(&broker.host(), &src).tls(TlsFiles::new().ca_file(certs.join("ca.pem")));
-    let conn = MqttTransport::agent(config, "cluster1", "agent")
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let conn = connect_agent(config, "cluster1", "agent").await.unwrap();
     conn.subscribe().await.unwrap();
     conn.close().await;
 
     // Plain TCP to a TLS listener, or TLS with the wrong roots, fails.
     let plain = mqtt_support::config(&broker.host(), &src);
-    assert!(
-        MqttTransport::agent(plain, "cluster1", "agent")
-            .unwrap()
-            .connect()
-            .await
-            .is_err()
-    );
+    assert!(connect_agent(plain, "cluster1", "agent").await.is_err());
     let dir = tempfile::tempdir().unwrap();
     let other_ca = rcgen::CertificateParams::new(vec!["other".to_owned()])
         .unwrap()
@@ -480,12 +448,26 @@ async fn a_ca_file_alone_gives_server_verified_tls() {
         .unwrap();
     std::fs::write(dir.path().join("other.pem"), other_ca.pem()).unwrap();
     let wrong = mqtt_support::config(&broker.host(), &src).tls(TlsFiles::new().ca_file(dir.path().join("other.pem")));
-    let err = MqttTransport::agent(wrong, "cluster1", "agent")
-        .unwrap()
-        .connect()
-        .await
-        .unwrap_err();
+    let err = connect_agent(wrong, "cluster1", "agent").await.unwrap_err();
     assert!(err.is_connect(), "{err}");
+}
+
+/// An own Mosquitto with a TLS listener (see [`tls_listener`]), and the test certificates'
+/// directory; `None` (the test skips) without the test environment.
+async fn own_tls_broker(require_client_cert: bool) -> Option<(OwnBroker, PathBuf)> {
+    let bin = mqtt_support::env("OCM_CE_MOSQUITTO_BIN")?;
+    let certs = PathBuf::from(mqtt_support::env("OCM_CE_TEST_CERTS")?);
+    let broker = OwnBroker::start(&bin, &tls_listener(&certs, require_client_cert)).await;
+    Some((broker, certs))
+}
+
+/// Connects an agent transport with `config`.
+async fn connect_agent(
+    config: MqttConfig,
+    cluster: &str,
+    agent_id: &str,
+) -> Result<<MqttTransport as Transport>::Connection, TransportError> {
+    MqttTransport::agent(config, cluster, agent_id).unwrap().connect().await
 }
 
 fn tls_listener(certs: &Path, require_client_cert: bool) -> Vec<String> {
@@ -526,10 +508,10 @@ fn connected_as(log: &str, client_id: &str, user: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_client_certificate_is_picked_up_without_a_restart() {
-    let bin = require_env!("OCM_CE_MOSQUITTO_BIN");
-    let certs = require_env!("OCM_CE_TEST_CERTS");
-    let certs = Path::new(&certs);
-    let broker = OwnBroker::start(&bin, &tls_listener(certs, true)).await;
+    let Some((broker, certs)) = own_tls_broker(true).await else {
+        return;
+    };
+    let certs = certs.as_path();
     let dir = tempfile::tempdir().unwrap();
     write_client_cert(certs, dir.path(), "ocm-ce-rotation-a");
 
@@ -571,15 +553,8 @@ async fn a_rotated_client_certificate_is_picked_up_without_a_restart() {
     let s = run_source(&source, &src_store);
     s.wait_connected().await;
     let w = work("w1", 1, &cluster, &src, "after-rotation");
-    src_store.put(w.clone());
-    source
-        .publish(&ty(SubResource::Spec, action::CREATE_REQUEST), &w)
-        .await
-        .unwrap();
-    eventually("the status after the rotation", WAIT, || {
-        status_of(&src_store, "w1").as_deref() == Some("applied-1")
-    })
-    .await;
+    put_and_publish(&source, &src_store, action::CREATE_REQUEST, &w).await;
+    source_sees_status(&src_store, "w1", "applied-1").await;
 }
 
 // ---- refusals and limits -------------------------------------------------------------------
@@ -590,9 +565,7 @@ async fn a_wrong_password_is_refused_with_a_clear_error() {
     let user = require_env!("OCM_CE_TEST_MQTT_USER");
     let password = require_env!("OCM_CE_TEST_MQTT_PASSWORD");
     let config = mqtt_support::config(&host, "source1");
-    let err = MqttTransport::agent(config.clone().credentials(&user, "wrong"), "cluster1", "a")
-        .unwrap()
-        .connect()
+    let err = connect_agent(config.clone().credentials(&user, "wrong"), "cluster1", "a")
         .await
         .unwrap_err();
     assert!(err.is_rejected() && !err.is_retryable(), "{err}");
@@ -600,9 +573,7 @@ async fn a_wrong_password_is_refused_with_a_clear_error() {
         err.to_string().contains("bad user name or password") || err.to_string().contains("not authorized"),
         "{err}"
     );
-    let conn = MqttTransport::agent(config.credentials(&user, &password), "cluster1", "a")
-        .unwrap()
-        .connect()
+    let conn = connect_agent(config.credentials(&user, &password), "cluster1", "a")
         .await
         .unwrap();
     conn.subscribe().await.unwrap();
@@ -838,10 +809,7 @@ async fn a_broker_killed_and_restarted_mid_stream_loses_nothing() {
     );
     let transport = MqttTransport::agent(mqtt_support::config(&broker.host(), &src), &cluster, "agent").unwrap();
     let agent = agent_client(transport, &cluster, "agent", &agent_store, opts);
-    let s = run_source(&source, &src_store);
-    let a = run_agent(&agent, &agent_store, true);
-    s.wait_connected().await;
-    a.wait_connected().await;
+    let (s, a) = run_both(&source, &src_store, &agent, &agent_store).await;
 
     let n = 150;
     let mut failed = 0;
@@ -968,11 +936,7 @@ async fn a_subscriber_that_falls_behind_loses_messages_and_the_periodic_resync_r
     let n = 100;
     for i in 0..n {
         let w = work(&format!("w{i:03}"), 1, &cluster, &src, "p");
-        src_store.put(w.clone());
-        source
-            .publish(&ty(SubResource::Spec, action::CREATE_REQUEST), &w)
-            .await
-            .unwrap();
+        put_and_publish(&source, &src_store, action::CREATE_REQUEST, &w).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     paused.send_replace(false);
