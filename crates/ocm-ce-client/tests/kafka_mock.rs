@@ -79,18 +79,44 @@ async fn next(sub: &mut Subscription) -> Event {
         .expect("no error")
 }
 
+/// Source `source1` and agent `cluster1-agent` of `cluster1`, with `cfg`.
+fn source1_and_cluster1_agent(cfg: KafkaConfig) -> (KafkaTransport, KafkaTransport) {
+    let src = KafkaTransport::source(cfg.clone(), "source1").unwrap();
+    let agt = KafkaTransport::agent(cfg, "cluster1", "cluster1-agent").unwrap();
+    (src, agt)
+}
+
+/// Publishes `spec("source1", "cluster1", n)` to cluster1 for each `n`; returns the events.
+async fn send_specs(src_conn: &KafkaConnection, ns: std::ops::RangeInclusive<i64>) -> Vec<Event> {
+    let sent: Vec<Event> = ns.map(|n| spec("source1", "cluster1", n)).collect();
+    for e in &sent {
+        src_conn
+            .publish(&PublishTarget::Cluster("cluster1".into()), e)
+            .await
+            .unwrap();
+    }
+    sent
+}
+
 async fn connected(t: &KafkaTransport) -> (KafkaConnection, Subscription) {
     let conn = t.connect().await.unwrap();
     let sub = conn.subscribe().await.unwrap();
     (conn, sub)
 }
 
+/// A new consumer of `agt` reads `want` first (compared by id), asks for no more, and closes.
+async fn session_reads(agt: &KafkaTransport, want: &[Event]) {
+    let (conn, mut sub) = connected(agt).await;
+    for e in want {
+        assert_eq!(next(&mut sub).await.id(), e.id());
+    }
+    conn.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn specs_statuses_and_broadcasts_travel_on_go_s_topics_with_go_s_keys() {
     let mock = cluster_with(&pair_topics("source1", "cluster1"));
-    let cfg = mock_config(&mock.bootstrap_servers());
-    let src = KafkaTransport::source(cfg.clone(), "source1").unwrap();
-    let agt = KafkaTransport::agent(cfg, "cluster1", "cluster1-agent").unwrap();
+    let (src, agt) = source1_and_cluster1_agent(mock_config(&mock.bootstrap_servers()));
     let ((src_conn, mut src_sub), (agt_conn, mut agt_sub)) = tokio::join!(connected(&src), connected(&agt));
 
     let sent = spec("source1", "cluster1", 1);
@@ -206,59 +232,26 @@ async fn the_agent_of_cluster1_never_sees_the_events_of_cluster10() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offset_is_committed_only_after_the_next_event_was_requested() {
     let mock = cluster_with(&pair_topics("source1", "cluster1"));
-    let cfg = mock_config(&mock.bootstrap_servers());
-    let src = KafkaTransport::source(cfg.clone(), "source1").unwrap();
-    let agt = KafkaTransport::agent(cfg, "cluster1", "cluster1-agent").unwrap();
+    let (src, agt) = source1_and_cluster1_agent(mock_config(&mock.bootstrap_servers()));
     let src_conn = src.connect().await.unwrap();
-    let sent: Vec<Event> = (1..=3).map(|n| spec("source1", "cluster1", n)).collect();
-    for e in &sent {
-        src_conn
-            .publish(&PublishTarget::Cluster("cluster1".into()), e)
-            .await
-            .unwrap();
-    }
+    let sent = send_specs(&src_conn, 1..=3).await;
 
     // Take event 1 but never ask for the next: it was not handled, so it comes again.
-    let (conn, mut sub) = connected(&agt).await;
-    assert_eq!(next(&mut sub).await.id(), sent[0].id());
-    conn.close().await;
-    drop(sub);
-
+    session_reads(&agt, &sent[..1]).await;
     // Handle 1 and 2 (asking for 2 and 3), leave 3 unhandled: the next consumer starts at 3.
-    let (conn, mut sub) = connected(&agt).await;
-    for e in &sent {
-        assert_eq!(next(&mut sub).await.id(), e.id());
-    }
-    conn.close().await;
-    drop(sub);
-
-    let (conn, mut sub) = connected(&agt).await;
-    assert_eq!(next(&mut sub).await.id(), sent[2].id());
-    conn.close().await;
+    session_reads(&agt, &sent).await;
+    session_reads(&agt, &sent[2..]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_auto_commit_off_offsets_are_committed_explicitly() {
     let mock = cluster_with(&pair_topics("source1", "cluster1"));
     let cfg = mock_config(&mock.bootstrap_servers()).property("enable.auto.commit", "false");
-    let src = KafkaTransport::source(cfg.clone(), "source1").unwrap();
-    let agt = KafkaTransport::agent(cfg, "cluster1", "cluster1-agent").unwrap();
+    let (src, agt) = source1_and_cluster1_agent(cfg);
     let src_conn = src.connect().await.unwrap();
-    let sent: Vec<Event> = (1..=2).map(|n| spec("source1", "cluster1", n)).collect();
-    for e in &sent {
-        src_conn
-            .publish(&PublishTarget::Cluster("cluster1".into()), e)
-            .await
-            .unwrap();
-    }
-    let (conn, mut sub) = connected(&agt).await;
-    assert_eq!(next(&mut sub).await.id(), sent[0].id());
-    assert_eq!(next(&mut sub).await.id(), sent[1].id());
-    conn.close().await;
-    drop(sub);
-    let (conn, mut sub) = connected(&agt).await;
-    assert_eq!(next(&mut sub).await.id(), sent[1].id());
-    conn.close().await;
+    let sent = send_specs(&src_conn, 1..=2).await;
+    session_reads(&agt, &sent).await;
+    session_reads(&agt, &sent[1..]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,13 +261,9 @@ async fn a_subscription_is_confirmed_before_its_topics_exist_and_picks_them_up_l
     let (_agt_conn, mut sub) = connected(&KafkaTransport::agent(cfg.clone(), "cluster1", "a1").unwrap()).await;
     mock.create_topic("sourceevents.source1.cluster1", 1, 1).unwrap();
     let src_conn = KafkaTransport::source(cfg, "source1").unwrap().connect().await.unwrap();
-    let sent = spec("source1", "cluster1", 1);
-    src_conn
-        .publish(&PublishTarget::Cluster("cluster1".into()), &sent)
-        .await
-        .unwrap();
+    let sent = send_specs(&src_conn, 1..=1).await;
     // found on the next metadata refresh (1 s in the test config), read from the earliest offset
-    assert_eq!(next(&mut sub).await.id(), sent.id());
+    assert_eq!(next(&mut sub).await.id(), sent[0].id());
 }
 
 /// The mock cluster does not answer `CreateTopics`, like brokers that refuse: the client says
