@@ -206,22 +206,18 @@ enum Note {
     Error(&'static str, String),
 }
 
-/// An agent application: applies specs to its store and reports the status `applied-<payload>`.
-async fn run_agent(name: &'static str, client: Agent, store: Store, notes: mpsc::UnboundedSender<Note>) {
-    let mut stream = client.subscribe();
+/// The application loop `name` over `stream`: hands each received resource to `on_received` and
+/// sends a note for every item, until the stream ends or nobody reads the notes.
+async fn run_app<F: Future<Output = ()>>(
+    name: &'static str,
+    mut stream: ClientStream<Mock>,
+    notes: mpsc::UnboundedSender<Note>,
+    mut on_received: impl FnMut(Mock) -> F,
+) {
     while let Some(item) = stream.next().await {
         let note = match item {
             Ok(ClientEvent::Received(resource)) => {
-                match store.receive(&resource) {
-                    None | Some(ResourceAction::Deleted) => {}
-                    Some(_) => {
-                        let mut applied = resource;
-                        applied.status = format!("applied-{}", applied.payload);
-                        store.put(applied.clone());
-                        // A failure is recovered by the source's status resync.
-                        let _ = client.publish(&status_type(action::UPDATE_REQUEST), &applied).await;
-                    }
-                }
+                on_received(resource).await;
                 Note::Changed
             }
             Ok(marker) => Note::Marker(name, format!("{marker:?}")),
@@ -233,24 +229,39 @@ async fn run_agent(name: &'static str, client: Agent, store: Store, notes: mpsc:
     }
 }
 
-/// A source application: records the statuses it receives.
-async fn run_source(mut stream: ClientStream<Mock>, store: Store, notes: mpsc::UnboundedSender<Note>) {
-    while let Some(item) = stream.next().await {
-        let note = match item {
-            Ok(ClientEvent::Received(resource)) => {
-                if let Some(mut own) = store.get_mock(&resource.uid) {
-                    own.status = resource.status;
-                    store.put(own);
-                }
-                Note::Changed
+/// An agent application: applies specs to its store and reports the status `applied-<payload>`.
+async fn run_agent(name: &'static str, client: Agent, store: Store, notes: mpsc::UnboundedSender<Note>) {
+    run_app(name, client.subscribe(), notes, |resource| {
+        let applied = match store.receive(&resource) {
+            None | Some(ResourceAction::Deleted) => None,
+            Some(_) => {
+                let mut applied = resource;
+                applied.status = format!("applied-{}", applied.payload);
+                store.put(applied.clone());
+                Some(applied)
             }
-            Ok(marker) => Note::Marker("source", format!("{marker:?}")),
-            Err(e) => Note::Error("source", error_chain(&e)),
         };
-        if notes.send(note).is_err() {
-            return;
+        let client = client.clone();
+        async move {
+            if let Some(applied) = applied {
+                // A failure is recovered by the source's status resync.
+                let _ = client.publish(&status_type(action::UPDATE_REQUEST), &applied).await;
+            }
         }
-    }
+    })
+    .await;
+}
+
+/// A source application: records the statuses it receives.
+async fn run_source(stream: ClientStream<Mock>, store: Store, notes: mpsc::UnboundedSender<Note>) {
+    run_app("source", stream, notes, |resource| {
+        if let Some(mut own) = store.get_mock(&resource.uid) {
+            own.status = resource.status;
+            store.put(own);
+        }
+        async {}
+    })
+    .await;
 }
 
 fn error_chain(e: &Error) -> String {
@@ -264,15 +275,53 @@ fn error_chain(e: &Error) -> String {
     out
 }
 
-/// Waits (driven by the applications' notes) until `done` holds; panics after [`WAIT`].
-async fn until(notes: &mut mpsc::UnboundedReceiver<Note>, seen: &mut Vec<Note>, mut done: impl FnMut(&[Note]) -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done(seen) {
-        match tokio::time::timeout_at(deadline, notes.recv()).await {
-            Ok(Some(note)) => seen.push(note),
-            Ok(None) => panic!("the applications stopped"),
-            Err(_) => panic!("condition not reached within {WAIT:?}; notes: {seen:?}"),
+/// A test's application loops, the channel of their notes and the notes seen so far.
+struct Apps {
+    tx: mpsc::UnboundedSender<Note>,
+    notes: mpsc::UnboundedReceiver<Note>,
+    seen: Vec<Note>,
+    tasks: JoinSet<()>,
+}
+
+impl Apps {
+    fn new() -> Self {
+        let (tx, notes) = mpsc::unbounded_channel();
+        Self {
+            tx,
+            notes,
+            seen: Vec::new(),
+            tasks: JoinSet::new(),
         }
+    }
+
+    /// Runs `source` as the application `source` (see [`run_source`]).
+    fn source(&mut self, source: &Source, store: &Store) {
+        self.tasks
+            .spawn(run_source(source.subscribe(), store.clone(), self.tx.clone()));
+    }
+
+    /// Runs `agent` as the application `name` (see [`run_agent`]).
+    fn agent(&mut self, name: &'static str, agent: &Agent, store: &Store) {
+        self.tasks
+            .spawn(run_agent(name, agent.clone(), store.clone(), self.tx.clone()));
+    }
+
+    /// Waits (driven by the applications' notes) until `done` holds; panics after [`WAIT`].
+    async fn until(&mut self, mut done: impl FnMut(&[Note]) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !done(&self.seen) {
+            match tokio::time::timeout_at(deadline, self.notes.recv()).await {
+                Ok(Some(note)) => self.seen.push(note),
+                Ok(None) => panic!("the applications stopped"),
+                Err(_) => panic!("condition not reached within {WAIT:?}; notes: {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Waits until each of the applications `names` has reported `Connected` once.
+    async fn connected(&mut self, names: &[&str]) {
+        self.until(|s| names.iter().all(|name| markers(s, name, "Connected") == 1))
+            .await;
     }
 }
 
@@ -317,26 +366,24 @@ async fn sources_and_agents_exchange_specs_statuses_and_resyncs_and_survive_a_br
     let opts = || options().resync_interval(Some(Duration::from_secs(1)));
     let source = source_client(config.clone(), &src_store, opts());
     let agent = agent_client(config, "cluster1", &agent_store, opts());
-    let (tx, mut notes) = mpsc::unbounded_channel();
-    let mut apps = JoinSet::new();
-    apps.spawn(run_source(source.subscribe(), src_store.clone(), tx.clone()));
-    apps.spawn(run_agent("agent", agent.clone(), agent_store.clone(), tx.clone()));
-    let mut seen = Vec::new();
+    let mut apps = Apps::new();
+    apps.source(&source, &src_store);
+    apps.agent("agent", &agent, &agent_store);
 
     // initial resync: the agent gets the three works, the source their statuses
-    until(&mut notes, &mut seen, |_| in_sync(&src_store, &agent_store)).await;
+    apps.until(|_| in_sync(&src_store, &agent_store)).await;
     // a spec published live
     let w4 = work("w4", 1, "v1");
     src_store.put(w4.clone());
     source.publish(&spec_type(action::CREATE_REQUEST), &w4).await.unwrap();
-    until(&mut notes, &mut seen, |_| in_sync(&src_store, &agent_store)).await;
+    apps.until(|_| in_sync(&src_store, &agent_store)).await;
 
     // Mid-stream: updates in flight, the broker goes away, more updates while it is down.
     let w1 = work("w1", 2, "v2");
     src_store.put(w1.clone());
     source.publish(&spec_type(action::UPDATE_REQUEST), &w1).await.unwrap();
     broker.stop().await;
-    until(&mut notes, &mut seen, |s| {
+    apps.until(|s| {
         s.iter().any(|n| matches!(n, Note::Error("source", _)))
             && s.iter().any(|n| matches!(n, Note::Error("agent", _)))
     })
@@ -354,15 +401,13 @@ async fn sources_and_agents_exchange_specs_statuses_and_resyncs_and_survive_a_br
 
     // back on the same port: reconnect, resubscribe, resync, converge
     let broker = serve(Broker::builder().insecure(true), addr).await;
-    until(&mut notes, &mut seen, |s| {
-        markers(s, "source", "Reconnected") >= 1 && markers(s, "agent", "Reconnected") >= 1
-    })
-    .await;
-    until(&mut notes, &mut seen, |_| in_sync(&src_store, &agent_store)).await;
+    apps.until(|s| markers(s, "source", "Reconnected") >= 1 && markers(s, "agent", "Reconnected") >= 1)
+        .await;
+    apps.until(|_| in_sync(&src_store, &agent_store)).await;
     assert_eq!(agent_store.get_mock("w2").unwrap().payload, "v2");
     assert_eq!(agent_store.get_mock("w5").unwrap().status, "applied-v1");
     assert!(source.metrics().reconnect_count() >= 1 && agent.metrics().reconnect_count() >= 1);
-    apps.shutdown().await;
+    apps.tasks.shutdown().await;
     broker.stop().await;
 }
 
@@ -380,28 +425,24 @@ async fn an_idle_connection_with_keep_alive_pings_stays_usable() {
     let opts = || options().resync_interval(None);
     let source = source_client(config.clone(), &src_store, opts());
     let agent = agent_client(config, "cluster1", &agent_store, opts());
-    let (tx, mut notes) = mpsc::unbounded_channel();
-    let mut apps = JoinSet::new();
-    apps.spawn(run_source(source.subscribe(), src_store.clone(), tx.clone()));
-    apps.spawn(run_agent("agent", agent.clone(), agent_store.clone(), tx.clone()));
-    let mut seen = Vec::new();
-    until(&mut notes, &mut seen, |s| {
-        markers(s, "source", "Connected") == 1 && markers(s, "agent", "Connected") == 1
-    })
-    .await;
+    let mut apps = Apps::new();
+    apps.source(&source, &src_store);
+    apps.agent("agent", &agent, &agent_store);
+    apps.connected(&["source", "agent"]).await;
 
     // Idle for a while (this is what is being tested), with the broker pinging every 200 ms.
-    let idle = tokio::time::timeout(Duration::from_secs(3), notes.recv()).await;
+    let idle = tokio::time::timeout(Duration::from_secs(3), apps.notes.recv()).await;
     assert!(idle.is_err(), "nothing happens while idle: {idle:?}");
 
     let w = work("w1", 1, "v1");
     src_store.put(w.clone());
     source.publish(&spec_type(action::CREATE_REQUEST), &w).await.unwrap();
-    until(&mut notes, &mut seen, |_| in_sync(&src_store, &agent_store)).await;
+    apps.until(|_| in_sync(&src_store, &agent_store)).await;
     assert_eq!(source.metrics().reconnect_count(), 0);
     assert_eq!(agent.metrics().reconnect_count(), 0);
+    let seen = &apps.seen;
     assert!(!seen.iter().any(|n| matches!(n, Note::Error(..))), "{seen:?}");
-    apps.shutdown().await;
+    apps.tasks.shutdown().await;
     broker.stop().await;
 }
 
@@ -468,25 +509,23 @@ async fn losing_heartbeats_ends_the_subscription_and_the_client_reconnects() {
     let config = GrpcConfig::new(proxy.addr.to_string()).heartbeat_timeout(Some(Duration::from_secs(1)));
     let agent_store = Store::agent();
     let agent = agent_client(config, "cluster1", &agent_store, options().resync_interval(None));
-    let (tx, mut notes) = mpsc::unbounded_channel();
-    let mut apps = JoinSet::new();
-    apps.spawn(run_agent("agent", agent.clone(), agent_store.clone(), tx));
-    let mut seen = Vec::new();
-    until(&mut notes, &mut seen, |s| markers(s, "agent", "Connected") == 1).await;
+    let mut apps = Apps::new();
+    apps.agent("agent", &agent, &agent_store);
+    apps.connected(&["agent"]).await;
     // heartbeats flow: no error for a while
-    let quiet = tokio::time::timeout(Duration::from_millis(2500), notes.recv()).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(2500), apps.notes.recv()).await;
     assert!(quiet.is_err(), "{quiet:?}");
 
     proxy.paused.send_replace(true);
-    until(&mut notes, &mut seen, |s| {
+    apps.until(|s| {
         s.iter()
             .any(|n| matches!(n, Note::Error("agent", e) if e.contains("no event or heartbeat")))
     })
     .await;
     proxy.paused.send_replace(false);
-    until(&mut notes, &mut seen, |s| markers(s, "agent", "Reconnected") >= 1).await;
+    apps.until(|s| markers(s, "agent", "Reconnected") >= 1).await;
     assert!(agent.metrics().reconnect_count() >= 1);
-    apps.shutdown().await;
+    apps.tasks.shutdown().await;
     broker.stop().await;
 }
 
@@ -509,15 +548,10 @@ async fn a_stuck_agent_is_disconnected_after_the_stall_timeout_and_recovers_by_r
     let source = source_client(config.clone(), &src_store, opts());
     let fast = agent_client(config.clone(), "cluster1", &fast_store, opts());
     let slow = agent_client(config, "cluster2", &slow_store, opts());
-    let (tx, mut notes) = mpsc::unbounded_channel();
-    let mut apps = JoinSet::new();
-    apps.spawn(run_source(source.subscribe(), src_store.clone(), tx.clone()));
-    apps.spawn(run_agent("fast", fast.clone(), fast_store.clone(), tx.clone()));
-    let mut seen = Vec::new();
-    until(&mut notes, &mut seen, |s| {
-        markers(s, "source", "Connected") == 1 && markers(s, "fast", "Connected") == 1
-    })
-    .await;
+    let mut apps = Apps::new();
+    apps.source(&source, &src_store);
+    apps.agent("fast", &fast, &fast_store);
+    apps.connected(&["source", "fast"]).await;
 
     // The slow agent subscribes, then stops reading: its stream is not polled. The source
     // publishes one event at a time here, so it waits (backpressure) until the broker gives up
@@ -537,43 +571,28 @@ async fn a_stuck_agent_is_disconnected_after_the_stall_timeout_and_recovers_by_r
         }
     }
     // cluster1 got everything meanwhile
-    until(&mut notes, &mut seen, |_| {
-        fast_store.items.lock().unwrap().len() == WORKS
-    })
-    .await;
+    apps.until(|_| fast_store.items.lock().unwrap().len() == WORKS).await;
     let m = broker.handle.metrics();
     assert_eq!(m.slow_subscribers_disconnected(), 1);
     assert!(m.queue_depth() <= 2 * CAPACITY as i64, "bounded: {}", m.queue_depth());
 
     // The slow agent reads again: buffered specs, the disconnect, a resync that brings the rest.
     let slow_view = slow_store.clone();
-    apps.spawn(async move {
-        while let Some(item) = slow_stream.next().await {
-            let note = match item {
-                Ok(ClientEvent::Received(resource)) => {
-                    slow_store.put(resource);
-                    Note::Changed
-                }
-                Ok(marker) => Note::Marker("slow", format!("{marker:?}")),
-                Err(e) => Note::Error("slow", error_chain(&e)),
-            };
-            if tx.send(note).is_err() {
-                return;
-            }
-        }
-    });
-    until(&mut notes, &mut seen, |s| markers(s, "slow", "Reconnected") >= 1).await;
-    until(&mut notes, &mut seen, |_| {
-        slow_view.items.lock().unwrap().len() == WORKS
-    })
-    .await;
+    apps.tasks
+        .spawn(run_app("slow", slow_stream, apps.tx.clone(), move |resource| {
+            slow_store.put(resource);
+            async {}
+        }));
+    apps.until(|s| markers(s, "slow", "Reconnected") >= 1).await;
+    apps.until(|_| slow_view.items.lock().unwrap().len() == WORKS).await;
+    let seen = &apps.seen;
     let why: Vec<&Note> = seen.iter().filter(|n| matches!(n, Note::Error(..))).collect();
     assert!(
         seen.iter()
             .any(|n| matches!(n, Note::Error("slow", e) if e.contains("subscriber stuck"))),
         "the broker told it why: {why:?}"
     );
-    apps.shutdown().await;
+    apps.tasks.shutdown().await;
     broker.stop().await;
 }
 
