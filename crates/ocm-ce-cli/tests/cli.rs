@@ -102,6 +102,27 @@ spec:
           replicas: 2
 "#;
 
+/// `ocm-ce source --transport <transport> --config <config> --source <source_id> --state-dir <state>`,
+/// for more arguments.
+fn source_cmd(transport: &str, config: &Path, source_id: &str, state: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["source", "--transport", transport, "--config"])
+        .arg(config)
+        .args(["--source", source_id, "--state-dir"])
+        .arg(state);
+    cmd
+}
+
+/// `ocm-ce agent --transport <transport> --config <config> --cluster <cluster>`, for more
+/// arguments.
+fn agent_cmd(transport: &str, config: &Path, cluster: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["agent", "--transport", transport, "--config"])
+        .arg(config)
+        .args(["--cluster", cluster]);
+    cmd
+}
+
 fn work_dirs(apply: &Path, cluster: &str) -> Vec<PathBuf> {
     std::fs::read_dir(apply.join(cluster))
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -109,16 +130,16 @@ fn work_dirs(apply: &Path, cluster: &str) -> Vec<PathBuf> {
 }
 
 /// apply --wait, get from a restarted source, list, the apply dir, delete --wait; `WORK` sent to
-/// `cluster`.
-fn lifecycle(transport: &str, source_config: &Path, agent_config: &Path, source_id: &str, cluster: &str) {
+/// `cluster`. The source's and the agent's config files have the given contents.
+fn lifecycle(transport: &str, source_config: &str, agent_config: &str, source_id: &str, cluster: &str) {
     let tmp = tempfile::tempdir().unwrap();
+    let source_config = &write(tmp.path(), "source.yaml", source_config);
+    let agent_config = &write(tmp.path(), "agent.yaml", agent_config);
     let apply_dir = tmp.path().join("applied");
     let state = tmp.path().join("state");
     let _agent = Proc(
-        Command::new(BIN)
-            .args(["agent", "--transport", transport, "--config"])
-            .arg(agent_config)
-            .args(["--cluster", cluster, "--apply-dir"])
+        agent_cmd(transport, agent_config, cluster)
+            .arg("--apply-dir")
             .arg(&apply_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -128,13 +149,10 @@ fn lifecycle(transport: &str, source_config: &Path, agent_config: &Path, source_
     let manifest = WORK.replace("namespace: cluster1", &format!("namespace: {cluster}"));
     let work = write(tmp.path(), "work.yaml", &manifest);
     let source = |args: &[&str]| {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["source", "--transport", transport, "--config"])
-            .arg(source_config)
-            .args(["--source", source_id, "--state-dir"])
-            .arg(&state)
-            .args(args);
-        cmd.output().unwrap()
+        source_cmd(transport, source_config, source_id, &state)
+            .args(args)
+            .output()
+            .unwrap()
     };
 
     let out = source(&["apply", "-f", work.to_str().unwrap(), "--wait", "--timeout", "60s"]);
@@ -236,8 +254,7 @@ fn quickstart_runs_the_whole_lifecycle_and_prints_every_key() {
 #[test]
 fn separate_processes_complete_a_lifecycle_over_grpc() {
     let (_broker, addr) = broker();
-    let tmp = tempfile::tempdir().unwrap();
-    let config = write(tmp.path(), "grpc.yaml", &format!("url: {addr}\n"));
+    let config = format!("url: {addr}\n");
     lifecycle("grpc", &config, &config, "source1", "cluster1");
 }
 
@@ -246,24 +263,15 @@ fn separate_processes_complete_a_lifecycle_over_mosquitto() {
     let Some(host) = test_env("OCM_CE_TEST_MQTT") else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
     // A source id of its own, so parallel runs on one broker do not meet.
     let source_id = format!("cli{}", std::process::id());
-    let source = write(
-        tmp.path(),
-        "source.yaml",
-        &format!(
-            "brokerHost: {host}\ntopics:\n  sourceEvents: sources/{source_id}/clusters/+/sourceevents\n  agentEvents: sources/{source_id}/clusters/+/agentevents\n  sourceBroadcast: sources/+/sourcebroadcast\n"
-        ),
-    );
-    let agent = write(
-        tmp.path(),
-        "agent.yaml",
-        &format!(
-            "brokerHost: {host}\ntopics:\n  sourceEvents: sources/{source_id}/clusters/cluster1/sourceevents\n  agentEvents: sources/{source_id}/clusters/cluster1/agentevents\n  sourceBroadcast: sources/+/sourcebroadcast\n"
-        ),
-    );
-    lifecycle("mqtt", &source, &agent, &source_id, "cluster1");
+    // The source's topics name every cluster (`+`), the agent's its own.
+    let config = |clusters: &str| {
+        format!(
+            "brokerHost: {host}\ntopics:\n  sourceEvents: sources/{source_id}/clusters/{clusters}/sourceevents\n  agentEvents: sources/{source_id}/clusters/{clusters}/agentevents\n  sourceBroadcast: sources/+/sourcebroadcast\n"
+        )
+    };
+    lifecycle("mqtt", &config("+"), &config("cluster1"), &source_id, "cluster1");
 }
 
 /// Every `ocm-ce source` command is a process of its own that joins the source's consumer
@@ -275,18 +283,21 @@ fn separate_processes_complete_a_lifecycle_over_kafka() {
     let Some(bootstrap) = test_env("OCM_CE_TEST_KAFKA") else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
     let id = format!("cli{}", std::process::id());
     let config = |group: &str| {
         format!(
             "bootstrapServer: {bootstrap}\ngroupID: {group}\nsession.timeout.ms: 45000\nheartbeat.interval.ms: 1000\ntopic.metadata.refresh.interval.ms: 1000\n"
         )
     };
-    let source = write(tmp.path(), "source.yaml", &config(&format!("{id}-source")));
-    let agent = write(tmp.path(), "agent.yaml", &config(&format!("{id}-agent")));
     let started = Instant::now();
     // a cluster of its own: a new agent group reads every source's history for its cluster
-    lifecycle("kafka", &source, &agent, &id, &format!("{id}-cluster"));
+    lifecycle(
+        "kafka",
+        &config(&format!("{id}-source")),
+        &config(&format!("{id}-agent")),
+        &id,
+        &format!("{id}-cluster"),
+    );
     eprintln!("kafka CLI lifecycle took {:?}", started.elapsed());
 }
 
@@ -323,21 +334,8 @@ fn bad_config_and_unreachable_broker_give_one_line_errors() {
         .port();
     let dead = write(tmp.path(), "dead.yaml", &format!("url: 127.0.0.1:{port}\n"));
     let state = tmp.path().join("state");
-    let out = Command::new(BIN)
-        .args([
-            "source",
-            "--transport",
-            "grpc",
-            "--config",
-            dead.to_str().unwrap(),
-            "--source",
-            "s",
-            "--connect-timeout",
-            "2s",
-            "--state-dir",
-        ])
-        .arg(&state)
-        .arg("list")
+    let out = source_cmd("grpc", &dead, "s", &state)
+        .args(["--connect-timeout", "2s", "list"])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -406,12 +404,8 @@ impl KubeTest {
     /// `ocm-ce agent --kubeconfig` for `cluster` (its records under the hub hash `hub-<unique>`).
     fn agent(&self, config: &Path, cluster: &str) -> Proc {
         Proc(
-            Command::new(BIN)
-                .args(["agent", "--transport", "grpc", "--config"])
-                .arg(config)
+            agent_cmd("grpc", config, cluster)
                 .args([
-                    "--cluster",
-                    cluster,
                     "--kubeconfig",
                     &self.kubeconfig,
                     "--hub-hash",
@@ -498,11 +492,7 @@ spec:
     );
     let state = tmp.path().join("state");
     let source = |args: &[&str]| {
-        Command::new(BIN)
-            .args(["source", "--transport", "grpc", "--config"])
-            .arg(&config)
-            .args(["--source", "source1", "--state-dir"])
-            .arg(&state)
+        source_cmd("grpc", &config, "source1", &state)
             .args(args)
             .output()
             .unwrap()
@@ -608,10 +598,8 @@ fn agent_and_source_serve_go_metrics_and_health_probes() {
     let config = write(tmp.path(), "grpc.yaml", &format!("url: {addr}\n"));
     let ops = ["--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"];
     let mut agent = Proc(
-        Command::new(BIN)
-            .args(["agent", "--transport", "grpc", "--config"])
-            .arg(&config)
-            .args(["--cluster", "cluster1", "--apply-dir"])
+        agent_cmd("grpc", &config, "cluster1")
+            .arg("--apply-dir")
             .arg(tmp.path().join("applied"))
             .args(ops)
             .stdout(Stdio::null())
@@ -627,11 +615,7 @@ fn agent_and_source_serve_go_metrics_and_health_probes() {
     // The source's start-up status resync reaches the agent, whose spec resync request (sent
     // when it first hears from a source) reaches the source: both observe Go's histograms.
     let mut source = Proc(
-        Command::new(BIN)
-            .args(["source", "--transport", "grpc", "--config"])
-            .arg(&config)
-            .args(["--source", "src1", "--state-dir"])
-            .arg(tmp.path().join("state"))
+        source_cmd("grpc", &config, "src1", &tmp.path().join("state"))
             .args(ops)
             .args(["watch"])
             .stdout(Stdio::null())
