@@ -142,14 +142,16 @@ impl FromStr for EventType {
     type Err = EventTypeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let parts: Vec<&str> = s.split('.').collect();
-        let n = parts.len();
-        if n < 5 {
+        // From the right: action, subresource, resource, version, and the group (which may
+        // hold dots of its own).
+        let mut parts = s.rsplitn(5, '.');
+        let (Some(action), Some(sub_resource), Some(resource), Some(version), Some(group)) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(EventTypeError::TypeFormat { value: s.to_owned() });
-        }
-        let sub_resource = parts[n - 2].parse()?;
-        let data_type = DataType::new(parts[..n - 4].join("."), parts[n - 4], parts[n - 3]);
-        Ok(Self::new(data_type, sub_resource, parts[n - 1]))
+        };
+        let sub_resource = sub_resource.parse()?;
+        Ok(Self::new(DataType::new(group, version, resource), sub_resource, action))
     }
 }
 

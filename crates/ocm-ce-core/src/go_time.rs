@@ -41,29 +41,55 @@ pub enum Precision {
 /// Years beyond 9999 are written with all their digits and years before 0 with a minus sign
 /// and four digits, as Go writes them.
 pub fn format_rfc3339(time: &DateTime<Utc>, precision: Precision) -> String {
-    let year = time.year();
-    let year = if year < 0 {
-        format!("-{:04}", year.unsigned_abs())
-    } else {
-        format!("{year:04}")
-    };
-    let mut out = format!(
-        "{year}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        time.month(),
-        time.day(),
-        time.hour(),
-        time.minute(),
-        time.second(),
-    );
+    // Written digit by digit: every event and every condition time goes through here.
+    let t = time.naive_utc();
+    let mut out = String::with_capacity(32);
+    let year = t.year();
+    if year < 0 {
+        out.push('-');
+    }
+    push_digits(&mut out, year.unsigned_abs(), 4);
+    for (separator, value) in [
+        ('-', t.month()),
+        ('-', t.day()),
+        ('T', t.hour()),
+        (':', t.minute()),
+        (':', t.second()),
+    ] {
+        out.push(separator);
+        push_digits(&mut out, value, 2);
+    }
     // chrono keeps a leap second as nanos >= 1e9; Go has no leap seconds.
-    let nanos = time.nanosecond() % 1_000_000_000;
+    let mut nanos = t.nanosecond() % 1_000_000_000;
     if precision == Precision::Nanos && nanos != 0 {
-        let fraction = format!("{nanos:09}");
+        let mut width = 9;
+        while nanos.is_multiple_of(10) {
+            nanos /= 10;
+            width -= 1;
+        }
         out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
+        push_digits(&mut out, nanos, width);
     }
     out.push('Z');
     out
+}
+
+/// Appends `value` in decimal, zero-padded to at least `width` digits.
+fn push_digits(out: &mut String, value: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let mut start = digits.len();
+    let mut rest = value;
+    while rest > 0 || start == digits.len() {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    for _ in (digits.len() - start)..width {
+        out.push('0');
+    }
+    for &d in &digits[start..] {
+        out.push(char::from(d));
+    }
 }
 
 /// The layout Go parses a time with; it names itself in a "cannot parse" error.
@@ -490,6 +516,26 @@ mod tests {
         ] {
             assert_eq!(format_rfc3339(&utc(input), Precision::Nanos), nanos);
             assert_eq!(format_rfc3339(&utc(input), Precision::Seconds), seconds);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn formats_any_time_as_its_fields_say(
+            secs in -100_000_000_000i64..300_000_000_000,
+            nanos in proptest::prop_oneof![0u32..1_000_000_000, proptest::strategy::Just(0), proptest::strategy::Just(500_000_000)],
+        ) {
+            let t = DateTime::from_timestamp(secs, nanos).unwrap();
+            let year = if t.year() < 0 { format!("-{:04}", t.year().unsigned_abs()) } else { format!("{:04}", t.year()) };
+            let seconds = format!(
+                "{year}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                t.month(), t.day(), t.hour(), t.minute(), t.second()
+            );
+            let fraction = format!("{nanos:09}");
+            let fraction = fraction.trim_end_matches('0');
+            let dot = if fraction.is_empty() { "" } else { "." };
+            proptest::prop_assert_eq!(format_rfc3339(&t, Precision::Seconds), format!("{seconds}Z"));
+            proptest::prop_assert_eq!(format_rfc3339(&t, Precision::Nanos), format!("{seconds}{dot}{fraction}Z"));
         }
     }
 

@@ -53,11 +53,15 @@ pub fn status_json_v1(status: &ManifestWorkStatus) -> Vec<u8> {
 /// Copies the compact JSON value at `json[*pos..]` to `out` with the members of every object in
 /// sorted key order, moving `pos` past it. `None` for a key with an escape (its raw bytes may
 /// sort differently from its text) or for anything that is not compact JSON.
+///
+/// An object's members are found first (each value skipped over, nothing copied), then written
+/// in key order, each value sorted in turn straight into `out`: no buffer per member.
 fn sorted_value(json: &[u8], pos: &mut usize, out: &mut Vec<u8>) -> Option<()> {
     match *json.get(*pos)? {
         b'{' => {
             *pos += 1;
-            let mut members: Vec<(&[u8], Vec<u8>)> = Vec::new();
+            // (key with its quotes, where its value starts)
+            let mut members: Vec<(&[u8], usize)> = Vec::new();
             if json.get(*pos) == Some(&b'}') {
                 *pos += 1;
                 out.extend_from_slice(b"{}");
@@ -71,9 +75,8 @@ fn sorted_value(json: &[u8], pos: &mut usize, out: &mut Vec<u8>) -> Option<()> {
                     return None;
                 }
                 *pos += 1;
-                let mut value = Vec::new();
-                sorted_value(json, pos, &mut value)?;
-                members.push((key, value));
+                members.push((key, *pos));
+                skip_value(json, pos)?;
                 match json.get(*pos)? {
                     b',' => *pos += 1,
                     b'}' => {
@@ -85,13 +88,13 @@ fn sorted_value(json: &[u8], pos: &mut usize, out: &mut Vec<u8>) -> Option<()> {
             }
             members.sort_unstable_by(|a, b| a.0.cmp(b.0));
             out.push(b'{');
-            for (i, (key, value)) in members.iter().enumerate() {
+            for (i, &(key, value)) in members.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
                 out.extend_from_slice(key);
                 out.push(b':');
-                out.extend_from_slice(value);
+                sorted_value(json, &mut { value }, out)?;
             }
             out.push(b'}');
         }
@@ -125,24 +128,56 @@ fn sorted_value(json: &[u8], pos: &mut usize, out: &mut Vec<u8>) -> Option<()> {
             out.extend_from_slice(&json[start..*pos]);
         }
         _ => {
-            // A number, `true`, `false` or `null`: up to the next delimiter.
             let start = *pos;
-            while let Some(&b) = json.get(*pos) {
-                if matches!(b, b',' | b'}' | b']') {
-                    break;
-                }
-                if matches!(b, b'{' | b'[' | b'"' | b':') || b.is_ascii_whitespace() {
-                    return None;
-                }
-                *pos += 1;
-            }
-            if *pos == start {
-                return None;
-            }
+            skip_scalar(json, pos)?;
             out.extend_from_slice(&json[start..*pos]);
         }
     }
     Some(())
+}
+
+/// Moves `pos` past the compact JSON value that starts there, checking only what
+/// [`sorted_value`] relies on (it checks the rest when it copies the value).
+fn skip_value(json: &[u8], pos: &mut usize) -> Option<()> {
+    let mut depth = 0usize;
+    loop {
+        match *json.get(*pos)? {
+            b'{' | b'[' => {
+                depth += 1;
+                *pos += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                *pos += 1;
+            }
+            b'"' => skip_string(json, pos)?,
+            b',' | b':' => {
+                if depth == 0 {
+                    return None;
+                }
+                *pos += 1;
+            }
+            _ => skip_scalar(json, pos)?,
+        }
+        if depth == 0 {
+            return Some(());
+        }
+    }
+}
+
+/// Moves `pos` past a number, `true`, `false` or `null`: up to the next delimiter.
+fn skip_scalar(json: &[u8], pos: &mut usize) -> Option<()> {
+    let start = *pos;
+    while let Some(&b) = json.get(*pos) {
+        if matches!(b, b',' | b'}' | b']') {
+            break;
+        }
+        if matches!(b, b'{' | b'[' | b'"' | b':') || b.is_ascii_whitespace() {
+            return None;
+        }
+        *pos += 1;
+    }
+    (*pos != start).then_some(())
 }
 
 /// Moves `pos` past the JSON string that starts there (quotes included).
@@ -268,6 +303,39 @@ mod tests {
         let value = serde_json::to_value(&status).unwrap();
         let slow = ocm_ce_core::go_json::to_vec(&SortedKeys(&value)).unwrap();
         assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(slow).unwrap());
+    }
+
+    /// Compact JSON text whose objects have unique keys in reverse order (unsorted).
+    fn unsorted_json() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            "[a-z\"\\\\{}:,]{0,4}".prop_map(|t| serde_json::to_string(&t).unwrap()),
+        ];
+        leaf.prop_recursive(4, 40, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(|items| format!("[{}]", items.join(","))),
+                proptest::collection::btree_map("[a-e]{0,3}", inner, 0..5).prop_map(|members| {
+                    let members: Vec<String> = members.iter().rev().map(|(k, v)| format!("{k:?}:{v}")).collect();
+                    format!("{{{}}}", members.join(","))
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_byte_path_sorts_any_compact_json_like_the_value_path(json in unsorted_json()) {
+            let mut fast = Vec::new();
+            let mut pos = 0;
+            proptest::prop_assert_eq!(sorted_value(json.as_bytes(), &mut pos, &mut fast), Some(()));
+            proptest::prop_assert_eq!(pos, json.len());
+            let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let slow = ocm_ce_core::go_json::to_vec(&SortedKeys(&value)).unwrap();
+            proptest::prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(slow).unwrap());
+        }
     }
 
     #[test]

@@ -252,10 +252,8 @@ impl<Tr: Transport> SourceWorkClient<Tr> {
     /// Fails when `work`'s spec event cannot be built (checked before it is stored, so an
     /// unsendable work is the caller's error, not a report given up later).
     fn check_encodable(&self, work: &ManifestWork) -> Result<()> {
-        use ocm_ce_core::Codec;
         SourceManifestBundleCodec::new()
-            .encode(&self.inner.source_id, &spec_type(action::UPDATE_REQUEST), work)
-            .map(drop)
+            .check(&self.inner.source_id, &spec_type(action::UPDATE_REQUEST), work)
             .map_err(|e| Error::Publish {
                 name: work.name().to_owned(),
                 source: e.into(),

@@ -52,14 +52,24 @@ impl SourceManifestBundleCodec {
             data_types: [manifest_bundle_data_type()],
         }
     }
-}
 
-impl Codec<ManifestWork> for SourceManifestBundleCodec {
-    fn data_types(&self) -> &[DataType] {
-        &self.data_types
+    /// Fails exactly when [`encode`](Codec::encode) of `work` would, without writing its
+    /// metadata or manifests: only the event's attributes can refuse a work (its resource
+    /// version must be a 32-bit integer); what follows them is JSON of validated types.
+    pub fn check(&self, source: &str, event_type: &EventType, work: &ManifestWork) -> Result<(), CodecError> {
+        self.attributes(source, event_type, work)?
+            .build()
+            .map(drop)
+            .map_err(|e| encode_error(e.to_string()))
     }
 
-    fn encode(&self, source: &str, event_type: &EventType, work: &ManifestWork) -> Result<Event, CodecError> {
+    /// The event attributes of `work`'s spec event.
+    fn attributes(
+        &self,
+        source: &str,
+        event_type: &EventType,
+        work: &ManifestWork,
+    ) -> Result<EventBuilder, CodecError> {
         if event_type.data_type != self.data_types[0] {
             return Err(unsupported_data_type(&event_type.data_type));
         }
@@ -82,7 +92,20 @@ impl Codec<ManifestWork> for SourceManifestBundleCodec {
         {
             builder = builder.deletion_timestamp(crate::api::time_to_chrono(at));
         }
-        let mut event = builder.build().map_err(|e| encode_error(e.to_string()))?;
+        Ok(builder)
+    }
+}
+
+impl Codec<ManifestWork> for SourceManifestBundleCodec {
+    fn data_types(&self) -> &[DataType] {
+        &self.data_types
+    }
+
+    fn encode(&self, source: &str, event_type: &EventType, work: &ManifestWork) -> Result<Event, CodecError> {
+        let mut event = self
+            .attributes(source, event_type, work)?
+            .build()
+            .map_err(|e| encode_error(e.to_string()))?;
         let meta =
             ocm_ce_core::go_json::to_vec(&GoObjectMeta(&work.metadata)).map_err(|e| encode_error(e.to_string()))?;
         event.set_extension(METADATA_EXTENSION, String::from_utf8_lossy(&meta).into_owned());
@@ -240,5 +263,48 @@ impl Codec<ManifestWork> for AgentManifestBundleCodec {
             .validate(&work.spec.workload.manifests)
             .map_err(|e| CodecError::new(CodecErrorKind::Invalid, format!("manifests are invalid, {e}")))?;
         Ok(work)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ocm_ce_core::SubResource;
+    use ocm_ce_core::event_type::action;
+
+    use super::*;
+    use crate::api::Manifest;
+
+    #[test]
+    fn check_refuses_exactly_what_encode_refuses() {
+        let codec = SourceManifestBundleCodec::new();
+        let create = EventType::new(manifest_bundle_data_type(), SubResource::Spec, action::CREATE_REQUEST);
+        let other = EventType::new(
+            DataType::new("example.com", "v1", "things"),
+            SubResource::Spec,
+            action::CREATE_REQUEST,
+        );
+        for (version, deleting) in [
+            ("1", false),
+            ("2147483647", true),
+            ("2147483648", false),
+            ("-1", false),
+            ("x", false),
+            ("", true),
+        ] {
+            let mut work = ManifestWork::default();
+            work.metadata.name = Some("w".into());
+            work.metadata.namespace = Some("cluster1".into());
+            work.metadata.uid = Some("u".into());
+            work.metadata.resource_version = Some(version.into());
+            work.spec.workload.manifests = vec![Manifest::from_raw(r#"{"kind":"ConfigMap"}"#).unwrap()];
+            if deleting {
+                work.metadata.deletion_timestamp = Some(crate::api::time_from_chrono(chrono::Utc::now()));
+            }
+            for ty in [&create, &other] {
+                let encoded = codec.encode("s", ty, &work).map(drop).map_err(|e| e.to_string());
+                let checked = codec.check("s", ty, &work).map_err(|e| e.to_string());
+                assert_eq!(checked, encoded, "version {version:?}, type {ty}");
+            }
+        }
     }
 }
