@@ -12,8 +12,8 @@ mod mock;
 use std::time::Duration;
 
 use kafka_support::{
-    Got, agent, agent_with, broker, config, create_topics, create_topics_with, drive_agent, drive_source, options,
-    pair_topics, send_spec, source, unique, work,
+    Pair, agent, agent_with, broker, config, connected_pair, create_topics, create_topics_with, drive_agent,
+    drive_source, options, pair_topics, put_and_send_spec, send_spec, source, unique, work,
 };
 use mock::Store;
 use ocm_ce_client::transport::kafka::TopicLayout;
@@ -35,17 +35,16 @@ async fn a_new_agent_consumer_group_reads_its_works_again_from_the_earliest_offs
     let Some(b) = broker() else { return };
     let (src, cluster) = (unique("src"), unique("cluster"));
     create_topics(&b, &pair_topics(&src, &cluster)).await;
-    let (src_store, agt_store) = (Store::source(), Store::agent());
-    let source_client = source(config(&b), &src, &src_store);
-    let first = agent(config(&b), &cluster, &agt_store);
-    let mut s = drive_source(&source_client, &src_store);
-    let mut a = drive_agent(&first, &agt_store);
-    s.connected(T).await;
-    a.connected(T).await;
+    let Pair {
+        src_store,
+        src: source_client,
+        s,
+        mut a,
+        ..
+    } = connected_pair(config(&b), &src, &cluster, T).await;
     for uid in ["w1", "w2"] {
         let w = work(uid, "1", &src, &cluster, uid);
-        src_store.put(w.clone());
-        send_spec(&source_client, action::CREATE_REQUEST, &w).await;
+        put_and_send_spec(&source_client, &src_store, action::CREATE_REQUEST, &w).await;
         a.resource(uid, ResourceAction::Added, T).await;
     }
     a.stop().await;
@@ -106,14 +105,7 @@ async fn the_agent_of_cluster1_does_not_receive_the_events_of_cluster10() {
     // a resync round trip later, cluster1 still has only its own work
     agent1.resync("").await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let seen: Vec<String> = a1
-        .drain()
-        .into_iter()
-        .filter_map(|e| match e {
-            Ok(Got::Resource { resource, .. }) => Some(resource.uid),
-            _ => None,
-        })
-        .collect();
+    let seen = a1.drain_uids();
     assert!(!seen.contains(&"for-10".to_owned()), "cluster1 saw {seen:?}");
     assert!(s1.get_mock("for-10").is_none());
     assert!(s1.get_mock("for-1").is_some());
@@ -140,14 +132,7 @@ async fn the_shared_topic_layout_works_end_to_end_and_keeps_clusters_apart() {
     kafka_support::lifecycle(shared(), &src, &cluster).await;
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let seen: Vec<String> = o
-        .drain()
-        .into_iter()
-        .filter_map(|e| match e {
-            Ok(Got::Resource { resource, .. }) => Some(resource.uid),
-            _ => None,
-        })
-        .collect();
+    let seen = o.drain_uids();
     assert!(seen.is_empty(), "the other cluster saw {seen:?}");
     assert!(other_store.get_mock("w1").is_none());
     o.stop().await;

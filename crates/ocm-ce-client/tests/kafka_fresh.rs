@@ -17,7 +17,7 @@ mod mock;
 
 use std::time::{Duration, Instant};
 
-use kafka_support::{agent, broker, drive_agent, drive_source, init_tracing, send_spec, source, unique, work};
+use kafka_support::{agent, broker, connected_source, drive_agent, init_tracing, put_and_send_spec, unique, work};
 use mock::Store;
 use ocm_ce_client::transport::kafka::KafkaConfig;
 use ocm_ce_core::ResourceAction;
@@ -74,6 +74,15 @@ fn group_members(bootstrap: &str, group: &str) -> usize {
     list.groups().iter().map(|g| g.members().len()).sum()
 }
 
+/// Waits (30 s at most, looking every `poll`) until consumer group `group` has a member.
+async fn agent_joins(bootstrap: &str, group: &str, poll: Duration) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while group_members(bootstrap, group) == 0 {
+        assert!(Instant::now() < deadline, "the agent never showed up in group {group}");
+        tokio::time::sleep(poll).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lifecycle_works_the_first_time_with_only_a_bootstrap_server() {
     let Some(b) = broker() else { return };
@@ -104,19 +113,16 @@ async fn an_agent_started_long_before_its_source_gets_the_first_work_quickly() {
     let (src, cluster) = (unique("late-src"), unique("early-cluster"));
     assert_absent(&b, &pair(&src, &cluster));
     let t = Duration::from_secs(60);
-    let (src_store, agt_store) = (Store::source(), Store::agent());
+    let agt_store = Store::agent();
     let agt = agent(bare(&b), &cluster, &agt_store);
     let mut a = drive_agent(&agt, &agt_store);
     a.connected(t).await;
     // The agent waits with no topic of a source of its cluster; the source comes later.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let sc = source(bare(&b), &src, &src_store);
-    let mut s = drive_source(&sc, &src_store);
-    s.connected(t).await;
+    let (sc, src_store, s) = connected_source(bare(&b), &src, t).await;
     let w = work("w1", "1", &src, &cluster, "v1");
-    src_store.put(w.clone());
     let sent = Instant::now();
-    send_spec(&sc, action::CREATE_REQUEST, &w).await;
+    put_and_send_spec(&sc, &src_store, action::CREATE_REQUEST, &w).await;
     a.resource("w1", ResourceAction::Added, Duration::from_secs(40)).await;
     eprintln!(
         "the first work reached the early agent {:?} after it was sent",
@@ -137,20 +143,13 @@ async fn a_closed_client_leaves_its_group_and_a_successor_starts_at_once() {
     let group = format!("{cluster}-agent");
 
     // A source first, so that the agent's subscription matches a topic and it joins its group.
-    let src_store = Store::source();
-    let sc = source(bare(&b), &src, &src_store);
-    let mut s = drive_source(&sc, &src_store);
-    s.connected(t).await;
+    let (sc, src_store, s) = connected_source(bare(&b), &src, t).await;
 
     let first_store = Store::agent();
     let first = agent(bare(&b), &cluster, &first_store);
     let mut a = drive_agent(&first, &first_store);
     a.connected(t).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while group_members(&b, &group) == 0 {
-        assert!(Instant::now() < deadline, "the agent never showed up in group {group}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    agent_joins(&b, &group, Duration::from_millis(250)).await;
 
     // A graceful close: the member is gone right away (not after its session timeout).
     let closing = Instant::now();
@@ -172,8 +171,7 @@ async fn a_closed_client_leaves_its_group_and_a_successor_starts_at_once() {
 
     // And it works: a spec reaches it.
     let w = work("w1", "1", &src, &cluster, "v1");
-    src_store.put(w.clone());
-    send_spec(&sc, action::CREATE_REQUEST, &w).await;
+    put_and_send_spec(&sc, &src_store, action::CREATE_REQUEST, &w).await;
     a2.resource("w1", ResourceAction::Added, t).await;
     a2.stop().await;
     s.stop().await;
@@ -187,21 +185,14 @@ async fn a_client_closed_while_it_subscribes_leaves_its_group_too() {
     let (src, cluster) = (unique("mid-src"), unique("mid-cluster"));
     assert_absent(&b, &pair(&src, &cluster));
     let group = format!("{cluster}-agent");
-    let src_store = Store::source();
-    let sc = source(bare(&b), &src, &src_store);
-    let mut s = drive_source(&sc, &src_store);
-    s.connected(Duration::from_secs(60)).await;
+    let (sc, _src_store, s) = connected_source(bare(&b), &src, Duration::from_secs(60)).await;
 
     // Close the agent as soon as it is a member of its group, whether or not its subscription
     // was confirmed yet (the assignment may still be on its way).
     let store = Store::agent();
     let agt = agent(bare(&b), &cluster, &store);
     let a = drive_agent(&agt, &store);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while group_members(&b, &group) == 0 {
-        assert!(Instant::now() < deadline, "the agent never showed up in group {group}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    agent_joins(&b, &group, Duration::from_millis(50)).await;
     agt.close().await;
     assert_eq!(
         group_members(&b, &group),

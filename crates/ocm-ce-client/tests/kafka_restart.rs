@@ -13,10 +13,10 @@ mod mock;
 use std::time::Duration;
 
 use kafka_support::{
-    Driven, Got, agent, broker, config, create_topics, drive_agent, drive_source, pair_topics, send_spec, send_status,
-    source, unique, with_status, work,
+    Driven, Got, Pair, broker, config, connected_pair, create_topics, pair_topics, put_and_send_spec, send_status,
+    unique, with_status, work,
 };
-use mock::{Mock, Store};
+use mock::Mock;
 use ocm_ce_client::ClientEvent;
 use ocm_ce_core::ResourceAction;
 use ocm_ce_core::event_type::action;
@@ -63,18 +63,18 @@ async fn both_sides_reconverge_with_nothing_lost_after_the_broker_restarts() {
     let Some(b) = broker() else { return };
     let (src, cluster) = (unique("src"), unique("cluster"));
     create_topics(&b, &pair_topics(&src, &cluster)).await;
-    let (src_store, agt_store) = (Store::source(), Store::agent());
-    let source_client = source(config(&b), &src, &src_store);
-    let agent_client = agent(config(&b), &cluster, &agt_store);
-    let mut s = drive_source(&source_client, &src_store);
-    let mut a = drive_agent(&agent_client, &agt_store);
-    s.connected(T).await;
-    a.connected(T).await;
+    let Pair {
+        src_store,
+        agt_store,
+        src: source_client,
+        agt: agent_client,
+        mut s,
+        mut a,
+    } = connected_pair(config(&b), &src, &cluster, T).await;
 
     // mid-stream: one work applied and reported
     let w1 = work("w1", "1", &src, &cluster, "v1");
-    src_store.put(w1.clone());
-    send_spec(&source_client, action::CREATE_REQUEST, &w1).await;
+    put_and_send_spec(&source_client, &src_store, action::CREATE_REQUEST, &w1).await;
     let got = a.resource("w1", ResourceAction::Added, T).await;
     let reported = with_status(&got, "Created");
     agt_store.put(reported.clone());
@@ -131,8 +131,7 @@ async fn both_sides_reconverge_with_nothing_lost_after_the_broker_restarts() {
 
     // and the connections carry new events again
     let w3 = work("w3", "1", &src, &cluster, "after");
-    src_store.put(w3.clone());
-    send_spec(&source_client, action::CREATE_REQUEST, &w3).await;
+    put_and_send_spec(&source_client, &src_store, action::CREATE_REQUEST, &w3).await;
     a.resource("w3", ResourceAction::Added, T).await;
     s.stop().await;
     a.stop().await;

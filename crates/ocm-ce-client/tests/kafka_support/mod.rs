@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::StreamExt;
 use ocm_ce_client::transport::kafka::{KafkaConfig, KafkaTransport};
-use ocm_ce_client::{AgentClient, BackoffConfig, ClientEvent, ClientOptions, SourceClient};
+use ocm_ce_client::{AgentClient, BackoffConfig, ClientEvent, ClientOptions, ClientStream, SourceClient};
 use ocm_ce_core::{EventType, ResourceAction, SubResource};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -241,26 +241,31 @@ impl Driven {
         }
         out
     }
+
+    /// The uids of the resources that arrived so far, without waiting.
+    pub fn drain_uids(&mut self) -> Vec<String> {
+        self.drain()
+            .into_iter()
+            .filter_map(|e| match e {
+                Ok(Got::Resource { resource, .. }) => Some(resource.uid),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
-/// Drives a source: statuses update the status of the resource in `store`.
-pub fn drive_source(client: &Source, store: &Store) -> Driven {
+/// Polls `stream` in the background and forwards what it yields to the returned [`Driven`]'s
+/// events; `on_received` applies a received resource to the application's store and says what
+/// it meant (`None`: nothing, and nothing is forwarded).
+fn drive(mut stream: ClientStream<Mock>, mut on_received: impl FnMut(Mock) -> Option<Got> + Send + 'static) -> Driven {
     let (tx, events) = mpsc::unbounded_channel();
-    let mut stream = client.subscribe();
-    let store = store.clone();
     let task = tokio::spawn(async move {
         while let Some(item) = stream.next().await {
             let seen = match item {
-                Ok(ClientEvent::Received(resource)) => {
-                    if let Some(mut local) = store.get_mock(&resource.uid) {
-                        local.status.clone_from(&resource.status);
-                        store.put(local);
-                    }
-                    Ok(Got::Resource {
-                        action: ResourceAction::StatusModified,
-                        resource,
-                    })
-                }
+                Ok(ClientEvent::Received(resource)) => match on_received(resource) {
+                    Some(got) => Ok(got),
+                    None => continue,
+                },
                 Ok(marker) => Ok(Got::Marker(marker)),
                 Err(e) => Err(e.to_string()),
             };
@@ -270,6 +275,21 @@ pub fn drive_source(client: &Source, store: &Store) -> Driven {
         }
     });
     Driven { events, task }
+}
+
+/// Drives a source: statuses update the status of the resource in `store`.
+pub fn drive_source(client: &Source, store: &Store) -> Driven {
+    let store = store.clone();
+    drive(client.subscribe(), move |resource| {
+        if let Some(mut local) = store.get_mock(&resource.uid) {
+            local.status.clone_from(&resource.status);
+            store.put(local);
+        }
+        Some(Got::Resource {
+            action: ResourceAction::StatusModified,
+            resource,
+        })
+    })
 }
 
 /// Drives an agent: added and modified specs are stored, deleted ones removed. Like a real
@@ -277,32 +297,65 @@ pub fn drive_source(client: &Source, store: &Store) -> Driven {
 /// a copy of a deletion that reaches the agent after it removed the work (a duplicate delivery
 /// or a resync answer listing the deleting work) is `Added` by Go's rule for unknown resources.
 pub fn drive_agent(client: &Agent, store: &Store) -> Driven {
-    let (tx, events) = mpsc::unbounded_channel();
-    let mut stream = client.subscribe();
     let store = store.clone();
-    let task = tokio::spawn(async move {
-        while let Some(item) = stream.next().await {
-            let seen = match item {
-                Ok(ClientEvent::Received(resource)) => {
-                    let Some(action) = store.spec_action(&resource.namespace, &resource) else {
-                        continue;
-                    };
-                    if action == ResourceAction::Deleted || resource.deleting.is_some() {
-                        store.remove(&resource.uid);
-                    } else {
-                        store.put(resource.clone());
-                    }
-                    Ok(Got::Resource { action, resource })
-                }
-                Ok(marker) => Ok(Got::Marker(marker)),
-                Err(e) => Err(e.to_string()),
-            };
-            if tx.send(seen).is_err() {
-                return;
-            }
+    drive(client.subscribe(), move |resource| {
+        let action = store.spec_action(&resource.namespace, &resource)?;
+        if action == ResourceAction::Deleted || resource.deleting.is_some() {
+            store.remove(&resource.uid);
+        } else {
+            store.put(resource.clone());
         }
-    });
-    Driven { events, task }
+        Some(Got::Resource { action, resource })
+    })
+}
+
+/// Source `source_id` with a store of its own, driven and connected within `timeout`.
+pub async fn connected_source(config: KafkaConfig, source_id: &str, timeout: Duration) -> (Source, Store, Driven) {
+    let store = Store::source();
+    let client = source(config, source_id, &store);
+    let mut driven = drive_source(&client, &store);
+    driven.connected(timeout).await;
+    (client, store, driven)
+}
+
+/// A source and the agent of a cluster, each with its store and driven.
+pub struct Pair {
+    pub src_store: Store,
+    pub agt_store: Store,
+    pub src: Source,
+    pub agt: Agent,
+    pub s: Driven,
+    pub a: Driven,
+}
+
+/// Starts and drives source `source_id` and the agent of `cluster`, and waits until both are
+/// connected.
+pub async fn connected_pair(config: KafkaConfig, source_id: &str, cluster: &str, timeout: Duration) -> Pair {
+    let (src_store, agt_store) = (Store::source(), Store::agent());
+    let src = source(config.clone(), source_id, &src_store);
+    let agt = agent(config, cluster, &agt_store);
+    let mut s = drive_source(&src, &src_store);
+    let mut a = drive_agent(&agt, &agt_store);
+    s.connected(timeout).await;
+    a.connected(timeout).await;
+    Pair {
+        src_store,
+        agt_store,
+        src,
+        agt,
+        s,
+        a,
+    }
+}
+
+/// Waits until the source has got status `status` for `uid` and its store holds it.
+async fn source_gets_status(s: &mut Driven, src_store: &Store, uid: &str, status: &str, timeout: Duration) {
+    s.resource_where(uid, ResourceAction::StatusModified, timeout, |m| m.status == status)
+        .await;
+    converges(&format!("the source holds the status {status}"), timeout, || {
+        src_store.get_mock(uid).is_some_and(|m| m.status == status)
+    })
+    .await;
 }
 
 /// A work for `cluster` from `source`.
@@ -355,6 +408,12 @@ pub async fn send_spec(src: &Source, action: &str, m: &Mock) {
     retry(action, Duration::from_secs(60), || src.publish(&t, m)).await;
 }
 
+/// Puts `m` into the source's store, then publishes it as [`send_spec`] does.
+pub async fn put_and_send_spec(src: &Source, src_store: &Store, action: &str, m: &Mock) {
+    src_store.put(m.clone());
+    send_spec(src, action, m).await;
+}
+
 /// Waits (bounded) until `check` holds. Kafka delivers at least once: after a rebalance a client
 /// may get records it handled again, in order, so a store can show an older state for a moment
 /// before the repeated newer record arrives; what is checked is where both sides end up.
@@ -377,18 +436,18 @@ pub async fn send_status(agt: &Agent, action: &str, m: &Mock) {
 pub async fn lifecycle(config: KafkaConfig, source_id: &str, cluster: &str) {
     use ocm_ce_core::event_type::action;
     let t = Duration::from_secs(60);
-    let (src_store, agt_store) = (Store::source(), Store::agent());
-    let src = source(config.clone(), source_id, &src_store);
-    let agt = agent(config, cluster, &agt_store);
-    let mut s = drive_source(&src, &src_store);
-    let mut a = drive_agent(&agt, &agt_store);
-    s.connected(t).await;
-    a.connected(t).await;
+    let Pair {
+        src_store,
+        agt_store,
+        src,
+        agt,
+        mut s,
+        mut a,
+    } = connected_pair(config, source_id, cluster, t).await;
 
     // create
     let w = work("w1", "1", source_id, cluster, "v1");
-    src_store.put(w.clone());
-    send_spec(&src, action::CREATE_REQUEST, &w).await;
+    put_and_send_spec(&src, &src_store, action::CREATE_REQUEST, &w).await;
     let got = a.resource("w1", ResourceAction::Added, t).await;
     assert_eq!((got.payload.as_str(), got.namespace.as_str()), ("v1", cluster));
     assert_eq!(got.source_label, source_id);
@@ -400,20 +459,14 @@ pub async fn lifecycle(config: KafkaConfig, source_id: &str, cluster: &str) {
     agt_store.put(status.clone());
     send_status(&agt, action::UPDATE_REQUEST, &status).await;
     // (the agent's answer to the source's initial status resync may come first, with no status)
-    s.resource_where("w1", ResourceAction::StatusModified, t, |m| m.status == "Created")
-        .await;
-    converges("the source holds the status Created", t, || {
-        src_store.get_mock("w1").is_some_and(|m| m.status == "Created")
-    })
-    .await;
+    source_gets_status(&mut s, &src_store, "w1", "Created", t).await;
 
     // update
     let w2 = Mock {
         status: "Created".into(),
         ..work("w1", "2", source_id, cluster, "v2")
     };
-    src_store.put(w2.clone());
-    send_spec(&src, action::UPDATE_REQUEST, &w2).await;
+    put_and_send_spec(&src, &src_store, action::UPDATE_REQUEST, &w2).await;
     let got = a.resource("w1", ResourceAction::Modified, t).await;
     assert_eq!((got.payload.as_str(), got.rv.as_str()), ("v2", "2"));
     converges("the agent holds v2", t, || {
@@ -423,19 +476,13 @@ pub async fn lifecycle(config: KafkaConfig, source_id: &str, cluster: &str) {
 
     // delete: the agent sees Deleted, finishes and reports the `Deleted` status
     let d = deleting(&w2);
-    src_store.put(d.clone());
-    send_spec(&src, action::DELETE_REQUEST, &d).await;
+    put_and_send_spec(&src, &src_store, action::DELETE_REQUEST, &d).await;
     let got = a.resource("w1", ResourceAction::Deleted, t).await;
     assert!(got.deleting.is_some());
     converges("the agent no longer holds w1", t, || agt_store.get_mock("w1").is_none()).await;
     let gone = with_status(&got, "Deleted");
     send_status(&agt, action::DELETE_REQUEST, &gone).await;
-    s.resource_where("w1", ResourceAction::StatusModified, t, |m| m.status == "Deleted")
-        .await;
-    converges("the source holds the status Deleted", t, || {
-        src_store.get_mock("w1").is_some_and(|m| m.status == "Deleted")
-    })
-    .await;
+    source_gets_status(&mut s, &src_store, "w1", "Deleted", t).await;
     s.stop().await;
     a.stop().await;
 }
