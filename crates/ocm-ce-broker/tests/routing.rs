@@ -33,34 +33,20 @@ async fn events_reach_exactly_the_subscribers_the_routing_table_names() {
     let agent1 = broker.connect(agent_role("cluster1")).await;
     let agent2 = broker.connect(agent_role("cluster2")).await;
 
-    publish_as(&source1, spec("source1", "cluster1", "w1"), "spec-s1-c1")
-        .await
-        .unwrap();
-    publish_as(&source2, spec("source2", "cluster2", "w2"), "spec-s2-c2")
-        .await
-        .unwrap();
-    publish_as(&source1, status_resync("source1", ""), "status-resync-all")
-        .await
-        .unwrap();
-    publish_as(&source2, status_resync("source2", "cluster2"), "status-resync-c2")
-        .await
-        .unwrap();
-    publish_as(&agent1, status("cluster1", "source2", "w3"), "status-c1-s2")
-        .await
-        .unwrap();
-    publish_as(&agent2, status("cluster2", "source1", "w4"), "status-c2-s1")
-        .await
-        .unwrap();
-    publish_as(&agent2, spec_resync("cluster2", ""), "spec-resync-all")
-        .await
-        .unwrap();
-    publish_as(&agent1, spec_resync("cluster1", "source1"), "spec-resync-s1")
-        .await
-        .unwrap();
-    // nobody subscribed for cluster3: accepted, counted as undelivered
-    publish_as(&source1, spec("source1", "cluster3", "w5"), "spec-s1-c3")
-        .await
-        .unwrap();
+    for (from, event, id) in [
+        (&source1, spec("source1", "cluster1", "w1"), "spec-s1-c1"),
+        (&source2, spec("source2", "cluster2", "w2"), "spec-s2-c2"),
+        (&source1, status_resync("source1", ""), "status-resync-all"),
+        (&source2, status_resync("source2", "cluster2"), "status-resync-c2"),
+        (&agent1, status("cluster1", "source2", "w3"), "status-c1-s2"),
+        (&agent2, status("cluster2", "source1", "w4"), "status-c2-s1"),
+        (&agent2, spec_resync("cluster2", ""), "spec-resync-all"),
+        (&agent1, spec_resync("cluster1", "source1"), "spec-resync-s1"),
+        // nobody subscribed for cluster3: accepted, counted as undelivered
+        (&source1, spec("source1", "cluster3", "w5"), "spec-s1-c3"),
+    ] {
+        publish_as(from, event, id).await.unwrap();
+    }
     assert_eq!(broker.handle.metrics().undelivered(), 1);
 
     // markers close every stream
@@ -187,10 +173,7 @@ async fn heartbeats_have_gos_shape_and_the_transport_consumes_them() {
     let quiet = tokio::time::timeout(Duration::from_millis(1500), sub.next()).await;
     assert!(quiet.is_err(), "nothing handed out: {quiet:?}");
     let source = broker.connect(source_role("source1")).await;
-    publish_as(&source, spec("source1", "cluster1", "w"), "after-heartbeats")
-        .await
-        .unwrap();
-    assert_eq!(next_event(&mut sub).await.id(), "after-heartbeats");
+    spec_reaches(&source, &mut sub, "after-heartbeats").await;
     broker.stop().await;
 }
 

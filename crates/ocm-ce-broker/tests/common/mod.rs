@@ -167,6 +167,12 @@ pub async fn publish_as(conn: &GrpcConnection, mut event: Event, id: &str) -> Re
     conn.publish(&ocm_ce_client::PublishTarget::AllClusters, &event).await
 }
 
+/// Publishes a spec of source1 for cluster1 with id `id` as `from`: it is the next event of `sub`.
+pub async fn spec_reaches(from: &GrpcConnection, sub: &mut Subscription, id: &str) {
+    publish_as(from, spec("source1", "cluster1", "w"), id).await.unwrap();
+    assert_eq!(next_event(sub).await.id(), id);
+}
+
 // ---- PKI ------------------------------------------------------------------------------------------
 
 /// A CA, a server certificate for 127.0.0.1/localhost, and client certificates on demand, all
