@@ -332,8 +332,10 @@ impl KafkaConnection {
             .create_topics
             .map(|(partitions, replication)| Provisioner::new(config, context("admin"), partitions, replication));
         if let Some(p) = &provisioner {
-            p.ensure(&consumer, &topics::connect_topics(settings.layout, &settings.role))
+            let (layout, role) = (settings.layout, &settings.role);
+            p.learn_existing(&consumer, |t| topics::provisioned_topic(layout, role, t))
                 .await;
+            p.ensure(&consumer, &topics::connect_topics(layout, role)).await;
         }
         Ok(Self {
             role: settings.role,

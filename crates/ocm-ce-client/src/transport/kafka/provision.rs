@@ -59,6 +59,29 @@ impl Provisioner {
         topics.iter().all(|t| ready.contains(t) || refused.contains(t))
     }
 
+    /// Learns which topics exist from one listing of them all, keeping those `relevant` says
+    /// this client could create: a topic known this way needs no lookup before the first record
+    /// to it. Meant for before the consumer reads: once it does, a metadata request on it
+    /// waits behind its long-polling fetches (up to `fetch.wait.max.ms`, 500 ms by default,
+    /// each time), which made a first record to a topic that existed all along wait about a
+    /// second. When the listing fails, the lookups happen as before.
+    pub(super) async fn learn_existing(&self, consumer: &Arc<KafkaConsumer>, relevant: impl Fn(&str) -> bool) {
+        let consumer = consumer.clone();
+        let listed = tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, REQUEST_TIMEOUT)).await;
+        match listed {
+            Ok(Ok(metadata)) => {
+                let existing = metadata
+                    .topics()
+                    .iter()
+                    .filter(|t| t.error().is_none() && relevant(t.name()))
+                    .map(|t| t.name().to_owned());
+                lock(&self.ready).extend(existing);
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "kafka: listing the topics failed"),
+            Err(e) => tracing::debug!(error = %e, "kafka: listing the topics failed"),
+        }
+    }
+
     /// Makes sure `topics` exist: looks up the ones not known yet and creates the missing
     /// ones. Returns the topics that became known by this call; a missing topic that cannot be
     /// created is reported once and left out (and not tried again by this provisioner).

@@ -201,6 +201,30 @@ pub fn target_topics(layout: TopicLayout, role: &Role, target: &PublishTarget) -
     }
 }
 
+/// Whether `topic` is one that [`connect_topics`] or [`target_topics`] can name for `role`: the
+/// topics a client would create, so the ones worth knowing to exist already.
+pub fn provisioned_topic(layout: TopicLayout, role: &Role, topic: &str) -> bool {
+    // What follows `sourceevents.` or `agentevents.`.
+    let pair = [SOURCE_EVENTS, AGENT_EVENTS]
+        .iter()
+        .find_map(|prefix| topic.strip_prefix(prefix)?.strip_prefix('.'));
+    match (layout, role) {
+        (TopicLayout::PerCluster, Role::Source { source_id }) => {
+            connect_topics(layout, role).iter().any(|t| t == topic)
+                || pair
+                    .and_then(|rest| rest.strip_prefix(source_id.as_str())?.strip_prefix('.'))
+                    .is_some_and(|cluster| !cluster.is_empty() && !cluster.contains('.'))
+        }
+        (TopicLayout::PerCluster, Role::Agent { cluster_name, .. }) => {
+            connect_topics(layout, role).iter().any(|t| t == topic)
+                || pair
+                    .and_then(|rest| rest.strip_suffix(cluster_name.as_str())?.strip_suffix('.'))
+                    .is_some_and(|source| !source.is_empty())
+        }
+        (TopicLayout::Shared, _) => connect_topics(layout, role).iter().any(|t| t == topic),
+    }
+}
+
 /// Escapes the POSIX extended regex metacharacters of `id` (topic names only hold
 /// `[A-Za-z0-9._-]`, so in practice only `.` changes).
 pub fn escape_regex(id: &str) -> String {
@@ -525,6 +549,65 @@ mod tests {
         }
         assert!(topic_matches(PER, &agent("c1"), &connect_topics(PER, &source("s1"))[0]));
         assert!(topic_matches(PER, &source("s1"), &connect_topics(PER, &agent("c1"))[0]));
+    }
+
+    #[test]
+    fn the_provisioned_topics_are_exactly_the_ones_a_client_can_create() {
+        let targets = |cluster: &str, source: &str| {
+            [
+                PublishTarget::Cluster(cluster.into()),
+                PublishTarget::Source(source.into()),
+                PublishTarget::AllClusters,
+                PublishTarget::AllSources,
+            ]
+        };
+        for layout in [PER, TopicLayout::Shared] {
+            for role in [source("s1"), source("s.1"), agent("c1")] {
+                let mut created = connect_topics(layout, &role);
+                for target in targets("c1", "s1").iter().chain(&targets("c2", "s.1")) {
+                    created.extend(target_topics(layout, &role, target));
+                }
+                for t in &created {
+                    assert!(provisioned_topic(layout, &role, t), "{layout:?} {role}: {t}");
+                }
+            }
+        }
+        for (role, foreign) in [
+            (
+                source("s1"),
+                &[
+                    "sourceevents.s2.c1",
+                    "agentevents.s1",
+                    "sourceevents.s1.",
+                    "sourceevents.s1.c.1",
+                    "sourcebroadcast.s2",
+                    "agentbroadcast.c1",
+                    "sourceevents",
+                    "other.s1.c1",
+                ][..],
+            ),
+            (
+                agent("c1"),
+                &[
+                    "sourceevents.s1.c2",
+                    "sourceevents.s1.c10",
+                    "agentevents..c1",
+                    "agentevents.c1",
+                    "agentbroadcast.c2",
+                    "sourcebroadcast.s1",
+                    "agentevents",
+                ][..],
+            ),
+        ] {
+            for t in foreign {
+                assert!(!provisioned_topic(PER, &role, t), "{role}: {t}");
+            }
+        }
+        assert!(!provisioned_topic(
+            TopicLayout::Shared,
+            &agent("c1"),
+            "sourceevents.s1.c1"
+        ));
     }
 
     #[test]
