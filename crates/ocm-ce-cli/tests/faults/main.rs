@@ -53,8 +53,62 @@ fn available(kind: Kind) -> bool {
     ok
 }
 
+/// Whether the scenario of `kind` can run here (see [`available`]); then the one-at-a-time lock.
+fn scenario(kind: Kind) -> Option<std::sync::MutexGuard<'static, ()>> {
+    available(kind).then(serial)
+}
+
 fn pause(d: Duration) {
     std::thread::sleep(d);
+}
+
+/// A multi-threaded runtime with `workers` threads, for the raw clients of a scenario.
+fn runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A raw subscription of an agent `stalled` of cluster1 at the gRPC broker at `url`, which
+/// nobody reads: (its connection, the subscription).
+async fn stalled_subscriber(
+    url: String,
+) -> (
+    ocm_ce_client::transport::grpc::GrpcConnection,
+    ocm_ce_client::Subscription,
+) {
+    use ocm_ce_client::transport::grpc::{GrpcConfig, GrpcTransport};
+    use ocm_ce_client::{Connection, Role, Transport};
+    let transport = GrpcTransport::new(
+        GrpcConfig::new(url),
+        Role::Agent {
+            cluster_name: "cluster1".into(),
+            agent_id: "stalled".into(),
+        },
+    )
+    .unwrap();
+    let conn = transport.connect().await.unwrap();
+    let sub = conn.subscribe().await.unwrap();
+    (conn, sub)
+}
+
+/// `ocm-ce broker --listen 127.0.0.1:<a free port> --insecure <extra>`, its stdout and stderr in
+/// `dir/broker.log`, once it listens: (the process, its port, the log).
+fn logged_broker(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, u16, std::path::PathBuf) {
+    let port = system::free_port();
+    let log = dir.join("broker.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let child = std::process::Command::new(system::bin())
+        .args(["broker", "--listen", &format!("127.0.0.1:{port}"), "--insecure"])
+        .args(extra)
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    system::wait_port(port, Duration::from_secs(10));
+    (child, port, log)
 }
 
 /// Kills the broker `at` into a phase and starts it again `down` later.
@@ -64,26 +118,26 @@ fn restart_broker(sys: &mut System, down: Duration) {
     sys.start_broker();
 }
 
+/// Puts `works` into `works.yaml`, kills the broker 300 ms later while they are being sent,
+/// starts it again a second later, and waits for convergence.
+fn put_while_the_broker_restarts(sys: &mut System, works: &[(String, String, String)], phase: &str) {
+    sys.put_file("works.yaml", works);
+    pause(Duration::from_millis(300));
+    restart_broker(sys, Duration::from_secs(1));
+    sys.converge(&format!("broker restarted during the {phase} phase"), CONVERGE);
+}
+
 fn broker_restarts(kind: Kind) {
-    if !available(kind) {
-        return;
-    }
-    let _one = serial();
+    let Some(_one) = scenario(kind) else { return };
     let mut sys = System::start(kind, Options::clusters(2));
     let n = 100;
     let started = Instant::now();
     // create: the broker dies while the works are being sent
     let works = sys.works("w", n, 1024, "v1");
-    sys.put_file("works.yaml", &works);
-    pause(Duration::from_millis(300));
-    restart_broker(&mut sys, Duration::from_secs(1));
-    sys.converge("broker restarted during the create phase", CONVERGE);
+    put_while_the_broker_restarts(&mut sys, &works, "create");
     // update
     let works = sys.works("w", n, 1024, "v2");
-    sys.put_file("works.yaml", &works);
-    pause(Duration::from_millis(300));
-    restart_broker(&mut sys, Duration::from_secs(1));
-    sys.converge("broker restarted during the update phase", CONVERGE);
+    put_while_the_broker_restarts(&mut sys, &works, "update");
     // delete half
     let keep: Vec<_> = works
         .into_iter()
@@ -95,10 +149,7 @@ fn broker_restarts(kind: Kind) {
                 || name.ends_with('8')
         })
         .collect();
-    sys.put_file("works.yaml", &keep);
-    pause(Duration::from_millis(300));
-    restart_broker(&mut sys, Duration::from_secs(1));
-    sys.converge("broker restarted during the delete phase", CONVERGE);
+    put_while_the_broker_restarts(&mut sys, &keep, "delete");
     eprintln!(
         "[{}] broker restarts: {:.1}s in all",
         kind.name(),
@@ -165,10 +216,7 @@ fn a_source_killed_and_restarted_converges() {
 }
 
 fn silent_connection(kind: Kind) {
-    if !available(kind) {
-        return;
-    }
-    let _one = serial();
+    let Some(_one) = scenario(kind) else { return };
     let mut options = Options::clusters(2);
     options.proxy = true;
     let mut sys = System::start(kind, options);
@@ -207,35 +255,16 @@ fn an_mqtt_connection_that_goes_silent_is_detected_and_repaired() {
 type Held = (Box<dyn std::any::Any>, tokio::runtime::Runtime);
 
 fn cluster2_beside_cluster1(stalled: bool) -> (System, Duration, Option<Held>) {
-    use ocm_ce_client::transport::grpc::{GrpcConfig, GrpcTransport};
-    use ocm_ce_client::{Connection, Role, Transport};
-
     let mut options = Options::clusters(2);
     options.broker_args = vec!["--stall-timeout".into(), "3s".into(), "--queue".into(), "50".into()];
     let mut sys = System::start(Kind::Grpc, options);
     let mut held = None;
     if stalled {
         sys.kill_agent("cluster1");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = runtime(1);
         let url = std::fs::read_to_string(sys.path("source.yaml")).unwrap();
         let url = url.lines().next().unwrap().trim_start_matches("url: ").to_owned();
-        let subscription = runtime.block_on(async {
-            let transport = GrpcTransport::new(
-                GrpcConfig::new(url),
-                Role::Agent {
-                    cluster_name: "cluster1".into(),
-                    agent_id: "stalled".into(),
-                },
-            )
-            .unwrap();
-            let conn = transport.connect().await.unwrap();
-            let sub = conn.subscribe().await.unwrap();
-            (conn, sub)
-        });
+        let subscription = runtime.block_on(stalled_subscriber(url));
         held = Some((Box::new(subscription) as Box<dyn std::any::Any>, runtime));
     }
     sys.checked = vec!["cluster2".into()];
@@ -314,10 +343,7 @@ fn ten_thousand_works_through_one_cluster() {
 }
 
 fn large_works(kind: Kind) {
-    if !available(kind) {
-        return;
-    }
-    let _one = serial();
+    let Some(_one) = scenario(kind) else { return };
     let mut sys = System::start(kind, Options::clusters(1));
     let works = sys.works("big", 3, 400 * 1024, "v1");
     sys.put_file("works.yaml", &works);
@@ -345,10 +371,7 @@ fn works_of_400_kb_travel_over_kafka() {
 /// A source restored from an old backup of its database (specs, but none of the statuses):
 /// its status resync of 3000 works brings every status back.
 fn status_resync(kind: Kind) {
-    if !available(kind) {
-        return;
-    }
-    let _one = serial();
+    let Some(_one) = scenario(kind) else { return };
     let mut sys = System::start(kind, Options::clusters(1));
     // The backup is taken while the agent is away: every work, no status.
     let cluster = sys.clusters[0].clone();
@@ -406,10 +429,7 @@ fn forged_and_colliding(kind: Kind) {
     use ocm_ce_client::{Connection, PublishTarget, Transport};
     use ocm_ce_core::{Codec, EventType};
 
-    if !available(kind) {
-        return;
-    }
-    let _one = serial();
+    let Some(_one) = scenario(kind) else { return };
     let mut options = Options::clusters(0);
     options.clusters = vec!["payroll".into(), "prod-east".into(), "prod".into()];
     let mut sys = System::start(kind, options);
@@ -451,12 +471,7 @@ fn forged_and_colliding(kind: Kind) {
         .replace("clusters/payroll/", "clusters/rogue/")
         .replace("-payroll-agent", "-rogue-agent");
     std::fs::write(&config, text).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    runtime(1).block_on(async {
         let transport_config = ocm_ce_client::TransportConfig::load(
             match kind {
                 Kind::Grpc => ocm_ce_client::TransportKind::Grpc,
@@ -495,14 +510,8 @@ fn forged_and_colliding_statuses_are_refused_over_mqtt() {
 #[test]
 fn sigterm_stops_the_broker_gracefully() {
     let _one = serial();
-    let port = system::free_port();
-    let mut cmd = std::process::Command::new(system::bin());
-    cmd.args(["broker", "--listen", &format!("127.0.0.1:{port}"), "--insecure"]);
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("broker.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let child = cmd.stdout(file.try_clone().unwrap()).stderr(file).spawn().unwrap();
-    system::wait_port(port, Duration::from_secs(10));
+    let (child, _, log) = logged_broker(dir.path(), &[]);
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -521,24 +530,8 @@ fn a_stalled_subscriber_of_4_mb_events_holds_the_broker_to_its_byte_budget() {
     use ocm_ce_core::{EventBuilder, EventType};
 
     let _one = serial();
-    let port = system::free_port();
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("broker.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let mut broker = std::process::Command::new(system::bin())
-        .args([
-            "broker",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--insecure",
-            "--stall-timeout",
-            "5s",
-        ])
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    system::wait_port(port, Duration::from_secs(10));
+    let (mut broker, port, log) = logged_broker(dir.path(), &["--stall-timeout", "5s"]);
     let peak_kib = |pid: u32| -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         status
@@ -549,25 +542,10 @@ fn a_stalled_subscriber_of_4_mb_events_holds_the_broker_to_its_byte_budget() {
             .unwrap()
     };
     let idle = peak_kib(broker.id());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime(2);
     let url = format!("127.0.0.1:{port}");
     let (stalled, published) = runtime.block_on(async {
-        let agent = GrpcTransport::new(
-            GrpcConfig::new(url.clone()),
-            Role::Agent {
-                cluster_name: "cluster1".into(),
-                agent_id: "stalled".into(),
-            },
-        )
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-        let stalled = (agent.subscribe().await.unwrap(), agent);
+        let stalled = stalled_subscriber(url.clone()).await;
         let source = GrpcTransport::new(
             GrpcConfig::new(url),
             Role::Source {
