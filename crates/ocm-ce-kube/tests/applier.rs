@@ -20,12 +20,14 @@ use kube::core::{ApiResource, GroupVersionKind};
 use ocm_ce_client::RateLimit;
 use ocm_ce_kube::{AppliedManifestWork, DEFAULT_FIELD_MANAGER, applied_manifest_work_name, rate_limited};
 use ocm_ce_work::{
-    Condition, DeleteOption, DeletePropagationPolicy, FeedbackRule, FeedbackType, JsonPath, ManifestConfigOption,
-    ManifestWork, OrphaningRule, ResourceIdentifier, SelectivelyOrphan, ServerSideApplyConfig, UpdateStrategy,
-    UpdateStrategyType,
+    Condition, DeleteOption, DeletePropagationPolicy, ManifestConfigOption, ManifestWork, ResourceIdentifier,
+    ServerSideApplyConfig, UpdateStrategy, UpdateStrategyType,
 };
 use serde_json::json;
-use support::{Env, RunningAgent, applier_config, configmap, create_namespace, eventually, manifest, unique};
+use support::{
+    Env, RunningAgent, applier_config, configmap, create_namespace, eventually, json_path_rule, manifest,
+    orphaning_configmap, unique, well_known_status_rule,
+};
 
 fn cond<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
@@ -155,18 +157,8 @@ async fn a_namespace_configmaps_and_a_deployment_are_applied_reported_and_delete
         .create_work("work1", manifests, |w| {
             let mut c = config("deployments", "apps", &ns, "web");
             c.feedback_rules = vec![
-                FeedbackRule {
-                    type_: FeedbackType::WellKnownStatus,
-                    json_paths: vec![],
-                },
-                FeedbackRule {
-                    type_: FeedbackType::JsonPaths,
-                    json_paths: vec![JsonPath {
-                        name: "specReplicas".into(),
-                        version: String::new(),
-                        path: ".spec.replicas".into(),
-                    }],
-                },
+                well_known_status_rule(),
+                json_path_rule("specReplicas", ".spec.replicas"),
             ];
             w.spec.manifest_configs = vec![c];
         })
@@ -382,14 +374,7 @@ async fn each_update_strategy_does_what_ocm_does() {
         co.update_strategy = strategy(UpdateStrategyType::CreateOnly, None);
         let mut ro = config("configmaps", "", &ns, "ro");
         ro.update_strategy = strategy(UpdateStrategyType::ReadOnly, None);
-        ro.feedback_rules = vec![FeedbackRule {
-            type_: FeedbackType::JsonPaths,
-            json_paths: vec![JsonPath {
-                name: "k".into(),
-                version: String::new(),
-                path: ".data.k".into(),
-            }],
-        }];
+        ro.feedback_rules = vec![json_path_rule("k", ".data.k")];
         vec![ssa, upd, co, ro]
     };
     let record_name = applied_manifest_work_name(
@@ -546,19 +531,7 @@ async fn orphaned_resources_outlive_their_deleted_work() {
     env.create_work(
         "selective",
         vec![configmap(&ns, "keep", json!({})), configmap(&ns, "drop", json!({}))],
-        |w| {
-            w.spec.delete_option = Some(DeleteOption {
-                propagation_policy: DeletePropagationPolicy::SelectivelyOrphan,
-                selectively_orphan: Some(SelectivelyOrphan {
-                    orphaning_rules: vec![OrphaningRule {
-                        group: String::new(),
-                        resource: "configmaps".into(),
-                        name: "keep".into(),
-                        namespace: ns.clone(),
-                    }],
-                }),
-            });
-        },
+        |w| w.spec.delete_option = Some(orphaning_configmap(&ns, "keep")),
     )
     .await;
     env.wait_work("orphan", "orphan applied", |w| all_applied(w, 1)).await;

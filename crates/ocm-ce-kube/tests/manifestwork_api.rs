@@ -10,13 +10,14 @@ use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use ocm_ce_work::api::{format_time, parse_time};
 use ocm_ce_work::{
-    Condition, DeleteOption, DeletePropagationPolicy, FeedbackRule, FeedbackType, FeedbackValue, FieldValue, JsonPath,
-    ManifestCondition, ManifestConfigOption, ManifestResourceMeta, ManifestWork, ManifestWorkStatus, OrphaningRule,
-    ResourceIdentifier, SelectivelyOrphan, ServerSideApplyConfig, StatusFeedbackResult, UpdateStrategy,
-    UpdateStrategyType, ValueType,
+    Condition, DeletePropagationPolicy, FeedbackValue, FieldValue, ManifestCondition, ManifestConfigOption,
+    ManifestResourceMeta, ManifestWork, ManifestWorkStatus, ResourceIdentifier, ServerSideApplyConfig,
+    StatusFeedbackResult, UpdateStrategy, UpdateStrategyType, ValueType,
 };
 use serde_json::json;
-use support::{WAIT, configmap, create_namespace, manifest, unique};
+use support::{
+    WAIT, configmap, create_namespace, json_path_rule, manifest, orphaning_configmap, unique, well_known_status_rule,
+};
 
 fn work(ns: &str) -> ManifestWork {
     let mut w = ManifestWork::new(
@@ -31,17 +32,7 @@ fn work(ns: &str) -> ManifestWork {
         ],
     );
     w.metadata.labels = Some([("app".to_owned(), "demo".to_owned())].into());
-    w.spec.delete_option = Some(DeleteOption {
-        propagation_policy: DeletePropagationPolicy::SelectivelyOrphan,
-        selectively_orphan: Some(SelectivelyOrphan {
-            orphaning_rules: vec![OrphaningRule {
-                group: String::new(),
-                resource: "configmaps".into(),
-                name: "cm1".into(),
-                namespace: "default".into(),
-            }],
-        }),
-    });
+    w.spec.delete_option = Some(orphaning_configmap("default", "cm1"));
     w.spec.manifest_configs = vec![ManifestConfigOption {
         resource_identifier: ResourceIdentifier {
             group: "apps".into(),
@@ -50,18 +41,8 @@ fn work(ns: &str) -> ManifestWork {
             namespace: "default".into(),
         },
         feedback_rules: vec![
-            FeedbackRule {
-                type_: FeedbackType::WellKnownStatus,
-                json_paths: vec![],
-            },
-            FeedbackRule {
-                type_: FeedbackType::JsonPaths,
-                json_paths: vec![JsonPath {
-                    name: "ready".into(),
-                    version: String::new(),
-                    path: ".status.readyReplicas".into(),
-                }],
-            },
+            well_known_status_rule(),
+            json_path_rule("ready", ".status.readyReplicas"),
         ],
         update_strategy: Some(UpdateStrategy {
             type_: UpdateStrategyType::ServerSideApply,
@@ -156,12 +137,20 @@ fn semantic(w: &ManifestWork) -> (serde_json::Value, Vec<serde_json::Value>) {
     )
 }
 
-#[tokio::test]
-async fn a_manifest_work_round_trips_through_the_upstream_crd() {
-    let Some(kube) = support::kube().await else { return };
+/// The ManifestWork API of a new namespace, and the namespace; `None` (the test skips) without
+/// the test API server.
+async fn works_in_a_new_namespace() -> Option<(Api<ManifestWork>, String)> {
+    let kube = support::kube().await?;
     let ns = unique("mw");
     create_namespace(&kube, &ns).await;
-    let api = Api::<ManifestWork>::namespaced(kube.clone(), &ns);
+    Some((Api::namespaced(kube, &ns), ns))
+}
+
+#[tokio::test]
+async fn a_manifest_work_round_trips_through_the_upstream_crd() {
+    let Some((api, ns)) = works_in_a_new_namespace().await else {
+        return;
+    };
     let sent = work(&ns);
 
     let created = api.create(&PostParams::default(), &sent).await.unwrap();
@@ -253,10 +242,9 @@ async fn a_manifest_work_round_trips_through_the_upstream_crd() {
 
 #[tokio::test]
 async fn the_crd_refuses_what_the_upstream_schema_forbids() {
-    let Some(kube) = support::kube().await else { return };
-    let ns = unique("mw");
-    create_namespace(&kube, &ns).await;
-    let api = Api::<ManifestWork>::namespaced(kube.clone(), &ns);
+    let Some((api, ns)) = works_in_a_new_namespace().await else {
+        return;
+    };
     let mut bad = work(&ns);
     bad.spec.manifest_configs[0]
         .update_strategy

@@ -14,7 +14,10 @@ use ocm_ce_client::{BackoffConfig, ClientOptions};
 use ocm_ce_kube::{ApplierConfig, ApplierMetrics, KubeApplier, client_from_kubeconfig, hub_hash};
 use ocm_ce_work::api::RESOURCE_VERSION_ANNOTATION;
 use ocm_ce_work::client::{AgentCodecs, AgentWorkClient, SourceWorkClient, WorkClientOptions};
-use ocm_ce_work::{Manifest, ManifestWork, PatchType};
+use ocm_ce_work::{
+    DeleteOption, DeletePropagationPolicy, FeedbackRule, FeedbackType, JsonPath, Manifest, ManifestWork, OrphaningRule,
+    PatchType, SelectivelyOrphan,
+};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -104,6 +107,41 @@ pub fn configmap(ns: &str, name: &str, data: Value) -> Manifest {
     manifest(
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": data}),
     )
+}
+
+/// A delete option that orphans ConfigMap `namespace/name` only (`SelectivelyOrphan`).
+pub fn orphaning_configmap(namespace: &str, name: &str) -> DeleteOption {
+    DeleteOption {
+        propagation_policy: DeletePropagationPolicy::SelectivelyOrphan,
+        selectively_orphan: Some(SelectivelyOrphan {
+            orphaning_rules: vec![OrphaningRule {
+                group: String::new(),
+                resource: "configmaps".into(),
+                name: name.into(),
+                namespace: namespace.into(),
+            }],
+        }),
+    }
+}
+
+/// The `WellKnownStatus` feedback rule.
+pub fn well_known_status_rule() -> FeedbackRule {
+    FeedbackRule {
+        type_: FeedbackType::WellKnownStatus,
+        json_paths: vec![],
+    }
+}
+
+/// A `JSONPaths` feedback rule reporting the value at `path` as `name`.
+pub fn json_path_rule(name: &str, path: &str) -> FeedbackRule {
+    FeedbackRule {
+        type_: FeedbackType::JsonPaths,
+        json_paths: vec![JsonPath {
+            name: name.into(),
+            version: String::new(),
+            path: path.into(),
+        }],
+    }
 }
 
 /// Client options of the tests: no rate limit, quick reconnects.
