@@ -29,44 +29,139 @@ pub fn status_hash(status: &ManifestWorkStatus) -> String {
 /// of Go's JSON of the status with every object's keys in sorted order, 64 lower-case hex
 /// digits.
 pub fn status_hash_v1(status: &ManifestWorkStatus) -> String {
-    hex::encode(Sha256::digest(status_json_v1(status)))
+    WrittenStatus::new(status).hash_v1()
 }
 
 /// The bytes [`status_hash_v1`] hashes: Go's JSON of the status, object keys sorted.
-///
-/// Every status event of an agent carries this hash, so it is made without a `serde_json::Value`
-/// of the status: Go's JSON (the struct order) is written once and its objects' members are
-/// reordered on the bytes. The keys of a status are its field names, never escaped; should one
-/// ever be, the value path sorts the decoded keys instead.
 pub fn status_json_v1(status: &ManifestWorkStatus) -> Vec<u8> {
-    let json = status_json(status);
-    let mut out = Vec::with_capacity(json.len());
-    let mut pos = 0;
-    if sorted_value(&json, &mut pos, &mut out).is_some() && pos == json.len() {
-        return out;
+    WrittenStatus::new(status).json_v1()
+}
+
+/// A status written once as Go's JSON, for the two things every status event of an agent
+/// carries: its data (a `ManifestBundleStatus` without a bundle) and its v1.x hash.
+///
+/// The conditions and the manifest statuses are written once each; the event data and the
+/// hashed JSON are put together from them. The hashed JSON has its objects' members reordered
+/// on the bytes (no `serde_json::Value` of the status): the keys of a status are its field
+/// names, never escaped; should one ever be, the value path sorts the decoded keys instead.
+pub(crate) struct WrittenStatus<'a> {
+    status: &'a ManifestWorkStatus,
+    /// Go's JSON of the conditions (an array), empty when there are none.
+    conditions: Vec<u8>,
+    /// Go's JSON of the manifest statuses (an array), empty when there are none.
+    manifests: Vec<u8>,
+}
+
+impl<'a> WrittenStatus<'a> {
+    pub(crate) fn new(status: &'a ManifestWorkStatus) -> Self {
+        // Invariant: these types serialize without custom errors (only strings, numbers,
+        // RFC 3339 times and nested structs), so serde_json cannot fail writing them to memory.
+        let conditions = if status.conditions.is_empty() {
+            Vec::new()
+        } else {
+            let go: Vec<_> = status.conditions.iter().map(crate::api::GoCondition).collect();
+            ocm_ce_core::go_json::to_vec(&go).expect("conditions always serialize")
+        };
+        let manifests = &status.resource_status.manifests;
+        let manifests = if manifests.is_empty() {
+            Vec::new()
+        } else {
+            ocm_ce_core::go_json::to_vec(manifests).expect("manifest statuses always serialize")
+        };
+        Self {
+            status,
+            conditions,
+            manifests,
+        }
     }
-    // Invariant as in `status_json`: a status always serializes, to a value and then to bytes.
-    let value = serde_json::to_value(status).expect("a ManifestWorkStatus always serializes");
-    ocm_ce_core::go_json::to_vec(&SortedKeys(&value)).expect("a JSON value always serializes")
+
+    /// The event data: Go's JSON of a `ManifestBundleStatus` with these conditions (`null`
+    /// when none) and manifest statuses (left out when none), and no bundle.
+    pub(crate) fn bundle_status_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.conditions.len() + self.manifests.len() + 40);
+        out.extend_from_slice(b"{\"conditions\":");
+        if self.conditions.is_empty() {
+            out.extend_from_slice(b"null");
+        } else {
+            out.extend_from_slice(&self.conditions);
+        }
+        if !self.manifests.is_empty() {
+            out.extend_from_slice(b",\"resourceStatus\":");
+            out.extend_from_slice(&self.manifests);
+        }
+        out.push(b'}');
+        out
+    }
+
+    /// The bytes the v1.x hash is taken of: Go's JSON of the `ManifestWorkStatus`
+    /// (`{"conditions":…,"resourceStatus":{"manifests":…}}`, the empty parts left out, as
+    /// [`status_json`] writes it) with every object's keys sorted. Its own two levels are
+    /// already in order.
+    pub(crate) fn json_v1(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.conditions.len() + self.manifests.len() + 48);
+        out.push(b'{');
+        if !self.conditions.is_empty() {
+            out.extend_from_slice(b"\"conditions\":");
+            if sorted_value(&self.conditions, &mut 0, &mut out).is_none() {
+                return self.json_v1_by_value();
+            }
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"resourceStatus\":{");
+        if !self.manifests.is_empty() {
+            out.extend_from_slice(b"\"manifests\":");
+            if sorted_value(&self.manifests, &mut 0, &mut out).is_none() {
+                return self.json_v1_by_value();
+            }
+        }
+        out.extend_from_slice(b"}}");
+        out
+    }
+
+    /// The v1.x hash.
+    pub(crate) fn hash_v1(&self) -> String {
+        hex::encode(Sha256::digest(self.json_v1()))
+    }
+
+    fn json_v1_by_value(&self) -> Vec<u8> {
+        // Invariant as in `new`: a status always serializes, to a value and then to bytes.
+        let value = serde_json::to_value(self.status).expect("a ManifestWorkStatus always serializes");
+        ocm_ce_core::go_json::to_vec(&SortedKeys(&value)).expect("a JSON value always serializes")
+    }
 }
 
 /// Copies the compact JSON value at `json[*pos..]` to `out` with the members of every object in
 /// sorted key order, moving `pos` past it. `None` for a key with an escape (its raw bytes may
 /// sort differently from its text) or for anything that is not compact JSON.
-///
-/// An object's members are found first (each value skipped over, nothing copied), then written
-/// in key order, each value sorted in turn straight into `out`: no buffer per member.
 fn sorted_value(json: &[u8], pos: &mut usize, out: &mut Vec<u8>) -> Option<()> {
+    sort_into(json, pos, out, &mut Scratch::default())
+}
+
+/// What [`sort_into`] reuses across the objects of one value: the members of the objects being
+/// written (a stack: an inner object's are above its parent's), and a copy of the object being
+/// reordered.
+#[derive(Default)]
+struct Scratch {
+    /// Per member, its range in `out`, key (with quotes) first.
+    members: Vec<(usize, usize, usize)>,
+    copy: Vec<u8>,
+}
+
+/// [`sorted_value`]'s walk: each object's members are copied in their order (their values
+/// sorted in turn), then, unless their keys already are in order, the object's bytes are
+/// copied aside and written back in key order. Each byte is read once and copied once per
+/// level of objects around it.
+fn sort_into(json: &[u8], pos: &mut usize, out: &mut Vec<u8>, scratch: &mut Scratch) -> Option<()> {
     match *json.get(*pos)? {
         b'{' => {
             *pos += 1;
-            // (key with its quotes, where its value starts)
-            let mut members: Vec<(&[u8], usize)> = Vec::new();
+            out.push(b'{');
             if json.get(*pos) == Some(&b'}') {
                 *pos += 1;
-                out.extend_from_slice(b"{}");
+                out.push(b'}');
                 return Some(());
             }
+            let (object, base) = (out.len(), scratch.members.len());
             loop {
                 let start = *pos;
                 skip_string(json, pos)?;
@@ -75,8 +170,14 @@ fn sorted_value(json: &[u8], pos: &mut usize, out: &mut Vec<u8>) -> Option<()> {
                     return None;
                 }
                 *pos += 1;
-                members.push((key, *pos));
-                skip_value(json, pos)?;
+                if out.len() > object {
+                    out.push(b',');
+                }
+                let member = out.len();
+                out.extend_from_slice(key);
+                out.push(b':');
+                sort_into(json, pos, out, scratch)?;
+                scratch.members.push((member, member + key.len(), out.len()));
                 match json.get(*pos)? {
                     b',' => *pos += 1,
                     b'}' => {
@@ -86,16 +187,7 @@ fn sorted_value(json: &[u8], pos: &mut usize, out: &mut Vec<u8>) -> Option<()> {
                     _ => return None,
                 }
             }
-            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push(b'{');
-            for (i, &(key, value)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(key);
-                out.push(b':');
-                sorted_value(json, &mut { value }, out)?;
-            }
+            reorder(out, object, base, scratch);
             out.push(b'}');
         }
         b'[' => {
@@ -107,7 +199,7 @@ fn sorted_value(json: &[u8], pos: &mut usize, out: &mut Vec<u8>) -> Option<()> {
                 return Some(());
             }
             loop {
-                sorted_value(json, pos, out)?;
+                sort_into(json, pos, out, scratch)?;
                 match json.get(*pos)? {
                     b',' => {
                         *pos += 1;
@@ -136,33 +228,28 @@ fn sorted_value(json: &[u8], pos: &mut usize, out: &mut Vec<u8>) -> Option<()> {
     Some(())
 }
 
-/// Moves `pos` past the compact JSON value that starts there, checking only what
-/// [`sorted_value`] relies on (it checks the rest when it copies the value).
-fn skip_value(json: &[u8], pos: &mut usize) -> Option<()> {
-    let mut depth = 0usize;
-    loop {
-        match *json.get(*pos)? {
-            b'{' | b'[' => {
-                depth += 1;
-                *pos += 1;
+/// Puts the members `scratch.members[base..]`, written from `out[object..]` on, in key order
+/// (keys compared without their quotes) and pops them.
+fn reorder(out: &mut Vec<u8>, object: usize, base: usize, scratch: &mut Scratch) {
+    let members = &mut scratch.members[base..];
+    let in_order = members.windows(2).all(|w| {
+        let (a, b) = (w[0], w[1]);
+        out[a.0 + 1..a.1 - 1] <= out[b.0 + 1..b.1 - 1]
+    });
+    if !in_order {
+        scratch.copy.clear();
+        scratch.copy.extend_from_slice(&out[object..]);
+        let copy = &scratch.copy;
+        members.sort_by(|a, b| copy[a.0 + 1 - object..a.1 - 1 - object].cmp(&copy[b.0 + 1 - object..b.1 - 1 - object]));
+        out.truncate(object);
+        for (i, &(start, _, end)) in members.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
             }
-            b'}' | b']' => {
-                depth = depth.checked_sub(1)?;
-                *pos += 1;
-            }
-            b'"' => skip_string(json, pos)?,
-            b',' | b':' => {
-                if depth == 0 {
-                    return None;
-                }
-                *pos += 1;
-            }
-            _ => skip_scalar(json, pos)?,
-        }
-        if depth == 0 {
-            return Some(());
+            out.extend_from_slice(&copy[start - object..end - object]);
         }
     }
+    scratch.members.truncate(base);
 }
 
 /// Moves `pos` past a number, `true`, `false` or `null`: up to the next delimiter.
@@ -287,25 +374,47 @@ mod tests {
     }
 
     #[test]
-    fn a_status_takes_the_byte_path_and_gets_the_value_paths_bytes() {
-        let status: ManifestWorkStatus = serde_json::from_str(
+    fn a_status_written_once_gives_the_event_data_and_the_value_paths_hash_bytes() {
+        let full: ManifestWorkStatus = serde_json::from_str(
             r#"{"conditions":[{"type":"Applied","status":"True","reason":"R","message":"<&>","lastTransitionTime":"2024-10-01T12:00:00Z","observedGeneration":2}],
                 "resourceStatus":{"manifests":[{"resourceMeta":{"ordinal":0,"group":"apps","version":"v1","kind":"Deployment","resource":"deployments","name":"d","namespace":"n"},
                 "statusFeedback":{"values":[{"name":"Replicas","fieldValue":{"type":"Integer","integer":1}},{"name":"raw","fieldValue":{"type":"JsonRaw","jsonRaw":"{\"b\":1,\"a\":[]}"}}]},
                 "conditions":[{"type":"Available","status":"True","reason":"","message":"","lastTransitionTime":"2024-10-01T12:00:00Z"}]}]}}"#,
         )
         .unwrap();
-        let json = status_json(&status);
-        let mut fast = Vec::new();
-        let mut pos = 0;
-        assert_eq!(sorted_value(&json, &mut pos, &mut fast), Some(()));
-        assert_eq!(pos, json.len());
-        let value = serde_json::to_value(&status).unwrap();
-        let slow = ocm_ce_core::go_json::to_vec(&SortedKeys(&value)).unwrap();
-        assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(slow).unwrap());
+        let conditions_only = ManifestWorkStatus {
+            conditions: full.conditions.clone(),
+            ..Default::default()
+        };
+        let manifests_only = ManifestWorkStatus {
+            resource_status: full.resource_status.clone(),
+            ..Default::default()
+        };
+        for status in [full, conditions_only, manifests_only, ManifestWorkStatus::default()] {
+            let written = WrittenStatus::new(&status);
+            let data = crate::payload::ManifestBundleStatusRef {
+                manifest_bundle: None,
+                conditions: &status.conditions,
+                resource_status: &status.resource_status.manifests,
+            };
+            assert_eq!(
+                String::from_utf8(written.bundle_status_json()).unwrap(),
+                String::from_utf8(ocm_ce_core::go_json::to_vec(&data).unwrap()).unwrap()
+            );
+            let value = serde_json::to_value(&status).unwrap();
+            let slow = ocm_ce_core::go_json::to_vec(&SortedKeys(&value)).unwrap();
+            assert_eq!(
+                String::from_utf8(written.json_v1()).unwrap(),
+                String::from_utf8(slow).unwrap()
+            );
+            assert_eq!(
+                String::from_utf8(written.json_v1_by_value()).unwrap(),
+                String::from_utf8(written.json_v1()).unwrap()
+            );
+        }
     }
 
-    /// Compact JSON text whose objects have unique keys in reverse order (unsorted).
+    /// Compact JSON text whose objects have unique keys, in sorted or reverse order.
     fn unsorted_json() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
         let leaf = prop_oneof![
@@ -317,10 +426,17 @@ mod tests {
         leaf.prop_recursive(4, 40, 5, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..5).prop_map(|items| format!("[{}]", items.join(","))),
-                proptest::collection::btree_map("[a-e]{0,3}", inner, 0..5).prop_map(|members| {
-                    let members: Vec<String> = members.iter().rev().map(|(k, v)| format!("{k:?}:{v}")).collect();
-                    format!("{{{}}}", members.join(","))
-                }),
+                (
+                    proptest::collection::btree_map("[a-e !]{0,3}", inner, 0..5),
+                    any::<bool>()
+                )
+                    .prop_map(|(members, reversed)| {
+                        let mut members: Vec<String> = members.iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
+                        if reversed {
+                            members.reverse();
+                        }
+                        format!("{{{}}}", members.join(","))
+                    }),
             ]
         })
     }

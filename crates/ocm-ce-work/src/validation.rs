@@ -115,8 +115,12 @@ fn validate_manifest(m: &Manifest) -> Result<(), String> {
         return Err("unexpected end of JSON input".to_owned());
     }
     let raw = m.raw();
-    crate::decoding::check_syntax(raw.as_bytes())?;
-    let value: Value = serde_json::from_str(raw).map_err(|e| e.to_string())?;
+    // Go's scanner only to word a failure: what serde_json reads, Go's grammar accepts.
+    let value: Value = serde_json::from_str(raw).map_err(|e| {
+        crate::decoding::check_syntax(raw.as_bytes())
+            .err()
+            .unwrap_or_else(|| e.to_string())
+    })?;
     let object = match &value {
         Value::Object(o) => o,
         Value::Null => return Err(missing_kind(raw)),

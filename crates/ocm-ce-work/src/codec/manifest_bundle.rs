@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use cloudevents::Event;
 use cloudevents::event::ExtensionValue;
+use cloudevents::{Data, Event};
 use ocm_ce_core::extensions;
 use ocm_ce_core::sequence::SequenceGenerator;
 use ocm_ce_core::{Codec, CodecError, CodecErrorKind, DataType, EventBuilder, EventType};
@@ -17,7 +17,7 @@ use crate::api::{
     STATUS_HASH_ANNOTATION,
 };
 use crate::decoding::{GoType, from_slice, schema};
-use crate::payload::{ManifestBundle, ManifestBundleStatus, ManifestBundleStatusRef, manifest_bundle_data_type};
+use crate::payload::{ManifestBundle, ManifestBundleStatus, manifest_bundle_data_type};
 use crate::validation::ManifestValidator;
 
 /// The extension carrying a work's ObjectMeta JSON on source spec events.
@@ -228,17 +228,10 @@ impl Codec<ManifestWork> for AgentManifestBundleCodec {
             return Err(unsupported_data_type(&event_type.data_type));
         }
         let mut event = agent_status_event(source, event_type, work, &self.sequence, |_| Ok(()))?;
+        let status = crate::status_hash::WrittenStatus::new(&work.status);
         // As sdk-go v1.x agents do; v0.15 sources ignore the extension.
-        event.set_extension(
-            extensions::STATUS_HASH,
-            crate::status_hash::status_hash_v1(&work.status),
-        );
-        let status = ManifestBundleStatusRef {
-            manifest_bundle: None,
-            conditions: &work.status.conditions,
-            resource_status: &work.status.resource_status.manifests,
-        };
-        set_json_data(&mut event, &status, "manifestwork status")?;
+        event.set_extension(extensions::STATUS_HASH, status.hash_v1());
+        event.set_data("application/json", Data::Binary(status.bundle_status_json()));
         Ok(event)
     }
 
