@@ -29,7 +29,7 @@ use ocm_ce_work::conditions::set_status_condition;
 use ocm_ce_work::store::WatchEvent;
 use ocm_ce_work::{
     FeedbackValue, FieldValue, Manifest, ManifestCondition, ManifestResourceMeta, ManifestWork, ManifestWorkStatus,
-    PatchType, StatusFeedbackResult, ValueType,
+    StatusFeedbackResult, ValueType,
 };
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -305,19 +305,14 @@ impl Applier {
         if work.is_deleting() {
             self.remove_dir(work)?;
             if !work.finalizers().is_empty() {
-                agent
-                    .patch(&uid, PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#)
-                    .await?;
+                agent.set_finalizers(&uid, Vec::new()).await?;
             }
             return Ok(());
         }
         if !work.finalizers().iter().any(|f| f == MANIFEST_WORK_FINALIZER) {
             let mut finalizers = work.finalizers().to_vec();
             finalizers.push(MANIFEST_WORK_FINALIZER.to_owned());
-            let patch = serde_json::json!({ "metadata": { "finalizers": finalizers } });
-            agent
-                .patch(&uid, PatchType::Merge, patch.to_string().as_bytes())
-                .await?;
+            agent.set_finalizers(&uid, finalizers).await?;
             return Ok(());
         }
         let manifests: Vec<Value> = work

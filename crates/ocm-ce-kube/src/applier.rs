@@ -23,7 +23,7 @@ use ocm_ce_work::queue::WorkQueue;
 use ocm_ce_work::store::WatchEvent;
 use ocm_ce_work::{
     DeletePropagationPolicy, ManifestCondition, ManifestConfigOption, ManifestResourceMeta, ManifestWork,
-    ManifestWorkStatus, PatchType, StatusFeedbackResult, UpdateStrategyType,
+    ManifestWorkStatus, StatusFeedbackResult, UpdateStrategyType,
 };
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
@@ -392,8 +392,7 @@ impl KubeApplier {
         } else {
             let mut finalizers = work.finalizers().to_vec();
             finalizers.push(MANIFEST_WORK_FINALIZER.to_owned());
-            let patch = json!({"metadata": {"finalizers": finalizers}});
-            patch_work(agent, uid, &patch).await?
+            set_finalizers(agent, uid, finalizers).await?
         };
         self.apply_work(agent, &work).await
     }
@@ -825,26 +824,25 @@ impl KubeApplier {
         if record != Outcome::Done {
             return Ok(record);
         }
-        let others: Vec<&String> = work
+        let others: Vec<String> = work
             .finalizers()
             .iter()
             .filter(|f| *f != MANIFEST_WORK_FINALIZER)
+            .cloned()
             .collect();
-        let patch = if others.is_empty() {
-            json!({"metadata": {"finalizers": null}})
-        } else {
-            json!({"metadata": {"finalizers": others}})
-        };
-        patch_work(agent, work.name(), &patch).await?;
+        set_finalizers(agent, work.name(), others).await?;
         self.metrics.works_deleted.inc();
         Ok(Outcome::Done)
     }
 }
 
-async fn patch_work<Tr: Transport>(agent: &AgentWorkClient<Tr>, uid: &str, patch: &Value) -> Result<Arc<ManifestWork>> {
-    let data = serde_json::to_vec(patch).map_err(|e| Error::InvalidManifest { reason: e.to_string() })?;
+async fn set_finalizers<Tr: Transport>(
+    agent: &AgentWorkClient<Tr>,
+    uid: &str,
+    finalizers: Vec<String>,
+) -> Result<Arc<ManifestWork>> {
     agent
-        .patch(uid, PatchType::Merge, &data)
+        .set_finalizers(uid, finalizers)
         .await
         .map_err(|source| Error::Work {
             name: uid.to_owned(),

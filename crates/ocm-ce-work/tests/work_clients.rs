@@ -576,20 +576,24 @@ async fn the_agent_decides_what_a_received_spec_means_against_its_store() {
             .raw()
             .contains("v3")
     );
-    // A deletion marks the work deleting; with a finalizer of the agent's it stays until the
-    // agent removes it (then it is acknowledged `Deleted` and removed).
-    agent
-        .patch(
-            "uid-w1",
-            PatchType::Merge,
-            br#"{"metadata":{"finalizers":["test/cleanup"]}}"#,
-        )
+    // A deletion marks the work deleting; with finalizers of the agent's it stays until the
+    // agent removes the last (typed `set_finalizers`; then it is acknowledged `Deleted` and
+    // removed).
+    let finalizers = |names: &[&str]| names.iter().map(|f| (*f).to_owned()).collect::<Vec<_>>();
+    let set = agent
+        .set_finalizers("uid-w1", finalizers(&["test/cleanup", "test/other"]))
         .await
         .unwrap();
+    assert_eq!(set.finalizers(), finalizers(&["test/cleanup", "test/other"]));
+    assert_eq!(set.resource_version_str(), "3", "only the metadata changed");
     send("4", "v3", true);
     eventually("the deletion", || agent.get("uid-w1").is_ok_and(|w| w.is_deleting())).await;
     assert_eq!(agent.get("uid-w1").unwrap().resource_version_str(), "4");
-    remove_finalizers(&agent, "uid-w1").await;
+    let left = agent.set_finalizers("uid-w1", finalizers(&["test/other"])).await.unwrap();
+    assert!(left.is_deleting(), "the deletion is kept");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(agent.get("uid-w1").is_ok(), "kept while a finalizer is left");
+    agent.set_finalizers("uid-w1", Vec::new()).await.unwrap();
     eventually("the removal", || agent.get("uid-w1").is_err()).await;
     assert_eq!(agent.metrics().specs_dropped("bad_version"), 0);
 }
