@@ -35,7 +35,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    // The command runs as a task of the runtime, not on the main thread beside it: its hand-offs
+    // to the client tasks (watch events, outbox, publishes) then stay among the worker threads
+    // instead of waking the main thread each time (measured: ~10 % less CPU per work for a
+    // source in `bench --processes`).
+    let command = runtime.block_on(async {
+        tokio::spawn(commands::run(cli))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the command failed: {e}")))
+    });
+    match command {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
