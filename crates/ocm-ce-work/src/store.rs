@@ -40,10 +40,14 @@ pub enum WatchEvent {
     Relisted(Vec<Arc<ManifestWork>>),
 }
 
+/// The store's maps, keyed by names and UIDs; read on every event, so hashed with foldhash
+/// (seeded per process) rather than SipHash.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct State {
-    by_namespace: HashMap<String, HashMap<String, Arc<ManifestWork>>>,
-    by_uid: HashMap<String, (String, String)>,
+    by_namespace: Map<String, Map<String, Arc<ManifestWork>>>,
+    by_uid: Map<String, (String, String)>,
     len: usize,
 }
 
