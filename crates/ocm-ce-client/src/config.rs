@@ -69,6 +69,21 @@ impl TlsFiles {
     }
 }
 
+/// Reads the config file of `transport` (`MQTT`, `grpc` or `Kafka`) at `path` and parses it;
+/// what `from_file` of each transport's config does.
+pub(crate) fn read_file<C: std::str::FromStr<Err = ConfigError>>(
+    transport: &'static str,
+    path: &std::path::Path,
+) -> Result<C, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|cause| ConfigError::Read {
+            transport,
+            path: path.to_owned(),
+            cause,
+        })?
+        .parse()
+}
+
 /// Reads an optional path: absent, `null` and `""` are none.
 pub(crate) fn optional_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
     let s: Option<String> = Option::deserialize(d)?;

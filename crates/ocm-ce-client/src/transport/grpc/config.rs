@@ -137,13 +137,7 @@ impl GrpcConfig {
 
     /// Reads, parses and validates a config file (Go `BuildGRPCOptionsFromFlags`).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-            transport: "grpc",
-            path: path.to_owned(),
-            cause,
-        })?;
-        text.parse()
+        crate::config::read_file("grpc", path.as_ref())
     }
 
     /// Checks the settings, with Go's messages in Go's order.

@@ -234,13 +234,7 @@ impl KafkaConfig {
 
     /// Reads, parses and validates a YAML or JSON config file (Go `BuildKafkaOptionsFromFlags`).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-            transport: "Kafka",
-            path: path.to_owned(),
-            cause,
-        })?;
-        text.parse()
+        crate::config::read_file("Kafka", path.as_ref())
     }
 
     /// Parses YAML or JSON without validating.

@@ -170,13 +170,7 @@ impl MqttConfig {
     /// Reads, parses and validates a YAML or JSON config file (Go
     /// `BuildMQTTOptionsFromFlags`).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-            transport: "MQTT",
-            path: path.to_owned(),
-            cause,
-        })?;
-        text.parse()
+        crate::config::read_file("MQTT", path.as_ref())
     }
 
     /// Parses YAML or JSON without validating.
