@@ -98,24 +98,25 @@ impl<'a> WrittenStatus<'a> {
     /// [`status_json`] writes it) with every object's keys sorted. Its own two levels are
     /// already in order.
     pub(crate) fn json_v1(&self) -> Vec<u8> {
+        self.sorted_json_v1().unwrap_or_else(|| self.json_v1_by_value())
+    }
+
+    /// [`json_v1`](Self::json_v1) made on the bytes; `None` when a key cannot be sorted there.
+    fn sorted_json_v1(&self) -> Option<Vec<u8>> {
         let mut out = Vec::with_capacity(self.conditions.len() + self.manifests.len() + 48);
         out.push(b'{');
         if !self.conditions.is_empty() {
-            out.extend_from_slice(b"\"conditions\":");
-            if sorted_value(&self.conditions, &mut 0, &mut out).is_none() {
-                return self.json_v1_by_value();
-            }
+            out.extend_from_slice(br#""conditions":"#);
+            sorted_value(&self.conditions, &mut 0, &mut out)?;
             out.push(b',');
         }
-        out.extend_from_slice(b"\"resourceStatus\":{");
+        out.extend_from_slice(br#""resourceStatus":{"#);
         if !self.manifests.is_empty() {
-            out.extend_from_slice(b"\"manifests\":");
-            if sorted_value(&self.manifests, &mut 0, &mut out).is_none() {
-                return self.json_v1_by_value();
-            }
+            out.extend_from_slice(br#""manifests":"#);
+            sorted_value(&self.manifests, &mut 0, &mut out)?;
         }
         out.extend_from_slice(b"}}");
-        out
+        Some(out)
     }
 
     /// The v1.x hash.

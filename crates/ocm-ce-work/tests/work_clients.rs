@@ -589,7 +589,10 @@ async fn the_agent_decides_what_a_received_spec_means_against_its_store() {
     send("4", "v3", true);
     eventually("the deletion", || agent.get("uid-w1").is_ok_and(|w| w.is_deleting())).await;
     assert_eq!(agent.get("uid-w1").unwrap().resource_version_str(), "4");
-    let left = agent.set_finalizers("uid-w1", finalizers(&["test/other"])).await.unwrap();
+    let left = agent
+        .set_finalizers("uid-w1", finalizers(&["test/other"]))
+        .await
+        .unwrap();
     assert!(left.is_deleting(), "the deletion is kept");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(agent.get("uid-w1").is_ok(), "kept while a finalizer is left");
