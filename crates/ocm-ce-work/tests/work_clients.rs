@@ -379,6 +379,46 @@ async fn an_agent_of_another_cluster_cannot_touch_a_work() {
 }
 
 #[tokio::test]
+async fn an_old_deleted_status_delivered_again_does_not_remove_a_work_created_anew() {
+    let broker = FakeBroker::new();
+    let (source, agent) = start(&broker, vec![]);
+    let uid = created_on_agent(&source, &agent, work("w", true)).await;
+    agent
+        .set_finalizers(&uid, vec!["test/cleanup".to_owned()])
+        .await
+        .unwrap();
+    source.delete("cluster1", "w").await.unwrap();
+    agent_sees_deletion(&agent, &uid).await;
+    // What the agent reports once it deleted the work, kept to be delivered again.
+    let mut gone = (*agent.get(&uid).unwrap()).clone();
+    gone.metadata.finalizers = None;
+    ocm_ce_work::conditions::mark_manifests_deleted(&mut gone, chrono::Utc::now());
+    remove_finalizers(&agent, &uid).await;
+    eventually("the source to remove the work", || source.get("cluster1", "w").is_err()).await;
+    eventually("the agent to remove the work", || agent.get(&uid).is_err()).await;
+
+    // The same name again: the same UID.
+    let again = created_on_agent(&source, &agent, work("w", true)).await;
+    assert_eq!(again, uid);
+    agent_applies(&agent, &uid, "Created").await;
+    source_sees_reason(&source, "w", "Created").await;
+    // The old `Deleted` arrives again (as a Kafka re-read or an MQTT redelivery would bring it).
+    let ty: ocm_ce_core::EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.status.delete_request"
+        .parse()
+        .unwrap();
+    agent.generic().publish(&ty, &gone).await.unwrap();
+    eventually("the source to drop the old Deleted", || {
+        source.metrics().statuses_dropped("deleted_not_deleting") >= 1
+    })
+    .await;
+    let kept = source.get("cluster1", "w").unwrap();
+    assert!(!kept.is_deleting());
+    assert_eq!(reason_of(&kept).as_deref(), Some("Created"));
+    let held = agent.get(&uid);
+    assert!(held.as_ref().is_ok_and(|w| !w.is_deleting()), "the agent keeps it too: {held:?}");
+}
+
+#[tokio::test]
 async fn a_status_that_arrives_before_its_work_is_retried_not_lost() {
     let broker = FakeBroker::new();
     // The agent already holds the work and a status (e.g. the source restarted and lost it).

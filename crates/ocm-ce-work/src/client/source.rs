@@ -394,7 +394,16 @@ fn apply_status(writer: &Writer, received: &ManifestWork) -> Outcome {
             return Err(Outcome::Dropped("wrong_cluster"));
         }
         if deleted {
-            return Err(Outcome::Removed);
+            // Go removes the work on any `Deleted` status. But an agent reports `Deleted` only
+            // for a work this source is deleting: one for a work that is not deleting belongs
+            // to an earlier work of the same name (a UID is made from the name), delivered
+            // again (a Kafka re-read, an MQTT redelivery) after it was created anew, and would
+            // make this source forget a live work.
+            return Err(if last.is_deleting() {
+                Outcome::Removed
+            } else {
+                Outcome::Dropped("deleted_not_deleting")
+            });
         }
         let (Ok(last_rv), Ok(rv)) = (
             parse_resource_version(last.resource_version_str()),
@@ -635,13 +644,22 @@ mod tests {
     }
 
     #[test]
-    fn a_deleted_status_removes_the_work_and_an_unknown_one_is_retried() {
+    fn a_deleted_status_removes_a_deleting_work_and_an_unknown_one_is_retried() {
         let (s, w) = store();
         let unknown = status("1", "1", "a");
         assert_eq!(apply_status(&w, &unknown), Outcome::Retry);
         w.insert(cached("1", Some("1841085652796444672"))).unwrap();
         let mut gone = status("1", "1", "a");
         gone.status.conditions.push(deleted_condition("c1"));
+        // A work of the same name created anew: an old `Deleted` delivered again is not its.
+        assert_eq!(apply_status(&w, &gone), Outcome::Dropped("deleted_not_deleting"));
+        assert_eq!(s.len(), 1, "the live work is kept");
+        w.update_by_uid("u1", |last| {
+            let mut deleting = last.clone();
+            deleting.metadata.deletion_timestamp = Some(crate::api::time_from_chrono(chrono::Utc::now()));
+            Ok::<_, ()>(Some(deleting))
+        })
+        .unwrap();
         assert_eq!(
             apply_status(&w, &gone),
             Outcome::Removed,
