@@ -415,7 +415,10 @@ async fn an_old_deleted_status_delivered_again_does_not_remove_a_work_created_an
     assert!(!kept.is_deleting());
     assert_eq!(reason_of(&kept).as_deref(), Some("Created"));
     let held = agent.get(&uid);
-    assert!(held.as_ref().is_ok_and(|w| !w.is_deleting()), "the agent keeps it too: {held:?}");
+    assert!(
+        held.as_ref().is_ok_and(|w| !w.is_deleting()),
+        "the agent keeps it too: {held:?}"
+    );
 }
 
 #[tokio::test]
