@@ -64,8 +64,7 @@ async fn main() -> anyhow::Result<()> {
     for name in names {
         let uid = source.get(CLUSTER, name)?.uid_str().to_owned();
         wait_for("the agent to receive the work", WAIT, || agent.get(&uid).is_ok()).await?;
-        let finalizer = format!(r#"{{"metadata":{{"finalizers":["{WORK_FINALIZER}"]}}}}"#);
-        agent.patch(&uid, PatchType::Merge, finalizer.as_bytes()).await?;
+        agent.set_finalizers(&uid, vec![WORK_FINALIZER.to_owned()]).await?;
         let status = r#"{"status":{"conditions":[{"type":"Applied","status":"True","reason":"AppliedManifestWorkComplete","message":"","lastTransitionTime":"2024-10-01T12:00:00Z"}]}}"#;
         agent.patch_status(&uid, PatchType::Merge, status.as_bytes()).await?;
         println!("agent: applied {name}");
@@ -88,9 +87,7 @@ async fn main() -> anyhow::Result<()> {
             agent.get(&uid).is_ok_and(|w| w.is_deleting())
         })
         .await?;
-        agent
-            .patch(&uid, PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#)
-            .await?;
+        agent.set_finalizers(&uid, Vec::new()).await?;
         wait_for("the source to forget the work", WAIT, || {
             source.get(CLUSTER, name).is_err()
         })

@@ -24,6 +24,16 @@ state="$(mktemp -d -t ocm-ce-test-env.XXXXXX)"
 cleanup() { bash scripts/test-env.sh stop "$state" >/dev/null 2>&1 || true; rm -rf "$state"; }
 trap cleanup EXIT
 
+# The target dir is kept between runs and grows with every one: its incremental caches hold
+# every past state of the workspace crates (32 GB of them once filled the disk mid-run). Below
+# 20 GB free they go; that costs a rebuild of the workspace crates, not of the dependencies.
+mkdir -p "$CARGO_TARGET_DIR"
+free_kb=$(df -Pk "$CARGO_TARGET_DIR" | awk 'NR == 2 { print $4 }')
+if [ "${free_kb:-0}" -lt $((20 * 1024 * 1024)) ]; then
+    echo "low disk space ($((free_kb / 1024)) MB free): removing the incremental build caches"
+    rm -rf "$CARGO_TARGET_DIR"/debug/incremental "$CARGO_TARGET_DIR"/release/incremental
+fi
+
 step "toolchain ($(elapsed))"
 cargo --version
 rustc --version

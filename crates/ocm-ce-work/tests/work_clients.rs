@@ -346,6 +346,23 @@ async fn a_status_reported_while_the_broker_is_away_reaches_the_source_once_it_i
     eventually("the agent's outbox to empty", || agent.unsent() == 0).await;
 }
 
+/// The event type of an agent's `Deleted` status (`manifestbundles`, `delete_request`).
+fn deleted_status_type() -> ocm_ce_core::EventType {
+    "io.open-cluster-management.works.v1alpha1.manifestbundles.status.delete_request"
+        .parse()
+        .unwrap()
+}
+
+/// Publishes `gone` as `agent`'s `Deleted` status and waits until the source drops it for
+/// `reason`.
+async fn send_deleted_until_dropped(agent: &Agent, source: &Source, gone: &ManifestWork, reason: &str) {
+    agent.generic().publish(&deleted_status_type(), gone).await.unwrap();
+    eventually(&format!("the source to drop the Deleted status ({reason})"), || {
+        source.metrics().statuses_dropped(reason) >= 1
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_agent_of_another_cluster_cannot_touch_a_work() {
     let broker = FakeBroker::new();
@@ -361,18 +378,11 @@ async fn an_agent_of_another_cluster_cannot_touch_a_work() {
     forged.metadata.finalizers = None;
     forged.metadata.deletion_timestamp = Some(ocm_ce_work::api::time_from_chrono(chrono::Utc::now()));
     let ack = ocm_ce_work::client::AgentCodecs::bundles();
-    let ty: ocm_ce_core::EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.status.delete_request"
-        .parse()
-        .unwrap();
     let mut gone = forged.clone();
     ocm_ce_work::conditions::mark_manifests_deleted(&mut gone, chrono::Utc::now());
-    let event = ocm_ce_core::Codec::encode(&ack, "rogue-agent", &ty, &gone).unwrap();
+    let event = ocm_ce_core::Codec::encode(&ack, "rogue-agent", &deleted_status_type(), &gone).unwrap();
     assert_eq!(ocm_ce_core::EventExt::cluster_name(&event).unwrap(), "rogue");
-    rogue.generic().publish(&ty, &gone).await.unwrap();
-    eventually("the source to drop the forged status", || {
-        source.metrics().statuses_dropped("wrong_cluster") >= 1
-    })
-    .await;
+    send_deleted_until_dropped(&rogue, &source, &gone, "wrong_cluster").await;
     let kept = source.get("payroll", "salaries").unwrap();
     assert!(!kept.is_deleting());
     assert_eq!(source.store().len(), 1);
@@ -403,14 +413,7 @@ async fn an_old_deleted_status_delivered_again_does_not_remove_a_work_created_an
     agent_applies(&agent, &uid, "Created").await;
     source_sees_reason(&source, "w", "Created").await;
     // The old `Deleted` arrives again (as a Kafka re-read or an MQTT redelivery would bring it).
-    let ty: ocm_ce_core::EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.status.delete_request"
-        .parse()
-        .unwrap();
-    agent.generic().publish(&ty, &gone).await.unwrap();
-    eventually("the source to drop the old Deleted", || {
-        source.metrics().statuses_dropped("deleted_not_deleting") >= 1
-    })
-    .await;
+    send_deleted_until_dropped(&agent, &source, &gone, "deleted_not_deleting").await;
     let kept = source.get("cluster1", "w").unwrap();
     assert!(!kept.is_deleting());
     assert_eq!(reason_of(&kept).as_deref(), Some("Created"));

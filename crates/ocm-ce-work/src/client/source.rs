@@ -427,7 +427,13 @@ fn apply_status(writer: &Writer, received: &ManifestWork) -> Outcome {
         if last.status == received.status && last.annotation(STATUS_HASH_ANNOTATION) == hash {
             return Err(Outcome::Unchanged);
         }
-        let mut w = last.clone();
+        // The last work's parts but its status, which is replaced: not copied only to be dropped.
+        let mut w = ManifestWork {
+            types: last.types.clone(),
+            metadata: last.metadata.clone(),
+            spec: last.spec.clone(),
+            status: received.status.clone(),
+        };
         let finalizers = w.metadata.finalizers.get_or_insert_with(Vec::new);
         if !finalizers.iter().any(|f| f == SOURCE_FINALIZER) {
             finalizers.push(SOURCE_FINALIZER.to_owned());
@@ -438,7 +444,6 @@ fn apply_status(writer: &Writer, received: &ManifestWork) -> Outcome {
             Some(hash) => annotations.insert(STATUS_HASH_ANNOTATION.to_owned(), hash.to_owned()),
             None => annotations.remove(STATUS_HASH_ANNOTATION),
         };
-        w.status = received.status.clone();
         Ok(Some(w))
     });
     match result {
