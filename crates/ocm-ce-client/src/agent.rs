@@ -126,7 +126,7 @@ where
                 Ok(None) => None,
                 Err(e) => Some(Err(Error::List(e))),
             });
-        base.send_answers(answers, PublishTarget::for_agent_event).await
+        base.send_answers(answers, AgentSide::target).await
     }
 }
 
@@ -192,7 +192,7 @@ impl Sealed for AgentSide {
                 .original_source(source_id)
                 .build()?;
             event.set_data("application/json", versions.to_json());
-            let target = PublishTarget::for_agent_event(&event)?;
+            let target = Self::target(&event)?;
             base.send_resync_part(&target, &event).await?;
         }
         Ok(())

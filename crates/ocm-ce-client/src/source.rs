@@ -96,8 +96,7 @@ where
                     .build()?),
             })
             .collect();
-        base.send_answers(answers.into_iter(), PublishTarget::for_source_event)
-            .await
+        base.send_answers(answers.into_iter(), SourceSide::target).await
     }
 }
 
@@ -180,7 +179,7 @@ impl Sealed for SourceSide {
                     .cluster_name(cluster_name)
                     .build()?;
                 event.set_data("application/json", part.to_json());
-                let target = PublishTarget::for_source_event(&event)?;
+                let target = Self::target(&event)?;
                 base.send_resync_part(&target, &event).await?;
             }
         }
