@@ -77,12 +77,34 @@ pub mod condition_type {
 }
 
 /// `null` reads as the zero value, as Go's decoder leaves the field untouched.
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A list as [`null_default`] reads it, held without spare capacity: a decoded list grows by
+/// doubling from four, and works are stored for their lifetime, so two conditions would
+/// otherwise hold the room of four.
+pub(crate) fn null_default_exact<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(exact(null_default(d)?))
+}
+
+/// `v` in an allocation of exactly its length (a new one when it has spare room: shrinking in
+/// place keeps the block with some allocators).
+pub(crate) fn exact<T>(v: Vec<T>) -> Vec<T> {
+    if v.capacity() == v.len() {
+        return v;
+    }
+    let mut exact = Vec::with_capacity(v.len());
+    exact.extend(v);
+    exact
 }
 
 macro_rules! string_enum {
@@ -508,7 +530,11 @@ pub struct ManifestWorkSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_option: Option<DeleteOption>,
     /// Per-resource configuration.
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default_exact",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub manifest_configs: Vec<ManifestConfigOption>,
     /// Identity the agent applies the work as. Not carried by either event payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -519,7 +545,11 @@ pub struct ManifestWorkSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ManifestsTemplate {
     /// The raw objects.
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default_exact",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub manifests: Vec<Manifest>,
 }
 
@@ -540,7 +570,11 @@ pub struct DeleteOption {
 #[serde(rename_all = "camelCase")]
 pub struct SelectivelyOrphan {
     /// One rule per resource.
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default_exact",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub orphaning_rules: Vec<OrphaningRule>,
 }
 
@@ -572,7 +606,11 @@ pub struct ManifestConfigOption {
     #[serde(default, deserialize_with = "null_default")]
     pub resource_identifier: ResourceIdentifier,
     /// Status feedback to collect.
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default_exact",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub feedback_rules: Vec<FeedbackRule>,
     /// How to update it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -620,7 +658,11 @@ pub struct FeedbackRule {
     #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub type_: FeedbackType,
     /// The fields to collect with [`FeedbackType::JsonPaths`].
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default_exact",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub json_paths: Vec<JsonPath>,
 }
 
@@ -685,7 +727,11 @@ pub struct ManifestWorkStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ManifestResourceStatus {
     /// One entry per applied manifest (omitted when empty).
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default_exact",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub manifests: Vec<ManifestCondition>,
 }
 
@@ -736,7 +782,11 @@ pub struct ManifestResourceMeta {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatusFeedbackResult {
     /// The values (omitted when empty).
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default_exact",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub values: Vec<FeedbackValue>,
 }
 

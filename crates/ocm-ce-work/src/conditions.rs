@@ -34,6 +34,8 @@ pub fn set_status_condition(conditions: &mut Vec<Condition>, mut new: Condition,
         if is_zero_time(&new.last_transition_time) {
             new.last_transition_time = time_from_chrono(now);
         }
+        // One more, not room for four: a work's conditions are few and kept for its lifetime.
+        conditions.reserve_exact(1);
         conditions.push(new);
         return true;
     };
@@ -110,6 +112,19 @@ mod tests {
             format_time(&work.status.conditions[0].last_transition_time).unwrap(),
             "2026-11-25T12:20:41Z"
         );
+    }
+
+    #[test]
+    fn an_appended_condition_takes_room_for_itself_only() {
+        let mut conds = Vec::new();
+        for ty in ["Applied", "Available"] {
+            set_status_condition(
+                &mut conds,
+                crate::api::condition(ty, "True", "R", "m", None),
+                Utc::now(),
+            );
+        }
+        assert_eq!((conds.len(), conds.capacity()), (2, 2));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::api::{
     DeleteOption, FeedbackRule, GoCondition, Manifest, ManifestCondition, ManifestConfigOption, UpdateStrategy,
+    null_default_exact,
 };
 
 /// Group of both ManifestWork data types.
@@ -30,14 +31,6 @@ pub fn manifest_data_type() -> DataType {
     DataType::new(WORKS_GROUP, WORKS_VERSION, "manifests")
 }
 
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
 fn conditions_or_null<S: SerializeStruct>(st: &mut S, conditions: &[Condition]) -> Result<(), S::Error> {
     if conditions.is_empty() {
         st.serialize_field("conditions", &None::<()>)
@@ -52,13 +45,13 @@ fn conditions_or_null<S: SerializeStruct>(st: &mut S, conditions: &[Condition]) 
 #[serde(rename_all = "camelCase")]
 pub struct ManifestBundle {
     /// The manifests (written `null` when empty).
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default, deserialize_with = "null_default_exact")]
     pub manifests: Vec<Manifest>,
     /// Deletion strategy.
     #[serde(default)]
     pub delete_option: Option<DeleteOption>,
     /// Per-resource configuration (omitted when empty).
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default, deserialize_with = "null_default_exact")]
     pub manifest_configs: Vec<ManifestConfigOption>,
 }
 
@@ -92,7 +85,7 @@ pub struct ManifestBundleStatus {
     #[serde(default, with = "crate::api::go_conditions")]
     pub conditions: Vec<Condition>,
     /// The per-manifest status (omitted when empty).
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default, deserialize_with = "null_default_exact")]
     pub resource_status: Vec<ManifestCondition>,
 }
 
@@ -167,7 +160,11 @@ impl Serialize for ManifestPayload {
 #[serde(rename_all = "camelCase")]
 pub struct ManifestConfigOptionPayload {
     /// Status feedback to collect (omitted when empty).
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default_exact",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub feedback_rules: Vec<FeedbackRule>,
     /// How to update the object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,5 +209,32 @@ mod tests {
         assert_eq!(go(&ManifestStatus::default()), r#"{"conditions":null}"#);
         assert_eq!(manifest_bundle_data_type().to_string(), MANIFEST_BUNDLES);
         assert_eq!(manifest_data_type().to_string(), MANIFESTS);
+    }
+
+    #[test]
+    fn decoded_lists_hold_no_spare_room() {
+        let condition = r#"{"type":"Applied","status":"True","lastTransitionTime":"2024-10-01T12:00:00Z","reason":"R","message":"m"}"#;
+        let meta = r#"{"ordinal":0,"group":"","version":"v1","kind":"ConfigMap","resource":"configmaps","name":"c","namespace":"d"}"#;
+        let manifest = format!(
+            r#"{{"resourceMeta":{meta},"statusFeedback":{{"values":[{{"name":"a","fieldValue":{{"type":"Integer","integer":1}}}}]}},"conditions":[{condition},{condition}]}}"#
+        );
+        let status: ManifestBundleStatus = serde_json::from_str(&format!(
+            r#"{{"conditions":[{condition},{condition}],"resourceStatus":[{manifest},{manifest},{manifest}]}}"#
+        ))
+        .unwrap();
+        assert_eq!((status.conditions.len(), status.conditions.capacity()), (2, 2));
+        assert_eq!(
+            (status.resource_status.len(), status.resource_status.capacity()),
+            (3, 3)
+        );
+        for m in &status.resource_status {
+            let conditions = m.conditions.as_ref().unwrap();
+            assert_eq!((conditions.len(), conditions.capacity()), (2, 2));
+            assert_eq!(m.status_feedback.values.capacity(), 1);
+        }
+        let bundle: ManifestBundle =
+            serde_json::from_str(r#"{"manifests":[{"a":1},{"b":2}],"manifestConfigs":null}"#).unwrap();
+        assert_eq!((bundle.manifests.len(), bundle.manifests.capacity()), (2, 2));
+        assert_eq!(bundle.manifest_configs.capacity(), 0);
     }
 }

@@ -286,7 +286,9 @@ pub(crate) mod conditions {
     /// Reads conditions; `null` is empty.
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Condition>, D::Error> {
         let v = Option::<Vec<ConditionRepr>>::deserialize(d)?;
-        Ok(v.unwrap_or_default().into_iter().map(Condition::from).collect())
+        Ok(crate::api::exact(
+            v.unwrap_or_default().into_iter().map(Condition::from).collect(),
+        ))
     }
 }
 
@@ -306,7 +308,7 @@ pub(crate) mod nullable_conditions {
     /// Reads conditions; `null` is `None`.
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Condition>>, D::Error> {
         let v = Option::<Vec<ConditionRepr>>::deserialize(d)?;
-        Ok(v.map(|v| v.into_iter().map(Condition::from).collect()))
+        Ok(v.map(|v| crate::api::exact(v.into_iter().map(Condition::from).collect())))
     }
 }
 
