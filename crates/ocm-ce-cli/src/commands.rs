@@ -724,25 +724,13 @@ impl EmbeddedBroker {
 
     /// The transport of source `source_id` to it.
     pub(crate) fn source_transport(&self, source_id: &str) -> Result<GrpcTransport> {
-        GrpcTransport::new(
-            self.config(),
-            Role::Source {
-                source_id: source_id.to_owned(),
-            },
-        )
-        .map_err(anyhow::Error::msg)
+        GrpcTransport::new(self.config(), Role::source(source_id)).map_err(anyhow::Error::msg)
     }
 
     /// The transport of the agent of `cluster` (`<cluster>-work-agent`) to it.
     pub(crate) fn agent_transport(&self, cluster: &str) -> Result<GrpcTransport> {
-        GrpcTransport::new(
-            self.config(),
-            Role::Agent {
-                cluster_name: cluster.to_owned(),
-                agent_id: format!("{cluster}-work-agent"),
-            },
-        )
-        .map_err(anyhow::Error::msg)
+        GrpcTransport::new(self.config(), Role::agent(cluster, format!("{cluster}-work-agent")))
+            .map_err(anyhow::Error::msg)
     }
 }
 

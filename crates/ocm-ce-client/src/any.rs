@@ -128,19 +128,12 @@ pub enum AnyTransport {
 impl AnyTransport {
     /// The transport of a source (`client_id` is the MQTT client id; Go's `WithClientID`).
     pub fn source(config: &TransportConfig, source_id: &str, client_id: &str) -> Result<Self, TransportError> {
-        let role = Role::Source {
-            source_id: source_id.to_owned(),
-        };
-        Self::build(config, role, client_id)
+        Self::build(config, Role::source(source_id), client_id)
     }
 
     /// The transport of an agent of `cluster_name` sending as `agent_id`.
     pub fn agent(config: &TransportConfig, cluster_name: &str, agent_id: &str) -> Result<Self, TransportError> {
-        let role = Role::Agent {
-            cluster_name: cluster_name.to_owned(),
-            agent_id: agent_id.to_owned(),
-        };
-        Self::build(config, role, agent_id)
+        Self::build(config, Role::agent(cluster_name, agent_id), agent_id)
     }
 
     #[allow(unused_variables)]

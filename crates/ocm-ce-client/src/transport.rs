@@ -88,6 +88,23 @@ pub enum Role {
     },
 }
 
+impl Role {
+    /// The role of source `source_id`.
+    pub fn source(source_id: impl Into<String>) -> Self {
+        Self::Source {
+            source_id: source_id.into(),
+        }
+    }
+
+    /// The role of the agent `agent_id` of `cluster_name`.
+    pub fn agent(cluster_name: impl Into<String>, agent_id: impl Into<String>) -> Self {
+        Self::Agent {
+            cluster_name: cluster_name.into(),
+            agent_id: agent_id.into(),
+        }
+    }
+}
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

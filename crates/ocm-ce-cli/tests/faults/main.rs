@@ -81,14 +81,7 @@ async fn stalled_subscriber(
 ) {
     use ocm_ce_client::transport::grpc::{GrpcConfig, GrpcTransport};
     use ocm_ce_client::{Connection, Role, Transport};
-    let transport = GrpcTransport::new(
-        GrpcConfig::new(url),
-        Role::Agent {
-            cluster_name: "cluster1".into(),
-            agent_id: "stalled".into(),
-        },
-    )
-    .unwrap();
+    let transport = GrpcTransport::new(GrpcConfig::new(url), Role::agent("cluster1", "stalled")).unwrap();
     let conn = transport.connect().await.unwrap();
     let sub = conn.subscribe().await.unwrap();
     (conn, sub)
@@ -546,16 +539,11 @@ fn a_stalled_subscriber_of_4_mb_events_holds_the_broker_to_its_byte_budget() {
     let url = format!("127.0.0.1:{port}");
     let (stalled, published) = runtime.block_on(async {
         let stalled = stalled_subscriber(url.clone()).await;
-        let source = GrpcTransport::new(
-            GrpcConfig::new(url),
-            Role::Source {
-                source_id: "source1".into(),
-            },
-        )
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+        let source = GrpcTransport::new(GrpcConfig::new(url), Role::source("source1"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
         let ty: EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.spec.create_request"
             .parse()
             .unwrap();

@@ -436,13 +436,10 @@ mod tests {
     }
 
     fn source(id: &str) -> Role {
-        Role::Source { source_id: id.into() }
+        Role::source(id)
     }
     fn agent(cluster: &str) -> Role {
-        Role::Agent {
-            cluster_name: cluster.into(),
-            agent_id: format!("{cluster}-agent"),
-        }
+        Role::agent(cluster, format!("{cluster}-agent"))
     }
 
     #[test]
