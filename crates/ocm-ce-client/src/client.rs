@@ -130,9 +130,6 @@ struct ConnectionState {
     last_error: Option<String>,
 }
 
-/// What a client encodes and decodes with, and reads for the resync protocol.
-pub(crate) type ClientParts<T> = (Arc<dyn Codec<T>>, Arc<dyn Lister<T>>, Arc<dyn StatusHasher<T>>);
-
 /// A CloudEvents client of one side: a source ([`SourceClient`](crate::SourceClient), Go
 /// `CloudEventSourceClient`) or an agent ([`AgentClient`](crate::AgentClient), Go
 /// `CloudEventAgentClient`). It publishes what its side sends, hands up what it receives
@@ -182,15 +179,25 @@ where
     Tr: Transport,
     S: Side,
 {
-    /// A client of `side`; `parts` are what it encodes and decodes with and what it reads for
-    /// the resync protocol.
-    pub(crate) fn with_side(transport: Tr, side: S, parts: ClientParts<T>, options: ClientOptions) -> Self {
-        let (codec, lister, hasher) = parts;
+    /// A client of `side`: `codec` is what it encodes and decodes with, `lister` and
+    /// `status_hash` what it reads for the resync protocol.
+    pub(crate) fn with_side(
+        transport: Tr,
+        side: S,
+        codec: impl Codec<T> + 'static,
+        lister: impl Lister<T> + 'static,
+        status_hash: impl StatusHasher<T> + 'static,
+        options: ClientOptions,
+    ) -> Self {
+        let base = Base::new(
+            transport,
+            Arc::new(codec),
+            Arc::new(lister),
+            Arc::new(status_hash),
+            options,
+        );
         Self {
-            inner: Arc::new(Shared {
-                base: Base::new(transport, codec, lister, hasher, options),
-                side,
-            }),
+            inner: Arc::new(Shared { base, side }),
         }
     }
 
@@ -284,6 +291,27 @@ where
     /// A label for logs.
     pub(crate) fn describe(&self) -> String {
         self.inner.side.describe()
+    }
+
+    /// Waits for `answer`, this side's answer to a resync request of `event_type` between
+    /// `source` and `cluster`, and records how long it took (Go's resync histograms).
+    pub(crate) async fn timed_answer(
+        &self,
+        source: &str,
+        cluster: &str,
+        event_type: &EventType,
+        answer: impl Future<Output = Result<()>>,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let result = answer.await;
+        self.metrics().observe_resync(
+            S::PUBLISHES,
+            source,
+            cluster,
+            &event_type.data_type.to_string(),
+            started.elapsed().as_secs_f64(),
+        );
+        result
     }
 
     /// Resyncs with every peer (on connect and periodically).
