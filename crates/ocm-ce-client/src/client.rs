@@ -76,36 +76,19 @@ impl Default for ClientOptions {
 }
 
 impl ClientOptions {
-    /// Sets the rate limit (`None` = unlimited).
-    pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
-        self.rate_limit = limit;
-        self
-    }
-    /// Sets the reconnect back-off.
-    pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
-        self.backoff = backoff;
-        self
-    }
-    /// Turns the resync after each confirmed subscription on or off.
-    pub fn resync_on_connect(mut self, on: bool) -> Self {
-        self.resync_on_connect = on;
-        self
-    }
-    /// Sets the periodic resync interval (`None` = off).
-    pub fn resync_interval(mut self, interval: Option<Duration>) -> Self {
-        self.resync_interval = interval;
-        self
-    }
-    /// Sets the window in which a peer's resync request is answered with our own (`None` = off).
-    pub fn answer_resync_window(mut self, window: Option<Duration>) -> Self {
-        self.answer_resync_window = window;
-        self
-    }
-
-    /// Sets the metrics sink.
-    pub fn metrics(mut self, metrics: ClientMetrics) -> Self {
-        self.metrics = metrics;
-        self
+    ocm_ce_core::builder_setters! {
+        /// Sets the rate limit (`None` = unlimited).
+        fn rate_limit(limit: Option<RateLimit>) => rate_limit;
+        /// Sets the reconnect back-off.
+        fn backoff(backoff: BackoffConfig) => backoff;
+        /// Turns the resync after each confirmed subscription on or off.
+        fn resync_on_connect(on: bool) => resync_on_connect;
+        /// Sets the periodic resync interval (`None` = off).
+        fn resync_interval(interval: Option<Duration>) => resync_interval;
+        /// Sets the window in which a peer's resync request is answered with our own (`None` = off).
+        fn answer_resync_window(window: Option<Duration>) => answer_resync_window;
+        /// Sets the metrics sink.
+        fn metrics(metrics: ClientMetrics) => metrics;
     }
 }
 

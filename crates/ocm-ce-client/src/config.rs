@@ -69,23 +69,6 @@ impl TlsFiles {
     }
 }
 
-/// Builder setters of a transport config: `fn name(value: Type) => field;` makes the
-/// `#[must_use]` method `name(self, value: Type) -> Self` that stores `value` in `field`, with the
-/// attributes (doc comments) written before it.
-macro_rules! setters {
-    ($($(#[$attr:meta])* fn $name:ident($value:ident: $ty:ty) => $field:ident;)*) => {
-        $(
-            $(#[$attr])*
-            #[must_use]
-            pub fn $name(mut self, $value: $ty) -> Self {
-                self.$field = $value;
-                self
-            }
-        )*
-    };
-}
-pub(crate) use setters;
-
 /// Reads the config file of `transport` (`MQTT`, `grpc` or `Kafka`) at `path` and parses it;
 /// what `from_file` of each transport's config does.
 pub(crate) fn read_file<C: std::str::FromStr<Err = ConfigError>>(

@@ -114,7 +114,7 @@ impl GrpcConfig {
         self
     }
 
-    crate::config::setters! {
+    ocm_ce_core::builder_setters! {
         /// Sets the TLS files (a CA file turns on TLS 1.3).
         fn tls(tls: TlsFiles) => tls;
         /// Sets the keep-alive settings.

@@ -184,7 +184,7 @@ impl KafkaConfig {
         self.group_id = group_id.into();
         self
     }
-    crate::config::setters! {
+    ocm_ce_core::builder_setters! {
         /// Sets the TLS files (used when the CA, client certificate and key are all set).
         fn tls(tls: TlsFiles) => tls;
         /// Sets the topic layout.

@@ -136,7 +136,7 @@ impl MqttConfig {
         self.sub_qos = sub_qos;
         self
     }
-    crate::config::setters! {
+    ocm_ce_core::builder_setters! {
         /// Sets the TLS files.
         fn tls(tls: TlsFiles) => tls;
         /// Sets the keep-alive in seconds.
