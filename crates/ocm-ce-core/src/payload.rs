@@ -1,5 +1,6 @@
 //! Resync payloads: the JSON data of spec and status resync requests (Go `generic/payload`).
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::PayloadError;
@@ -50,39 +51,38 @@ pub struct ResourceStatusHashList {
     pub hashes: Vec<ResourceStatusHash>,
 }
 
-fn data_text(data: &[u8]) -> String {
-    String::from_utf8_lossy(data).into_owned()
+/// Decodes the data of a resync request; `error` makes the error of its kind from the data (as
+/// text) and the reason.
+fn decode<T: DeserializeOwned>(data: &[u8], error: fn(String, String) -> PayloadError) -> Result<T, PayloadError> {
+    serde_json::from_slice(data).map_err(|e| error(String::from_utf8_lossy(data).into_owned(), e.to_string()))
+}
+
+/// The JSON data of a payload (serializing its plain strings and integers cannot fail).
+fn to_json(payload: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(payload).unwrap_or_default()
 }
 
 impl ResourceVersionList {
     /// Decodes a spec resync request's data (empty data is an error, as in Go).
     pub fn decode(data: &[u8]) -> Result<Self, PayloadError> {
-        serde_json::from_slice(data).map_err(|e| PayloadError::SpecResyncRequest {
-            data: data_text(data),
-            reason: e.to_string(),
-        })
+        decode(data, |data, reason| PayloadError::SpecResyncRequest { data, reason })
     }
 
     /// The JSON data.
     pub fn to_json(&self) -> Vec<u8> {
-        // Serializing plain strings and integers cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        to_json(self)
     }
 }
 
 impl ResourceStatusHashList {
     /// Decodes a status resync request's data (empty data is an error, as in Go).
     pub fn decode(data: &[u8]) -> Result<Self, PayloadError> {
-        serde_json::from_slice(data).map_err(|e| PayloadError::StatusResyncRequest {
-            data: data_text(data),
-            reason: e.to_string(),
-        })
+        decode(data, |data, reason| PayloadError::StatusResyncRequest { data, reason })
     }
 
     /// The JSON data.
     pub fn to_json(&self) -> Vec<u8> {
-        // Serializing plain strings cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        to_json(self)
     }
 
     /// Splits the list into lists whose JSON is at most `max_bytes` each (at least one list,
