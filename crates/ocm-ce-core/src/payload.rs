@@ -160,16 +160,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_large_hash_list_splits_into_parts_within_the_bound() {
-        let list = ResourceStatusHashList {
-            hashes: (0..5000)
+    /// `n` entries, the `i`-th of `resource_id(i)`, all with `status_hash`.
+    fn hash_list(n: usize, resource_id: impl Fn(usize) -> String, status_hash: &str) -> ResourceStatusHashList {
+        ResourceStatusHashList {
+            hashes: (0..n)
                 .map(|i| ResourceStatusHash {
-                    resource_id: format!("{i:036}"),
-                    status_hash: "f".repeat(64),
+                    resource_id: resource_id(i),
+                    status_hash: status_hash.to_owned(),
                 })
                 .collect(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_large_hash_list_splits_into_parts_within_the_bound() {
+        let list = hash_list(5000, |i| format!("{i:036}"), &"f".repeat(64));
         let parts = list.clone().split(MAX_RESYNC_PAYLOAD_BYTES);
         assert!(parts.len() > 1);
         for p in &parts {
@@ -184,14 +189,7 @@ mod tests {
     fn the_split_bound_counts_escaped_characters() {
         // Found by fuzzing (fuzz/corpus/resync_status_hashes): tabs, quotes and backslashes are
         // written escaped, two bytes each, so counting raw string bytes let parts overflow.
-        let list = ResourceStatusHashList {
-            hashes: (0..40)
-                .map(|i| ResourceStatusHash {
-                    resource_id: format!("uid-{i}\\t\"\u{1}"),
-                    status_hash: "a\tb".repeat(8),
-                })
-                .collect(),
-        };
+        let list = hash_list(40, |i| format!("uid-{i}\\t\"\u{1}"), &"a\tb".repeat(8));
         for max in [100, 150, 230, 1000] {
             let parts = list.clone().split(max);
             for p in &parts {
