@@ -277,6 +277,20 @@ pub(crate) fn source_transport(args: &SourceClientArgs) -> Result<AnyTransport> 
     AnyTransport::source(&config, &args.source_id, &client_id).map_err(anyhow::Error::msg)
 }
 
+/// Starts the source client `args` names over `transport`, holding `works`, and its metrics and
+/// health endpoints; the client is returned also when the endpoints fail (so it can be closed).
+pub(crate) async fn start_source<Tr: Transport>(
+    args: &SourceClientArgs,
+    transport: Tr,
+    works: Vec<ManifestWork>,
+) -> (SourceWorkClient<Tr>, Result<crate::ops::Ops>) {
+    let client = SourceWorkClient::start(transport, &args.source_id, works, client_options(args.rate));
+    let registry = crate::ops::registry(client.metrics(), client.generic().metrics());
+    let connected = client.clone();
+    let ops = crate::ops::Ops::start(&args.ops, registry, move || connected.is_connected()).await;
+    (client, ops)
+}
+
 // ---- source ----------------------------------------------------------------------------------
 
 async fn source(args: SourceArgs) -> Result<ExitCode> {
@@ -301,15 +315,7 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
         SourceCommand::Delete { name, namespace, .. } => known_at_start(namespace, name),
         _ => false,
     };
-    let client = SourceWorkClient::start(
-        transport,
-        &args.client.source_id,
-        works,
-        client_options(args.client.rate),
-    );
-    let registry = crate::ops::registry(client.metrics(), client.generic().metrics());
-    let connected = client.clone();
-    let ops = crate::ops::Ops::start(&args.client.ops, registry, move || connected.is_connected()).await;
+    let (client, ops) = start_source(&args.client, transport, works).await;
     let mut watch = client.watch();
     // Whatever the command's outcome, also when the source never got connected, the client is
     // closed cleanly (Kafka: the next source process of this id must not wait for this one's
