@@ -66,6 +66,23 @@ fn parse_yaml<'de, T: Deserialize<'de>>(what: &'static str, path: &Path, text: &
     })
 }
 
+/// `from_file` and `from_yaml` of the type of `$what`, through its
+/// `parse(path, text)` (the path names the file in errors; empty for YAML text).
+macro_rules! yaml_file_constructors {
+    ($what:literal) => {
+        #[doc = concat!("Reads ", $what, ".")]
+        pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+            let path = path.as_ref();
+            Self::parse(path, &read(path)?)
+        }
+
+        #[doc = concat!("Parses the YAML of ", $what, ".")]
+        pub fn from_yaml(text: &str) -> Result<Self> {
+            Self::parse(Path::new(""), text)
+        }
+    };
+}
+
 // ---- tokens -------------------------------------------------------------------------------------
 
 #[derive(Deserialize)]
@@ -98,16 +115,7 @@ impl fmt::Debug for Tokens {
 }
 
 impl Tokens {
-    /// Reads a tokens file.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        Self::parse(path, &read(path)?)
-    }
-
-    /// Parses the YAML of a tokens file.
-    pub fn from_yaml(text: &str) -> Result<Self> {
-        Self::parse(Path::new(""), text)
-    }
+    yaml_file_constructors!("a tokens file");
 
     fn parse(path: &Path, text: &str) -> Result<Self> {
         let doc: TokensFileDoc = parse_yaml("tokens file", path, text)?;
@@ -220,16 +228,7 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Reads a policy file.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        Self::parse(path, &read(path)?)
-    }
-
-    /// Parses the YAML of a policy file.
-    pub fn from_yaml(text: &str) -> Result<Self> {
-        Self::parse(Path::new(""), text)
-    }
+    yaml_file_constructors!("a policy file");
 
     fn parse(path: &Path, text: &str) -> Result<Self> {
         let doc: PolicyDoc = parse_yaml("authorization policy", path, text)?;

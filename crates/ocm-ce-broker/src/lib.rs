@@ -159,52 +159,33 @@ impl Default for BrokerBuilder {
 }
 
 impl BrokerBuilder {
-    /// Events queued per subscriber; a publisher whose event does not fit waits. Default
-    /// [`DEFAULT_QUEUE_CAPACITY`].
-    pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.queue_capacity = capacity;
-        self
-    }
-
-    /// Bytes (encoded events) queued per subscriber; a publisher whose event does not fit
-    /// waits. An event larger than this is queued alone. Default [`DEFAULT_QUEUE_BYTES`].
-    pub fn queue_bytes(mut self, bytes: usize) -> Self {
-        self.queue_bytes = bytes;
-        self
-    }
-
-    /// Bytes queued over all subscribers together. Default [`DEFAULT_TOTAL_QUEUE_BYTES`].
-    pub fn total_queue_bytes(mut self, bytes: usize) -> Self {
-        self.total_queue_bytes = bytes;
-        self
-    }
-
-    /// How long a subscriber's queue may stay full while it takes nothing before it is
-    /// disconnected as stuck (it resubscribes and resyncs). A slow subscriber that keeps
-    /// taking is never disconnected. Default [`DEFAULT_STALL_TIMEOUT`].
-    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
-        self.stall_timeout = timeout;
-        self
-    }
-
-    /// Concurrent calls per client connection (a waiting `Publish` is one). Default
-    /// [`DEFAULT_MAX_CONCURRENT_STREAMS`].
-    pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
-        self.max_concurrent_streams = streams;
-        self
-    }
-
-    /// Largest accepted message in bytes; larger ones get `ResourceExhausted`. Default 4 MiB.
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.max_message_size = bytes;
-        self
-    }
-
-    /// Sends a heartbeat event on every subscription at this interval (`None`, the default:
-    /// no heartbeats). Go's broker uses 10 s.
-    pub fn heartbeat_interval(mut self, interval: Option<Duration>) -> Self {
-        self.heartbeat_interval = interval;
-        self
+    ocm_ce_core::builder_setters! {
+        /// Events queued per subscriber; a publisher whose event does not fit waits. Default
+        /// [`DEFAULT_QUEUE_CAPACITY`].
+        fn queue_capacity(capacity: usize) => queue_capacity;
+        /// Bytes (encoded events) queued per subscriber; a publisher whose event does not fit
+        /// waits. An event larger than this is queued alone. Default [`DEFAULT_QUEUE_BYTES`].
+        fn queue_bytes(bytes: usize) => queue_bytes;
+        /// Bytes queued over all subscribers together. Default [`DEFAULT_TOTAL_QUEUE_BYTES`].
+        fn total_queue_bytes(bytes: usize) => total_queue_bytes;
+        /// How long a subscriber's queue may stay full while it takes nothing before it is
+        /// disconnected as stuck (it resubscribes and resyncs). A slow subscriber that keeps
+        /// taking is never disconnected. Default [`DEFAULT_STALL_TIMEOUT`].
+        fn stall_timeout(timeout: Duration) => stall_timeout;
+        /// Concurrent calls per client connection (a waiting `Publish` is one). Default
+        /// [`DEFAULT_MAX_CONCURRENT_STREAMS`].
+        fn max_concurrent_streams(streams: u32) => max_concurrent_streams;
+        /// Largest accepted message in bytes; larger ones get `ResourceExhausted`. Default 4 MiB.
+        fn max_message_size(bytes: usize) => max_message_size;
+        /// Sends a heartbeat event on every subscription at this interval (`None`, the default:
+        /// no heartbeats). Go's broker uses 10 s.
+        fn heartbeat_interval(interval: Option<Duration>) => heartbeat_interval;
+        /// Sets the TLS configuration.
+        fn tls_config(config: Option<ServerTlsConfig>) => tls;
+        /// Allows plaintext and unauthenticated clients. For loopback quick starts and tests only.
+        fn insecure(insecure: bool) => insecure;
+        /// Records into these metrics (clones share values) instead of fresh ones.
+        fn metrics(metrics: BrokerMetrics) => metrics;
     }
 
     /// Server-side HTTP/2 keep-alive pings: interval and acknowledgement timeout (off by
@@ -230,12 +211,6 @@ impl BrokerBuilder {
         self
     }
 
-    /// Sets the TLS configuration.
-    pub fn tls_config(mut self, config: Option<ServerTlsConfig>) -> Self {
-        self.tls = config;
-        self
-    }
-
     /// Accepts the bearer tokens of this file ([`Tokens`] format).
     pub fn tokens_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.tokens_file = Some(path.into());
@@ -249,22 +224,10 @@ impl BrokerBuilder {
         self
     }
 
-    /// Allows plaintext and unauthenticated clients. For loopback quick starts and tests only.
-    pub fn insecure(mut self, insecure: bool) -> Self {
-        self.insecure = insecure;
-        self
-    }
-
     /// Serves `GET /metrics`, `GET /healthz` and `GET /readyz` on this address (bound by
     /// [`build`](Self::build); see [`endpoints`]).
     pub fn metrics_addr(mut self, addr: SocketAddr) -> Self {
         self.metrics_addr = Some(addr);
-        self
-    }
-
-    /// Records into these metrics (clones share values) instead of fresh ones.
-    pub fn metrics(mut self, metrics: BrokerMetrics) -> Self {
-        self.metrics = metrics;
         self
     }
 

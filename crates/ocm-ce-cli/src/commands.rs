@@ -277,6 +277,20 @@ pub(crate) fn source_transport(args: &SourceClientArgs) -> Result<AnyTransport> 
     AnyTransport::source(&config, &args.source_id, &client_id).map_err(anyhow::Error::msg)
 }
 
+/// Starts the source client `args` names over `transport`, holding `works`, and its metrics and
+/// health endpoints; the client is returned also when the endpoints fail (so it can be closed).
+pub(crate) async fn start_source<Tr: Transport>(
+    args: &SourceClientArgs,
+    transport: Tr,
+    works: Vec<ManifestWork>,
+) -> (SourceWorkClient<Tr>, Result<crate::ops::Ops>) {
+    let client = SourceWorkClient::start(transport, &args.source_id, works, client_options(args.rate));
+    let registry = crate::ops::registry(client.metrics(), client.generic().metrics());
+    let connected = client.clone();
+    let ops = crate::ops::Ops::start(&args.ops, registry, move || connected.is_connected()).await;
+    (client, ops)
+}
+
 // ---- source ----------------------------------------------------------------------------------
 
 async fn source(args: SourceArgs) -> Result<ExitCode> {
@@ -301,15 +315,7 @@ async fn source(args: SourceArgs) -> Result<ExitCode> {
         SourceCommand::Delete { name, namespace, .. } => known_at_start(namespace, name),
         _ => false,
     };
-    let client = SourceWorkClient::start(
-        transport,
-        &args.client.source_id,
-        works,
-        client_options(args.client.rate),
-    );
-    let registry = crate::ops::registry(client.metrics(), client.generic().metrics());
-    let connected = client.clone();
-    let ops = crate::ops::Ops::start(&args.client.ops, registry, move || connected.is_connected()).await;
+    let (client, ops) = start_source(&args.client, transport, works).await;
     let mut watch = client.watch();
     // Whatever the command's outcome, also when the source never got connected, the client is
     // closed cleanly (Kafka: the next source process of this id must not wait for this one's
@@ -724,25 +730,13 @@ impl EmbeddedBroker {
 
     /// The transport of source `source_id` to it.
     pub(crate) fn source_transport(&self, source_id: &str) -> Result<GrpcTransport> {
-        GrpcTransport::new(
-            self.config(),
-            Role::Source {
-                source_id: source_id.to_owned(),
-            },
-        )
-        .map_err(anyhow::Error::msg)
+        GrpcTransport::new(self.config(), Role::source(source_id)).map_err(anyhow::Error::msg)
     }
 
     /// The transport of the agent of `cluster` (`<cluster>-work-agent`) to it.
     pub(crate) fn agent_transport(&self, cluster: &str) -> Result<GrpcTransport> {
-        GrpcTransport::new(
-            self.config(),
-            Role::Agent {
-                cluster_name: cluster.to_owned(),
-                agent_id: format!("{cluster}-work-agent"),
-            },
-        )
-        .map_err(anyhow::Error::msg)
+        GrpcTransport::new(self.config(), Role::agent(cluster, format!("{cluster}-work-agent")))
+            .map_err(anyhow::Error::msg)
     }
 }
 

@@ -8,11 +8,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use kube::core::{ApiResource, GroupVersionKind};
 use ocm_ce_kube::{Hub, HubConfig, client_from_kubeconfig, hub_works, rate_limited};
-use ocm_ce_work::client::SourceWorkClient;
 use ocm_ce_work::gc::OwnerFilter;
 
 use crate::cli::HubArgs;
-use crate::commands::{FLUSH_ON_EXIT, Shutdown, client_options, source_transport};
+use crate::commands::{FLUSH_ON_EXIT, Shutdown, source_transport, start_source};
 
 /// An owner kind of the garbage collector from `[GROUP/]VERSION/KIND`.
 fn owner_filter(spec: &str) -> Result<OwnerFilter> {
@@ -60,15 +59,8 @@ pub(crate) async fn run(args: HubArgs) -> Result<ExitCode> {
             .map_or_else(|| "its own cluster".to_owned(), |p| p.display().to_string()),
         initial.len()
     );
-    let source = SourceWorkClient::start(
-        transport,
-        &args.client.source_id,
-        initial,
-        client_options(args.client.rate),
-    );
-    let registry = crate::ops::registry(source.metrics(), source.generic().metrics());
-    let connected = source.clone();
-    let ops = crate::ops::Ops::start(&args.client.ops, registry, move || connected.is_connected()).await?;
+    let (source, ops) = start_source(&args.client, transport, initial).await;
+    let ops = ops?;
     Hub::new(kube, source.clone(), hub_config).run(shutdown.recv()).await;
     drop(ops);
     source.close(FLUSH_ON_EXIT).await;

@@ -16,6 +16,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+#[path = "../tests/kafka_support/mod.rs"]
+mod kafka_support;
 #[path = "../tests/mock/mod.rs"]
 mod mock;
 mod support;
@@ -23,9 +25,6 @@ mod support;
 use std::time::Duration;
 
 use ocm_ce_client::transport::kafka::{KafkaConfig, KafkaTransport};
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use support::{Bench, WINDOW};
 
 fn config(bootstrap: &str) -> KafkaConfig {
@@ -41,32 +40,9 @@ fn config(bootstrap: &str) -> KafkaConfig {
     config
 }
 
-async fn create_topics(bootstrap: &str, names: &[String]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let topics: Vec<NewTopic<'_>> = names
-        .iter()
-        .map(|n| NewTopic::new(n, 1, TopicReplication::Fixed(1)))
-        .collect();
-    for r in admin.create_topics(&topics, &AdminOptions::new()).await.unwrap() {
-        r.unwrap();
-    }
-}
-
 async fn setup(bootstrap: String) -> Bench<KafkaTransport> {
     let (src, cluster) = support::names();
-    create_topics(
-        &bootstrap,
-        &[
-            format!("sourceevents.{src}.{cluster}"),
-            format!("agentevents.{src}.{cluster}"),
-            format!("sourcebroadcast.{src}"),
-            format!("agentbroadcast.{cluster}"),
-        ],
-    )
-    .await;
+    kafka_support::create_topics(&bootstrap, &kafka_support::pair_topics(&src, &cluster)).await;
     let config = config(&bootstrap);
     let agent = KafkaTransport::agent(config.clone(), &cluster, "bench-agent").unwrap();
     let source = KafkaTransport::source(config, &src).unwrap();

@@ -1,8 +1,6 @@
 //! The agent side (Go `CloudEventAgentClient`): receives specs, publishes statuses, requests
 //! spec resyncs and answers sources' status resync requests.
 
-use std::sync::Arc;
-
 use cloudevents::{AttributesReader, Event};
 use ocm_ce_core::event_type::action;
 use ocm_ce_core::resource::parse_resource_version;
@@ -11,7 +9,6 @@ use ocm_ce_core::{
     Codec, EventBuilder, EventType, ListOptions, PayloadError, ResourceObject, ResourceStatusHashList, ResourceVersion,
     ResourceVersionList, SubResource, TopicError,
 };
-use tokio::time::Instant;
 
 use crate::client::{Client, ClientOptions, data_bytes};
 use crate::error::{Error, Result};
@@ -65,12 +62,7 @@ where
             agent_id: agent_id.into(),
             cluster_name: cluster_name.into(),
         };
-        Self::with_side(
-            transport,
-            side,
-            (Arc::new(codec), Arc::new(lister), Arc::new(status_hash)),
-            options,
-        )
+        Self::with_side(transport, side, codec, lister, status_hash, options)
     }
 
     /// The cluster this agent serves.
@@ -86,11 +78,7 @@ where
     /// Answers a source's status resync request (Go `respondResyncStatusRequest`).
     async fn status_resync_answer(&self, event_type: &EventType, event: &Event) -> Result<()> {
         let base = self.base();
-        let options = ListOptions {
-            cluster_name: self.cluster_name().to_owned(),
-            source: event.source().to_owned(),
-            data_type: event_type.data_type.clone(),
-        };
+        let options = ListOptions::new(self.cluster_name(), event.source(), event_type.data_type.clone());
         let request = ResourceStatusHashList::decode(&data_bytes(event))?;
         let reply_type = EventType::new(
             event_type.data_type.clone(),
@@ -167,11 +155,7 @@ impl Sealed for AgentSide {
     {
         let base = client.base();
         for data_type in base.codec.data_types().to_vec() {
-            let options = ListOptions {
-                cluster_name: client.cluster_name().to_owned(),
-                source: source_id.to_owned(),
-                data_type: data_type.clone(),
-            };
+            let options = ListOptions::new(client.cluster_name(), source_id, data_type.clone());
             let resources = base.lister.list(&options).map_err(Error::List)?;
             let mut versions = ResourceVersionList::default();
             for r in &resources {
@@ -203,15 +187,10 @@ impl Sealed for AgentSide {
         T: ResourceObject + Send + Sync + 'static,
         Tr: Transport,
     {
-        let started = Instant::now();
-        let result = client.status_resync_answer(event_type, event).await;
-        client.metrics().observe_status_resync(
-            event.source(),
-            client.cluster_name(),
-            &event_type.data_type.to_string(),
-            started.elapsed().as_secs_f64(),
-        );
-        result
+        let answer = client.status_resync_answer(event_type, event);
+        client
+            .timed_answer(event.source(), client.cluster_name(), event_type, answer)
+            .await
     }
 
     fn asking_peer(request: &Event) -> Option<String> {

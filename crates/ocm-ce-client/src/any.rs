@@ -128,19 +128,12 @@ pub enum AnyTransport {
 impl AnyTransport {
     /// The transport of a source (`client_id` is the MQTT client id; Go's `WithClientID`).
     pub fn source(config: &TransportConfig, source_id: &str, client_id: &str) -> Result<Self, TransportError> {
-        let role = Role::Source {
-            source_id: source_id.to_owned(),
-        };
-        Self::build(config, role, client_id)
+        Self::build(config, Role::source(source_id), client_id)
     }
 
     /// The transport of an agent of `cluster_name` sending as `agent_id`.
     pub fn agent(config: &TransportConfig, cluster_name: &str, agent_id: &str) -> Result<Self, TransportError> {
-        let role = Role::Agent {
-            cluster_name: cluster_name.to_owned(),
-            agent_id: agent_id.to_owned(),
-        };
-        Self::build(config, role, agent_id)
+        Self::build(config, Role::agent(cluster_name, agent_id), agent_id)
     }
 
     #[allow(unused_variables)]
@@ -173,6 +166,22 @@ pub enum AnyConnection {
     Kafka(KafkaConnection),
 }
 
+/// The same call on whichever transport an [`AnyTransport`] or [`AnyConnection`] holds:
+/// `dispatch!(self, inner => expression)` evaluates `expression` with `inner` bound to the
+/// variant's value, for each transport compiled in.
+macro_rules! dispatch {
+    ($value:expr, $inner:ident => $call:expr) => {
+        match $value {
+            #[cfg(feature = "mqtt")]
+            Self::Mqtt($inner) => $call,
+            #[cfg(feature = "grpc")]
+            Self::Grpc($inner) => $call,
+            #[cfg(feature = "kafka")]
+            Self::Kafka($inner) => $call,
+        }
+    };
+}
+
 impl Transport for AnyTransport {
     type Connection = AnyConnection;
 
@@ -188,59 +197,24 @@ impl Transport for AnyTransport {
     }
 
     fn set_data_types(&mut self, data_types: &[ocm_ce_core::DataType]) {
-        match self {
-            #[cfg(feature = "mqtt")]
-            Self::Mqtt(t) => t.set_data_types(data_types),
-            #[cfg(feature = "grpc")]
-            Self::Grpc(t) => t.set_data_types(data_types),
-            #[cfg(feature = "kafka")]
-            Self::Kafka(t) => t.set_data_types(data_types),
-        }
+        dispatch!(self, t => t.set_data_types(data_types))
     }
 }
 
 impl Connection for AnyConnection {
     async fn publish(&self, target: &PublishTarget, event: &Event) -> Result<(), TransportError> {
-        match self {
-            #[cfg(feature = "mqtt")]
-            Self::Mqtt(c) => c.publish(target, event).await,
-            #[cfg(feature = "grpc")]
-            Self::Grpc(c) => c.publish(target, event).await,
-            #[cfg(feature = "kafka")]
-            Self::Kafka(c) => c.publish(target, event).await,
-        }
+        dispatch!(self, c => c.publish(target, event).await)
     }
 
     async fn subscribe(&self) -> Result<Subscription, TransportError> {
-        match self {
-            #[cfg(feature = "mqtt")]
-            Self::Mqtt(c) => c.subscribe().await,
-            #[cfg(feature = "grpc")]
-            Self::Grpc(c) => c.subscribe().await,
-            #[cfg(feature = "kafka")]
-            Self::Kafka(c) => c.subscribe().await,
-        }
+        dispatch!(self, c => c.subscribe().await)
     }
 
     fn max_event_bytes(&self) -> Option<usize> {
-        match self {
-            #[cfg(feature = "mqtt")]
-            Self::Mqtt(c) => c.max_event_bytes(),
-            #[cfg(feature = "grpc")]
-            Self::Grpc(c) => c.max_event_bytes(),
-            #[cfg(feature = "kafka")]
-            Self::Kafka(c) => c.max_event_bytes(),
-        }
+        dispatch!(self, c => c.max_event_bytes())
     }
 
     async fn close(&self) {
-        match self {
-            #[cfg(feature = "mqtt")]
-            Self::Mqtt(c) => c.close().await,
-            #[cfg(feature = "grpc")]
-            Self::Grpc(c) => c.close().await,
-            #[cfg(feature = "kafka")]
-            Self::Kafka(c) => c.close().await,
-        }
+        dispatch!(self, c => c.close().await)
     }
 }

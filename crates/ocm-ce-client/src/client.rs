@@ -76,36 +76,19 @@ impl Default for ClientOptions {
 }
 
 impl ClientOptions {
-    /// Sets the rate limit (`None` = unlimited).
-    pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
-        self.rate_limit = limit;
-        self
-    }
-    /// Sets the reconnect back-off.
-    pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
-        self.backoff = backoff;
-        self
-    }
-    /// Turns the resync after each confirmed subscription on or off.
-    pub fn resync_on_connect(mut self, on: bool) -> Self {
-        self.resync_on_connect = on;
-        self
-    }
-    /// Sets the periodic resync interval (`None` = off).
-    pub fn resync_interval(mut self, interval: Option<Duration>) -> Self {
-        self.resync_interval = interval;
-        self
-    }
-    /// Sets the window in which a peer's resync request is answered with our own (`None` = off).
-    pub fn answer_resync_window(mut self, window: Option<Duration>) -> Self {
-        self.answer_resync_window = window;
-        self
-    }
-
-    /// Sets the metrics sink.
-    pub fn metrics(mut self, metrics: ClientMetrics) -> Self {
-        self.metrics = metrics;
-        self
+    ocm_ce_core::builder_setters! {
+        /// Sets the rate limit (`None` = unlimited).
+        fn rate_limit(limit: Option<RateLimit>) => rate_limit;
+        /// Sets the reconnect back-off.
+        fn backoff(backoff: BackoffConfig) => backoff;
+        /// Turns the resync after each confirmed subscription on or off.
+        fn resync_on_connect(on: bool) => resync_on_connect;
+        /// Sets the periodic resync interval (`None` = off).
+        fn resync_interval(interval: Option<Duration>) => resync_interval;
+        /// Sets the window in which a peer's resync request is answered with our own (`None` = off).
+        fn answer_resync_window(window: Option<Duration>) => answer_resync_window;
+        /// Sets the metrics sink.
+        fn metrics(metrics: ClientMetrics) => metrics;
     }
 }
 
@@ -129,9 +112,6 @@ struct ConnectionState {
     confirmed: bool,
     last_error: Option<String>,
 }
-
-/// What a client encodes and decodes with, and reads for the resync protocol.
-pub(crate) type ClientParts<T> = (Arc<dyn Codec<T>>, Arc<dyn Lister<T>>, Arc<dyn StatusHasher<T>>);
 
 /// A CloudEvents client of one side: a source ([`SourceClient`](crate::SourceClient), Go
 /// `CloudEventSourceClient`) or an agent ([`AgentClient`](crate::AgentClient), Go
@@ -182,15 +162,25 @@ where
     Tr: Transport,
     S: Side,
 {
-    /// A client of `side`; `parts` are what it encodes and decodes with and what it reads for
-    /// the resync protocol.
-    pub(crate) fn with_side(transport: Tr, side: S, parts: ClientParts<T>, options: ClientOptions) -> Self {
-        let (codec, lister, hasher) = parts;
+    /// A client of `side`: `codec` is what it encodes and decodes with, `lister` and
+    /// `status_hash` what it reads for the resync protocol.
+    pub(crate) fn with_side(
+        transport: Tr,
+        side: S,
+        codec: impl Codec<T> + 'static,
+        lister: impl Lister<T> + 'static,
+        status_hash: impl StatusHasher<T> + 'static,
+        options: ClientOptions,
+    ) -> Self {
+        let base = Base::new(
+            transport,
+            Arc::new(codec),
+            Arc::new(lister),
+            Arc::new(status_hash),
+            options,
+        );
         Self {
-            inner: Arc::new(Shared {
-                base: Base::new(transport, codec, lister, hasher, options),
-                side,
-            }),
+            inner: Arc::new(Shared { base, side }),
         }
     }
 
@@ -284,6 +274,27 @@ where
     /// A label for logs.
     pub(crate) fn describe(&self) -> String {
         self.inner.side.describe()
+    }
+
+    /// Waits for `answer`, this side's answer to a resync request of `event_type` between
+    /// `source` and `cluster`, and records how long it took (Go's resync histograms).
+    pub(crate) async fn timed_answer(
+        &self,
+        source: &str,
+        cluster: &str,
+        event_type: &EventType,
+        answer: impl Future<Output = Result<()>>,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let result = answer.await;
+        self.metrics().observe_resync(
+            S::PUBLISHES,
+            source,
+            cluster,
+            &event_type.data_type.to_string(),
+            started.elapsed().as_secs_f64(),
+        );
+        result
     }
 
     /// Resyncs with every peer (on connect and periodically).

@@ -21,6 +21,19 @@ enum Kind {
     Dropped(&'static str),
 }
 
+/// The constructors of the kinds that carry nothing but the message: `fn name => Kind;` makes
+/// `pub fn name(message) -> Self` of that kind, with the doc comments written before it.
+macro_rules! kind_constructors {
+    ($($(#[$attr:meta])* fn $name:ident => $kind:ident;)*) => {
+        $(
+            $(#[$attr])*
+            pub fn $name(message: impl Into<String>) -> Self {
+                Self::new(Kind::$kind, message)
+            }
+        )*
+    };
+}
+
 /// A transport failure (connect, publish, subscribe, configuration). The kind is private; ask
 /// with the `is_*` predicates, so new backends never break callers.
 #[derive(Debug)]
@@ -46,38 +59,25 @@ impl TransportError {
         self
     }
 
-    /// Dialing or handshaking failed.
-    pub fn connect(message: impl Into<String>) -> Self {
-        Self::new(Kind::Connect, message)
+    kind_constructors! {
+        /// Dialing or handshaking failed.
+        fn connect => Connect;
+        /// The connection was lost (or is not established).
+        fn disconnected => Disconnected;
+        /// Sending an event failed.
+        fn publish => Publish;
+        /// Subscribing failed.
+        fn subscribe => Subscribe;
+        /// The transport configuration is invalid.
+        fn config => Config;
+        /// The peer refused us (authentication, authorization).
+        fn rejected => Rejected;
+        /// An event exceeds the configured maximum size.
+        fn too_large => TooLarge;
+        /// An event cannot be represented on this transport's wire.
+        fn encoding => Encoding;
     }
-    /// The connection was lost (or is not established).
-    pub fn disconnected(message: impl Into<String>) -> Self {
-        Self::new(Kind::Disconnected, message)
-    }
-    /// Sending an event failed.
-    pub fn publish(message: impl Into<String>) -> Self {
-        Self::new(Kind::Publish, message)
-    }
-    /// Subscribing failed.
-    pub fn subscribe(message: impl Into<String>) -> Self {
-        Self::new(Kind::Subscribe, message)
-    }
-    /// The transport configuration is invalid.
-    pub fn config(message: impl Into<String>) -> Self {
-        Self::new(Kind::Config, message)
-    }
-    /// The peer refused us (authentication, authorization).
-    pub fn rejected(message: impl Into<String>) -> Self {
-        Self::new(Kind::Rejected, message)
-    }
-    /// An event exceeds the configured maximum size.
-    pub fn too_large(message: impl Into<String>) -> Self {
-        Self::new(Kind::TooLarge, message)
-    }
-    /// An event cannot be represented on this transport's wire.
-    pub fn encoding(message: impl Into<String>) -> Self {
-        Self::new(Kind::Encoding, message)
-    }
+
     /// A received message was dropped (it is not a valid CloudEvent, or it is over the size
     /// limit); `reason` is a short label for the drop counter (`too_large`,
     /// `malformed_message`). Yielded by a [`Subscription`](crate::Subscription), which carries

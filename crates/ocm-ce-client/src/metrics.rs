@@ -3,6 +3,7 @@
 //! client gets a [`ClientMetrics`] (cheap to clone, clones share values) that the caller may
 //! register.
 
+use ocm_ce_core::SubResource;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -73,14 +74,13 @@ impl ClientMetrics {
         );
     }
 
-    pub(crate) fn observe_spec_resync(&self, source: &str, cluster: &str, data_type: &str, seconds: f64) {
-        self.spec_resync
-            .get_or_create(&labels(source, cluster, data_type))
-            .observe(seconds);
-    }
-
-    pub(crate) fn observe_status_resync(&self, source: &str, cluster: &str, data_type: &str, seconds: f64) {
-        self.status_resync
+    /// Records the time an answer to a resync request of `kind` (a spec or status resync) took.
+    pub(crate) fn observe_resync(&self, kind: SubResource, source: &str, cluster: &str, data_type: &str, seconds: f64) {
+        let family = match kind {
+            SubResource::Spec => &self.spec_resync,
+            SubResource::Status => &self.status_resync,
+        };
+        family
             .get_or_create(&labels(source, cluster, data_type))
             .observe(seconds);
     }

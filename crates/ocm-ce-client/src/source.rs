@@ -1,8 +1,6 @@
 //! The source side (Go `CloudEventSourceClient`): publishes specs, receives statuses, requests
 //! status resyncs and answers agents' spec resync requests.
 
-use std::sync::Arc;
-
 use chrono::Utc;
 use cloudevents::{AttributesReader, Event};
 use ocm_ce_core::event_type::action;
@@ -11,7 +9,6 @@ use ocm_ce_core::{
     Codec, EventBuilder, EventExt, EventType, ListOptions, PayloadError, ResourceObject, ResourceStatusHash,
     ResourceStatusHashList, ResourceVersionList, SubResource, TopicError,
 };
-use tokio::time::Instant;
 
 use crate::client::{Client, ClientOptions, data_bytes};
 use crate::error::{Error, Result};
@@ -52,12 +49,7 @@ where
         let side = SourceSide {
             source_id: source_id.into(),
         };
-        Self::with_side(
-            transport,
-            side,
-            (Arc::new(codec), Arc::new(lister), Arc::new(status_hash)),
-            options,
-        )
+        Self::with_side(transport, side, codec, lister, status_hash, options)
     }
 
     /// The source id.
@@ -69,11 +61,7 @@ where
     async fn spec_resync_answer(&self, event_type: &EventType, event: &Event, cluster: &str) -> Result<()> {
         let request = ResourceVersionList::decode(&data_bytes(event))?;
         let base = self.base();
-        let options = ListOptions {
-            cluster_name: cluster.to_owned(),
-            source: self.source_id().to_owned(),
-            data_type: event_type.data_type.clone(),
-        };
+        let options = ListOptions::new(cluster, self.source_id(), event_type.data_type.clone());
         // The exclusive turn, from the list to the last answer sent: a spec published meanwhile
         // could otherwise reach the agent before an older one of this answer. (An agent ignores
         // a spec older than the one it holds, but not after it removed the work: the old spec
@@ -156,11 +144,7 @@ impl Sealed for SourceSide {
     {
         let base = client.base();
         for data_type in base.codec.data_types().to_vec() {
-            let options = ListOptions {
-                cluster_name: cluster_name.to_owned(),
-                source: client.source_id().to_owned(),
-                data_type: data_type.clone(),
-            };
+            let options = ListOptions::new(cluster_name, client.source_id(), data_type.clone());
             let resources = base.lister.list(&options).map_err(Error::List)?;
             let mut hashes = ResourceStatusHashList::default();
             for r in &resources {
@@ -195,15 +179,10 @@ impl Sealed for SourceSide {
             tracing::warn!(source = %client.source_id(), "spec resync request without clustername, ignore");
             return Ok(());
         };
-        let started = Instant::now();
-        let result = client.spec_resync_answer(event_type, event, &cluster).await;
-        client.metrics().observe_spec_resync(
-            client.source_id(),
-            &cluster,
-            &event_type.data_type.to_string(),
-            started.elapsed().as_secs_f64(),
-        );
-        result
+        let answer = client.spec_resync_answer(event_type, event, &cluster);
+        client
+            .timed_answer(client.source_id(), &cluster, event_type, answer)
+            .await
     }
 
     fn asking_peer(request: &Event) -> Option<String> {

@@ -91,9 +91,7 @@ impl FakeBroker {
     pub fn source(&self, source_id: &str) -> FakeTransport {
         FakeTransport {
             broker: self.clone(),
-            role: Role::Source {
-                source_id: source_id.to_owned(),
-            },
+            role: Role::source(source_id),
         }
     }
 
@@ -101,10 +99,7 @@ impl FakeBroker {
     pub fn agent(&self, cluster_name: &str, agent_id: &str) -> FakeTransport {
         FakeTransport {
             broker: self.clone(),
-            role: Role::Agent {
-                cluster_name: cluster_name.to_owned(),
-                agent_id: agent_id.to_owned(),
-            },
+            role: Role::agent(cluster_name, agent_id),
         }
     }
 

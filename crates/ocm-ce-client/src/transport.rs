@@ -11,9 +11,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use cloudevents::{AttributesReader, Event};
+use cloudevents::Event;
 use futures::Stream;
-use ocm_ce_core::{EventType, TopicError, extensions};
+use ocm_ce_core::topics::addressee;
+use ocm_ce_core::{TopicError, extensions};
 use tokio::sync::mpsc;
 
 use crate::error::TransportError;
@@ -49,25 +50,15 @@ impl PublishTarget {
     /// The target of an event built by a source: a `resync_request` with an empty
     /// `clustername` goes to all clusters, everything else to its `clustername`.
     pub fn for_source_event(event: &Event) -> Result<Self, TopicError> {
-        let ty: EventType = event.ty().parse().map_err(TopicError::EventType)?;
-        let cluster = ocm_ce_core::topics::routing_extension(event, extensions::CLUSTER_NAME)?;
-        Ok(if ty.is_resync_request() && cluster.is_empty() {
-            Self::AllClusters
-        } else {
-            Self::Cluster(cluster)
-        })
+        let cluster = addressee(event, extensions::CLUSTER_NAME)?;
+        Ok(cluster.map_or(Self::AllClusters, Self::Cluster))
     }
 
     /// The target of an event built by an agent: a `resync_request` with an empty
     /// `originalsource` goes to all sources, everything else to its `originalsource`.
     pub fn for_agent_event(event: &Event) -> Result<Self, TopicError> {
-        let ty: EventType = event.ty().parse().map_err(TopicError::EventType)?;
-        let source = ocm_ce_core::topics::routing_extension(event, extensions::ORIGINAL_SOURCE)?;
-        Ok(if ty.is_resync_request() && source.is_empty() {
-            Self::AllSources
-        } else {
-            Self::Source(source)
-        })
+        let source = addressee(event, extensions::ORIGINAL_SOURCE)?;
+        Ok(source.map_or(Self::AllSources, Self::Source))
     }
 }
 
@@ -86,6 +77,23 @@ pub enum Role {
         /// Agent id (the `source` of the events it sends).
         agent_id: String,
     },
+}
+
+impl Role {
+    /// The role of source `source_id`.
+    pub fn source(source_id: impl Into<String>) -> Self {
+        Self::Source {
+            source_id: source_id.into(),
+        }
+    }
+
+    /// The role of the agent `agent_id` of `cluster_name`.
+    pub fn agent(cluster_name: impl Into<String>, agent_id: impl Into<String>) -> Self {
+        Self::Agent {
+            cluster_name: cluster_name.into(),
+            agent_id: agent_id.into(),
+        }
+    }
 }
 
 impl fmt::Display for Role {

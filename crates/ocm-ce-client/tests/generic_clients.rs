@@ -54,6 +54,20 @@ fn agent(broker: &FakeBroker, store: &Store, opts: ClientOptions) -> Agent {
     )
 }
 
+/// A source over `broker` reading `store` that does not resync on connect, once connected.
+async fn quiet_source(broker: &FakeBroker, store: &Store) -> (Source, ClientStream<Mock>) {
+    let client = source(broker, store, options().resync_on_connect(false));
+    let stream = connected(client.subscribe()).await;
+    (client, stream)
+}
+
+/// An agent over `broker` reading `store` that does not resync on connect, once connected.
+async fn quiet_agent(broker: &FakeBroker, store: &Store) -> (Agent, ClientStream<Mock>) {
+    let client = agent(broker, store, options().resync_on_connect(false));
+    let stream = connected(client.subscribe()).await;
+    (client, stream)
+}
+
 fn ty(sub: SubResource, act: &str) -> EventType {
     EventType::new(bundles(), sub, act)
 }
@@ -104,8 +118,7 @@ fn of_type<'a>(published: &'a [Published], sub: SubResource, act: &str) -> Vec<&
 async fn a_source_resync_publishes_one_event_with_every_status_hash() {
     let broker = FakeBroker::new();
     let store = Store::source();
-    let client = source(&broker, &store, options().resync_on_connect(false));
-    let _stream = connected(client.subscribe()).await;
+    let (client, _stream) = quiet_source(&broker, &store).await;
 
     client.resync("cluster1").await.unwrap();
     let body = only_event_of_cluster1(&broker, PublishTarget::Cluster("cluster1".into()));
@@ -128,8 +141,7 @@ async fn a_source_resync_publishes_one_event_with_every_status_hash() {
 async fn an_agent_resync_publishes_its_versions_for_its_cluster() {
     let broker = FakeBroker::new();
     let store = Store::agent();
-    let client = agent(&broker, &store, options().resync_on_connect(false));
-    let _stream = connected(client.subscribe()).await;
+    let (client, _stream) = quiet_agent(&broker, &store).await;
 
     client.resync("").await.unwrap();
     let body = only_event_of_cluster1(&broker, PublishTarget::AllSources);
@@ -182,12 +194,8 @@ async fn published_specs_and_statuses_carry_the_routing_extensions() {
 #[tokio::test(start_paused = true)]
 async fn a_source_hands_statuses_to_its_subscriber_and_ignores_the_rest() {
     let broker = FakeBroker::new();
-    let client = source(&broker, &Store::source(), options().resync_on_connect(false));
-    let mut stream = connected(client.subscribe()).await;
-    let agent_role = Role::Agent {
-        cluster_name: "cluster1".into(),
-        agent_id: "a".into(),
-    };
+    let (client, mut stream) = quiet_source(&broker, &Store::source()).await;
+    let agent_role = Role::agent("cluster1", "a");
     let to_source = PublishTarget::Source("source1".into());
 
     // a spec event and an event of an unknown data type are not handed over
@@ -355,8 +363,7 @@ async fn every_golden_agent_spec_action_case_matches_go() {
 async fn golden_spec_action(name: &str, c: &Value) {
     let broker = FakeBroker::new();
     let store = local_store(c);
-    let client = agent(&broker, &store, options().resync_on_connect(false));
-    let mut stream = connected(client.subscribe()).await;
+    let (_client, mut stream) = quiet_agent(&broker, &store).await;
     let from = s(&c["event_source"]);
     let event = if c["incoming"].is_object() {
         let inc = &c["incoming"];
@@ -375,7 +382,7 @@ async fn golden_spec_action(name: &str, c: &Value) {
         serde_json::from_str(s(&c["incoming_event"]["structured_json"])).unwrap()
     };
     broker.inject(
-        &Role::Source { source_id: from.into() },
+        &Role::source(from),
         &PublishTarget::Cluster("cluster1".into()),
         over_mqtt(event),
     );
@@ -403,8 +410,7 @@ async fn golden_source_spec_resync(name: &str, c: &Value) {
             ..local_work(w)
         });
     }
-    let client = source(&broker, &store, options().resync_on_connect(false));
-    let mut stream = connected(client.subscribe()).await;
+    let (_client, mut stream) = quiet_source(&broker, &store).await;
     let mut request = EventBuilder::new("cluster1-work-agent", s(&c["request_type"]).parse().unwrap())
         .cluster_name(s(&c["request_cluster"]))
         .build()
@@ -414,10 +420,7 @@ async fn golden_source_spec_resync(name: &str, c: &Value) {
     }
     request.set_data("application/json", s(&c["request_payload"]).as_bytes().to_vec());
     broker.inject(
-        &Role::Agent {
-            cluster_name: "cluster1".into(),
-            agent_id: "cluster1-work-agent".into(),
-        },
+        &Role::agent("cluster1", "cluster1-work-agent"),
         &PublishTarget::Source("source1".into()),
         request,
     );
@@ -445,19 +448,14 @@ async fn golden_source_spec_resync(name: &str, c: &Value) {
 async fn golden_agent_status_resync(name: &str, c: &Value) {
     let broker = FakeBroker::new();
     let store = local_store(c);
-    let client = agent(&broker, &store, options().resync_on_connect(false));
-    let mut stream = connected(client.subscribe()).await;
+    let (_client, mut stream) = quiet_agent(&broker, &store).await;
     let from = s(&c["event_source"]);
     let mut request = EventBuilder::new(from, s(&c["request_type"]).parse().unwrap())
         .cluster_name(s(&c["request_cluster"]))
         .build()
         .unwrap();
     request.set_data("application/json", s(&c["request_payload"]).as_bytes().to_vec());
-    broker.inject(
-        &Role::Source { source_id: from.into() },
-        &PublishTarget::AllClusters,
-        request,
-    );
+    broker.inject(&Role::source(from), &PublishTarget::AllClusters, request);
     for (e, w) in sent_as_in_case(name, c, &broker, &mut stream).await {
         assert_eq!(e.original_source().unwrap(), s(&w["originalsource"]), "{name}");
         let (topic, _) = mqtt_topics().agent_publish_topic("cluster1", &e, None).unwrap();
@@ -732,8 +730,7 @@ async fn a_large_status_resync_request_is_split_into_bounded_events() {
             ..Mock::new(&format!("{i:036}"), "1")
         });
     }
-    let client = source(&broker, &store, options().resync_on_connect(false));
-    let _stream = connected(client.subscribe()).await;
+    let (client, _stream) = quiet_source(&broker, &store).await;
     client.resync("").await.unwrap();
     let sent = broker.take_published();
     assert!(sent.len() > 1);
@@ -754,11 +751,8 @@ async fn a_large_status_resync_request_is_split_into_bounded_events() {
 #[tokio::test(start_paused = true)]
 async fn malformed_events_are_dropped_counted_and_do_not_stop_the_subscription() {
     let broker = FakeBroker::new();
-    let client = agent(&broker, &Store::agent(), options().resync_on_connect(false));
-    let mut stream = connected(client.subscribe()).await;
-    let from = Role::Source {
-        source_id: "source1".into(),
-    };
+    let (client, mut stream) = quiet_agent(&broker, &Store::agent()).await;
+    let from = Role::source("source1");
     let to = PublishTarget::Cluster("cluster1".into());
     let bad_type: Event = serde_json::from_value(serde_json::json!({
         "specversion": "1.0", "id": "1", "source": "source1", "type": "nonsense"
@@ -797,11 +791,8 @@ async fn malformed_events_are_dropped_counted_and_do_not_stop_the_subscription()
 async fn events_for_one_resource_are_handled_in_order() {
     let broker = FakeBroker::new();
     let store = Store::agent();
-    let client = agent(&broker, &store, options().resync_on_connect(false));
-    let mut stream = connected(client.subscribe()).await;
-    let from = Role::Source {
-        source_id: "source1".into(),
-    };
+    let (_client, mut stream) = quiet_agent(&broker, &store).await;
+    let from = Role::source("source1");
     let to = PublishTarget::Cluster("cluster1".into());
     for rv in 1..=50 {
         let e = EventBuilder::new("source1", ty(SubResource::Spec, action::UPDATE_REQUEST))
@@ -914,13 +905,7 @@ async fn received_events_and_resyncs_run_in_spans_with_their_identity() {
         .cluster_name("cluster1")
         .build()
         .unwrap();
-    broker.inject(
-        &Role::Source {
-            source_id: "source1".into(),
-        },
-        &PublishTarget::AllClusters,
-        request,
-    );
+    broker.inject(&Role::source("source1"), &PublishTarget::AllClusters, request);
     idle(&mut stream).await;
     let spans = log.0.lock().unwrap().clone();
     let has = |name: &str, fields: &[&str]| {

@@ -102,7 +102,7 @@ fn grpc_config_reads_keep_alive_and_healthiness_settings_and_ignores_unknown_key
         Err(ocm_ce_client::ConfigError::Parse { .. })
     ));
     // a transport also needs a host:port url
-    assert!(GrpcTransport::new(GrpcConfig::new("test"), Role::Source { source_id: "s".into() }).is_err());
+    assert!(GrpcTransport::new(GrpcConfig::new("test"), Role::source("s")).is_err());
 }
 
 #[tokio::test]
@@ -110,11 +110,7 @@ async fn connect_fails_when_nothing_listens() {
     let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = free.local_addr().unwrap();
     drop(free);
-    let transport = GrpcTransport::new(
-        GrpcConfig::new(addr.to_string()),
-        Role::Source { source_id: "s".into() },
-    )
-    .unwrap();
+    let transport = GrpcTransport::new(GrpcConfig::new(addr.to_string()), Role::source("s")).unwrap();
     let err = ocm_ce_client::Transport::connect(&transport).await.unwrap_err();
     assert!(err.is_connect() && err.is_retryable(), "{err}");
 }
@@ -164,13 +160,7 @@ impl Served {
 }
 
 fn source_client(config: GrpcConfig, store: &Store, opts: ClientOptions) -> Source {
-    let transport = GrpcTransport::new(
-        config,
-        Role::Source {
-            source_id: "source1".into(),
-        },
-    )
-    .unwrap();
+    let transport = GrpcTransport::new(config, Role::source("source1")).unwrap();
     SourceClient::new(
         transport,
         "source1",

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use kafka_support::{
     Pair, agent, agent_with, broker, config, connected_pair, create_topics, create_topics_with, drive_agent,
-    drive_source, options, pair_topics, put_and_send_spec, send_spec, source, unique, work,
+    drive_source, options, pair_topics, pair_with_topics, put_and_send_spec, send_spec, source, unique, work,
 };
 use mock::Store;
 use ocm_ce_client::transport::kafka::TopicLayout;
@@ -25,16 +25,14 @@ const T: Duration = Duration::from_secs(60);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_and_an_agent_go_through_the_whole_lifecycle() {
     let Some(b) = broker() else { return };
-    let (src, cluster) = (unique("src"), unique("cluster"));
-    create_topics(&b, &pair_topics(&src, &cluster)).await;
+    let (src, cluster) = pair_with_topics(&b).await;
     kafka_support::lifecycle(config(&b), &src, &cluster).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_agent_consumer_group_reads_its_works_again_from_the_earliest_offset() {
     let Some(b) = broker() else { return };
-    let (src, cluster) = (unique("src"), unique("cluster"));
-    create_topics(&b, &pair_topics(&src, &cluster)).await;
+    let (src, cluster) = pair_with_topics(&b).await;
     let Pair {
         src_store,
         src: source_client,

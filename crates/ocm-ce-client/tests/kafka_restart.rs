@@ -13,8 +13,8 @@ mod mock;
 use std::time::Duration;
 
 use kafka_support::{
-    Driven, Got, Pair, broker, config, connected_pair, create_topics, pair_topics, put_and_send_spec, send_status,
-    unique, with_status, work,
+    Driven, Got, Pair, broker, config, connected_pair, pair_with_topics, put_and_send_spec, send_status, with_status,
+    work,
 };
 use mock::Mock;
 use ocm_ce_client::ClientEvent;
@@ -61,8 +61,7 @@ async fn reconnected(d: &mut Driven, who: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_sides_reconverge_with_nothing_lost_after_the_broker_restarts() {
     let Some(b) = broker() else { return };
-    let (src, cluster) = (unique("src"), unique("cluster"));
-    create_topics(&b, &pair_topics(&src, &cluster)).await;
+    let (src, cluster) = pair_with_topics(&b).await;
     let Pair {
         src_store,
         agt_store,

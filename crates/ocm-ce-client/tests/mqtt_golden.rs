@@ -719,13 +719,7 @@ fn every_golden_publish_case_selects_gos_topic() {
         let config = MqttConfig::new("127.0.0.1:1883", topics_of(&c["topics"]));
         let event = routing_event(s(&c["event_type"]), &c["event_extensions"]);
         let (transport, target) = if kind == "source_publish" {
-            let t = MqttTransport::new(
-                config,
-                Role::Source {
-                    source_id: "source1".into(),
-                },
-                "source1-client",
-            );
+            let t = MqttTransport::new(config, Role::source("source1"), "source1-client");
             (t, PublishTarget::for_source_event(&event).ok())
         } else {
             let role = Role::Agent {

@@ -30,3 +30,22 @@ pub use topics::Topics;
 
 /// The CloudEvents event type used throughout (re-exported from `cloudevents-sdk`).
 pub use cloudevents::Event;
+
+/// Builder setters, for the option and config builders of the ocm-ce crates:
+/// `fn name(value: Type) => field;` makes the `#[must_use]` method
+/// `pub fn name(mut self, value: Type) -> Self` that stores `value` in `self.field`, with the
+/// attributes (doc comments) written before it. Used inside an `impl` block.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! builder_setters {
+    ($($(#[$attr:meta])* fn $name:ident($value:ident: $ty:ty) => $field:ident;)*) => {
+        $(
+            $(#[$attr])*
+            #[must_use]
+            pub fn $name(mut self, $value: $ty) -> Self {
+                self.$field = $value;
+                self
+            }
+        )*
+    };
+}

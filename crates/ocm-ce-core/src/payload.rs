@@ -1,5 +1,6 @@
 //! Resync payloads: the JSON data of spec and status resync requests (Go `generic/payload`).
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::PayloadError;
@@ -50,39 +51,38 @@ pub struct ResourceStatusHashList {
     pub hashes: Vec<ResourceStatusHash>,
 }
 
-fn data_text(data: &[u8]) -> String {
-    String::from_utf8_lossy(data).into_owned()
+/// Decodes the data of a resync request; `error` makes the error of its kind from the data (as
+/// text) and the reason.
+fn decode<T: DeserializeOwned>(data: &[u8], error: fn(String, String) -> PayloadError) -> Result<T, PayloadError> {
+    serde_json::from_slice(data).map_err(|e| error(String::from_utf8_lossy(data).into_owned(), e.to_string()))
+}
+
+/// The JSON data of a payload (serializing its plain strings and integers cannot fail).
+fn to_json(payload: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(payload).unwrap_or_default()
 }
 
 impl ResourceVersionList {
     /// Decodes a spec resync request's data (empty data is an error, as in Go).
     pub fn decode(data: &[u8]) -> Result<Self, PayloadError> {
-        serde_json::from_slice(data).map_err(|e| PayloadError::SpecResyncRequest {
-            data: data_text(data),
-            reason: e.to_string(),
-        })
+        decode(data, |data, reason| PayloadError::SpecResyncRequest { data, reason })
     }
 
     /// The JSON data.
     pub fn to_json(&self) -> Vec<u8> {
-        // Serializing plain strings and integers cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        to_json(self)
     }
 }
 
 impl ResourceStatusHashList {
     /// Decodes a status resync request's data (empty data is an error, as in Go).
     pub fn decode(data: &[u8]) -> Result<Self, PayloadError> {
-        serde_json::from_slice(data).map_err(|e| PayloadError::StatusResyncRequest {
-            data: data_text(data),
-            reason: e.to_string(),
-        })
+        decode(data, |data, reason| PayloadError::StatusResyncRequest { data, reason })
     }
 
     /// The JSON data.
     pub fn to_json(&self) -> Vec<u8> {
-        // Serializing plain strings cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        to_json(self)
     }
 
     /// Splits the list into lists whose JSON is at most `max_bytes` each (at least one list,
@@ -160,16 +160,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_large_hash_list_splits_into_parts_within_the_bound() {
-        let list = ResourceStatusHashList {
-            hashes: (0..5000)
+    /// `n` entries, the `i`-th of `resource_id(i)`, all with `status_hash`.
+    fn hash_list(n: usize, resource_id: impl Fn(usize) -> String, status_hash: &str) -> ResourceStatusHashList {
+        ResourceStatusHashList {
+            hashes: (0..n)
                 .map(|i| ResourceStatusHash {
-                    resource_id: format!("{i:036}"),
-                    status_hash: "f".repeat(64),
+                    resource_id: resource_id(i),
+                    status_hash: status_hash.to_owned(),
                 })
                 .collect(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_large_hash_list_splits_into_parts_within_the_bound() {
+        let list = hash_list(5000, |i| format!("{i:036}"), &"f".repeat(64));
         let parts = list.clone().split(MAX_RESYNC_PAYLOAD_BYTES);
         assert!(parts.len() > 1);
         for p in &parts {
@@ -184,14 +189,7 @@ mod tests {
     fn the_split_bound_counts_escaped_characters() {
         // Found by fuzzing (fuzz/corpus/resync_status_hashes): tabs, quotes and backslashes are
         // written escaped, two bytes each, so counting raw string bytes let parts overflow.
-        let list = ResourceStatusHashList {
-            hashes: (0..40)
-                .map(|i| ResourceStatusHash {
-                    resource_id: format!("uid-{i}\\t\"\u{1}"),
-                    status_hash: "a\tb".repeat(8),
-                })
-                .collect(),
-        };
+        let list = hash_list(40, |i| format!("uid-{i}\\t\"\u{1}"), &"a\tb".repeat(8));
         for max in [100, 150, 230, 1000] {
             let parts = list.clone().split(max);
             for p in &parts {

@@ -76,3 +76,14 @@ pub struct ListOptions {
     /// Data type of the resources.
     pub data_type: DataType,
 }
+
+impl ListOptions {
+    /// The resources of `data_type` of `cluster_name` from `source`.
+    pub fn new(cluster_name: impl Into<String>, source: impl Into<String>, data_type: DataType) -> Self {
+        Self {
+            cluster_name: cluster_name.into(),
+            source: source.into(),
+            data_type,
+        }
+    }
+}

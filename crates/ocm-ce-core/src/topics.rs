@@ -204,14 +204,12 @@ impl Topics {
                 Err(TopicError::InvalidSourcePubTopic)
             };
         }
-        let ty: EventType = event.ty().parse().map_err(TopicError::EventType)?;
-        let cluster = routing_extension(event, extensions::CLUSTER_NAME)?;
-        if ty.is_resync_request() && cluster.is_empty() {
+        let Some(cluster) = addressee(event, extensions::CLUSTER_NAME)? else {
             if self.source_broadcast.is_empty() {
                 return Err(TopicError::NoSourceBroadcast);
             }
             return Ok(self.source_broadcast.replacen('+', source_id, 1));
-        }
+        };
         Ok(self.source_events.replacen('+', &cluster, 1))
     }
 
@@ -230,9 +228,7 @@ impl Topics {
                 Err(TopicError::InvalidAgentPubTopic)
             };
         }
-        let ty: EventType = event.ty().parse().map_err(TopicError::EventType)?;
-        let original_source = routing_extension(event, extensions::ORIGINAL_SOURCE)?;
-        if ty.is_resync_request() && original_source.is_empty() {
+        if addressee(event, extensions::ORIGINAL_SOURCE)?.is_none() {
             if self.agent_broadcast.is_empty() {
                 return Ok((
                     replace_last_plus(&self.agent_events, cluster_name),
@@ -272,6 +268,15 @@ pub fn routing_extension(event: &Event, name: &'static str) -> Result<String, To
             value: event.extension(name).map(ToString::to_string).unwrap_or_default(),
         }),
     }
+}
+
+/// Whom `event` is addressed to: its routing extension `name` (`clustername` of a source's
+/// event, `originalsource` of an agent's), or `None` for a broadcast, a `resync_request` whose
+/// `name` is empty.
+pub fn addressee(event: &Event, name: &'static str) -> Result<Option<String>, TopicError> {
+    let ty: EventType = event.ty().parse().map_err(TopicError::EventType)?;
+    let to = routing_extension(event, name)?;
+    Ok((!(ty.is_resync_request() && to.is_empty())).then_some(to))
 }
 
 /// The cluster segment of a received agent events topic (`a/<source>/b/<cluster>/agentevents`),

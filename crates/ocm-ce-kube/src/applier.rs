@@ -170,6 +170,20 @@ struct ManifestResult {
     conflict: bool,
 }
 
+impl ManifestResult {
+    /// A manifest that failed before it was written (it did not parse, or its kind did not
+    /// resolve).
+    fn failed(meta: ManifestResourceMeta, error: Error) -> Self {
+        Self {
+            meta,
+            target: None,
+            object: None,
+            error: Some(error),
+            conflict: false,
+        }
+    }
+}
+
 /// Applies the ManifestWorks of an agent to a Kubernetes cluster, as OCM's work agent does.
 ///
 /// [`run`](Self::run) watches the works of an [`AgentWorkClient`] and, for each, adds the agent
@@ -535,13 +549,7 @@ impl KubeApplier {
             Ok(p) => p,
             Err(failed) => {
                 let (meta, e) = &**failed;
-                return ManifestResult {
-                    meta: meta.clone(),
-                    target: None,
-                    object: None,
-                    error: Some(Error::InvalidManifest { reason: e.to_string() }),
-                    conflict: false,
-                };
+                return ManifestResult::failed(meta.clone(), Error::InvalidManifest { reason: e.to_string() });
             }
         };
         let mut meta = ManifestResourceMeta {
@@ -556,13 +564,7 @@ impl KubeApplier {
         let resolved = match self.resolver.resolve(&parsed.gvk).await {
             Ok(r) => r,
             Err(e) => {
-                return ManifestResult {
-                    meta,
-                    target: None,
-                    object: None,
-                    error: Some(e),
-                    conflict: false,
-                };
+                return ManifestResult::failed(meta, e);
             }
         };
         meta.resource.clone_from(&resolved.api_resource.plural);
@@ -572,13 +574,7 @@ impl KubeApplier {
         let target = match Target::of(parsed, &resolved) {
             Ok(t) => t,
             Err(e) => {
-                return ManifestResult {
-                    meta,
-                    target: None,
-                    object: None,
-                    error: Some(e),
-                    conflict: false,
-                };
+                return ManifestResult::failed(meta, e);
             }
         };
         let config = find_config(&meta, &work.spec.manifest_configs);

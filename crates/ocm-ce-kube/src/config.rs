@@ -82,33 +82,9 @@ impl ApplierConfig {
         self
     }
 
-    /// Sets [`workers`](Self::workers).
-    pub fn workers(mut self, workers: usize) -> Self {
-        self.workers = workers;
-        self
-    }
-
     /// Sets the client-side request limit.
     pub fn rate_limit(mut self, qps: f32, burst: u32) -> Self {
         self.rate_limit = RateLimit { qps, burst };
-        self
-    }
-
-    /// Sets [`status_sync_interval`](Self::status_sync_interval).
-    pub fn status_sync_interval(mut self, interval: Duration) -> Self {
-        self.status_sync_interval = interval;
-        self
-    }
-
-    /// Sets [`reapply_interval`](Self::reapply_interval).
-    pub fn reapply_interval(mut self, interval: Duration) -> Self {
-        self.reapply_interval = interval;
-        self
-    }
-
-    /// Sets [`crd_established_timeout`](Self::crd_established_timeout).
-    pub fn crd_established_timeout(mut self, timeout: Duration) -> Self {
-        self.crd_established_timeout = timeout;
         self
     }
 
@@ -119,16 +95,19 @@ impl ApplierConfig {
         self
     }
 
-    /// Sets [`deletion_recheck_interval`](Self::deletion_recheck_interval).
-    pub fn deletion_recheck_interval(mut self, interval: Duration) -> Self {
-        self.deletion_recheck_interval = interval;
-        self
-    }
-
-    /// Sets [`raw_json_feedback`](Self::raw_json_feedback).
-    pub fn raw_json_feedback(mut self, enabled: bool) -> Self {
-        self.raw_json_feedback = enabled;
-        self
+    ocm_ce_core::builder_setters! {
+        /// Sets [`workers`](Self::workers).
+        fn workers(workers: usize) => workers;
+        /// Sets [`status_sync_interval`](Self::status_sync_interval).
+        fn status_sync_interval(interval: Duration) => status_sync_interval;
+        /// Sets [`reapply_interval`](Self::reapply_interval).
+        fn reapply_interval(interval: Duration) => reapply_interval;
+        /// Sets [`crd_established_timeout`](Self::crd_established_timeout).
+        fn crd_established_timeout(timeout: Duration) => crd_established_timeout;
+        /// Sets [`deletion_recheck_interval`](Self::deletion_recheck_interval).
+        fn deletion_recheck_interval(interval: Duration) => deletion_recheck_interval;
+        /// Sets [`raw_json_feedback`](Self::raw_json_feedback).
+        fn raw_json_feedback(enabled: bool) => raw_json_feedback;
     }
 }
 

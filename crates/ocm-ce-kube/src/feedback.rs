@@ -200,15 +200,23 @@ mod tests {
 
     use super::*;
 
-    const DEPLOYMENT: Gvk<'static> = Gvk {
-        group: "apps",
-        version: "v1",
-        kind: "Deployment",
-    };
+    const fn gvk(group: &'static str, version: &'static str, kind: &'static str) -> Gvk<'static> {
+        Gvk { group, version, kind }
+    }
+
+    const DEPLOYMENT: Gvk<'static> = gvk("apps", "v1", "Deployment");
+    const CONFIG_MAP: Gvk<'static> = gvk("", "v1", "ConfigMap");
     const READER: Reader = Reader {
         raw_json: false,
         max_json_raw_length: 1024,
     };
+
+    fn well_known_status() -> FeedbackRule {
+        FeedbackRule {
+            type_: FeedbackType::WellKnownStatus,
+            json_paths: vec![],
+        }
+    }
 
     fn json_paths(paths: &[(&str, &str)]) -> FeedbackRule {
         FeedbackRule {
@@ -249,10 +257,7 @@ mod tests {
     #[test]
     fn the_well_known_status_of_a_deployment_skips_missing_fields() {
         let obj = json!({"status": {"replicas": 3, "readyReplicas": 2}});
-        let rule = FeedbackRule {
-            type_: FeedbackType::WellKnownStatus,
-            json_paths: vec![],
-        };
+        let rule = well_known_status();
         let (values, errors) = READER.values(&obj, DEPLOYMENT, &rule);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(values, [int("ReadyReplicas", 2), int("Replicas", 3)]);
@@ -264,41 +269,20 @@ mod tests {
             {"type": "SuccessCriteriaMet", "status": "True"},
             {"type": "Complete", "status": "True"}
         ]}});
-        let rule = FeedbackRule {
-            type_: FeedbackType::WellKnownStatus,
-            json_paths: vec![],
-        };
-        let gvk = Gvk {
-            group: "batch",
-            version: "v1",
-            kind: "Job",
-        };
-        let (values, errors) = READER.values(&job, gvk, &rule);
+        let rule = well_known_status();
+        let (values, errors) = READER.values(&job, gvk("batch", "v1", "Job"), &rule);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(values, [string("JobComplete", "True"), int("JobSucceeded", 1)]);
 
         let pod = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}});
-        let gvk = Gvk {
-            group: "",
-            version: "v1",
-            kind: "Pod",
-        };
-        let (values, _) = READER.values(&pod, gvk, &rule);
+        let (values, _) = READER.values(&pod, gvk("", "v1", "Pod"), &rule);
         assert_eq!(values, [string("PodReady", "False"), string("PodPhase", "Running")]);
     }
 
     #[test]
     fn a_kind_without_well_known_status_is_an_error_with_ocm_text() {
-        let rule = FeedbackRule {
-            type_: FeedbackType::WellKnownStatus,
-            json_paths: vec![],
-        };
-        let gvk = Gvk {
-            group: "",
-            version: "v1",
-            kind: "ConfigMap",
-        };
-        let (values, errors) = READER.values(&json!({}), gvk, &rule);
+        let rule = well_known_status();
+        let (values, errors) = READER.values(&json!({}), CONFIG_MAP, &rule);
         assert!(values.is_empty());
         assert_eq!(
             errors,
@@ -316,12 +300,7 @@ mod tests {
             ("nested", ".spec.nested"),
             ("ratio", "spec.ratio"),
         ]);
-        let gvk = Gvk {
-            group: "",
-            version: "v1",
-            kind: "ConfigMap",
-        };
-        let (values, errors) = READER.values(&obj, gvk, &rule);
+        let (values, errors) = READER.values(&obj, CONFIG_MAP, &rule);
         assert_eq!(values.len(), 2);
         assert_eq!(values[0], string("k", "v"));
         assert_eq!(values[1].field_value.boolean, Some(true));
@@ -337,7 +316,7 @@ mod tests {
             raw_json: true,
             max_json_raw_length: 1024,
         };
-        let (values, errors) = raw.values(&obj, gvk, &rule);
+        let (values, errors) = raw.values(&obj, CONFIG_MAP, &rule);
         assert!(errors.is_empty(), "{errors:?}");
         let nested = values.iter().find(|v| v.name == "nested").unwrap();
         assert_eq!(nested.field_value.type_, ValueType::JsonRaw);

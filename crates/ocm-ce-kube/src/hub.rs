@@ -67,16 +67,11 @@ impl HubConfig {
         self
     }
 
-    /// Sets [`resync_interval`](Self::resync_interval).
-    pub fn resync_interval(mut self, interval: Duration) -> Self {
-        self.resync_interval = interval;
-        self
-    }
-
-    /// Sets [`workers`](Self::workers).
-    pub fn workers(mut self, workers: usize) -> Self {
-        self.workers = workers;
-        self
+    ocm_ce_core::builder_setters! {
+        /// Sets [`resync_interval`](Self::resync_interval).
+        fn resync_interval(interval: Duration) => resync_interval;
+        /// Sets [`workers`](Self::workers).
+        fn workers(workers: usize) => workers;
     }
 
     /// Adds an owner kind of the garbage collector ([`gc_owners`](Self::gc_owners)).

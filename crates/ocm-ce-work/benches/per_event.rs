@@ -82,9 +82,7 @@ async fn run(n: usize) -> (f64, f64) {
     let update: EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.spec.update_request"
         .parse()
         .unwrap();
-    let from = Role::Source {
-        source_id: "source1".into(),
-    };
+    let from = Role::source("source1");
     let to = PublishTarget::Cluster("cluster1".into());
 
     let rss_before = rss_bytes();
@@ -126,10 +124,7 @@ async fn run_source(n: usize) -> f64 {
     let status: EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.status.update_request"
         .parse()
         .unwrap();
-    let from = Role::Agent {
-        cluster_name: "cluster1".into(),
-        agent_id: "agent".into(),
-    };
+    let from = Role::agent("cluster1", "agent");
     let to = PublishTarget::Source("source1".into());
     // Pre-encoded (in sequence-id order) so only the source's handling is timed.
     let events: Vec<_> = (0..UPDATES)

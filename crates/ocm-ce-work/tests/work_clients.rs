@@ -591,9 +591,7 @@ async fn the_agent_decides_what_a_received_spec_means_against_its_store() {
         );
         let event = codec.encode("source1", &ty, &w).unwrap();
         broker.inject(
-            &Role::Source {
-                source_id: "source1".into(),
-            },
+            &Role::source("source1"),
             &PublishTarget::Cluster("cluster1".into()),
             event,
         );

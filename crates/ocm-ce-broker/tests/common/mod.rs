@@ -73,14 +73,11 @@ pub fn spec_resync(cluster: &str, source: &str) -> Event {
 }
 
 pub fn source_role(id: &str) -> Role {
-    Role::Source { source_id: id.into() }
+    Role::source(id)
 }
 
 pub fn agent_role(cluster: &str) -> Role {
-    Role::Agent {
-        cluster_name: cluster.into(),
-        agent_id: format!("{cluster}-agent"),
-    }
+    Role::agent(cluster, format!("{cluster}-agent"))
 }
 
 /// A broker served on `127.0.0.1:0` in a test task.

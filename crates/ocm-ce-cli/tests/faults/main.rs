@@ -53,6 +53,19 @@ fn available(kind: Kind) -> bool {
     ok
 }
 
+/// One test per transport of a scenario: `scenario: test_name => Kind, …` makes each
+/// `#[test] fn test_name()` run `scenario(Kind::…)`.
+macro_rules! per_transport {
+    ($scenario:ident: $($name:ident => $kind:ident,)+) => {
+        $(
+            #[test]
+            fn $name() {
+                $scenario(Kind::$kind);
+            }
+        )+
+    };
+}
+
 /// Whether the scenario of `kind` can run here (see [`available`]); then the one-at-a-time lock.
 fn scenario(kind: Kind) -> Option<std::sync::MutexGuard<'static, ()>> {
     available(kind).then(serial)
@@ -81,14 +94,7 @@ async fn stalled_subscriber(
 ) {
     use ocm_ce_client::transport::grpc::{GrpcConfig, GrpcTransport};
     use ocm_ce_client::{Connection, Role, Transport};
-    let transport = GrpcTransport::new(
-        GrpcConfig::new(url),
-        Role::Agent {
-            cluster_name: "cluster1".into(),
-            agent_id: "stalled".into(),
-        },
-    )
-    .unwrap();
+    let transport = GrpcTransport::new(GrpcConfig::new(url), Role::agent("cluster1", "stalled")).unwrap();
     let conn = transport.connect().await.unwrap();
     let sub = conn.subscribe().await.unwrap();
     (conn, sub)
@@ -157,19 +163,11 @@ fn broker_restarts(kind: Kind) {
     );
 }
 
-#[test]
-fn the_grpc_broker_killed_in_each_phase_loses_nothing() {
-    broker_restarts(Kind::Grpc);
-}
-
-#[test]
-fn mosquitto_killed_in_each_phase_loses_nothing() {
-    broker_restarts(Kind::Mqtt);
-}
-
-#[test]
-fn kafka_killed_in_each_phase_loses_nothing() {
-    broker_restarts(Kind::Kafka);
+per_transport! {
+    broker_restarts:
+    the_grpc_broker_killed_in_each_phase_loses_nothing => Grpc,
+    mosquitto_killed_in_each_phase_loses_nothing => Mqtt,
+    kafka_killed_in_each_phase_loses_nothing => Kafka,
 }
 
 #[test]
@@ -239,14 +237,10 @@ fn silent_connection(kind: Kind) {
     assert!(detected > 0, "the agent noticed the dead connection");
 }
 
-#[test]
-fn a_grpc_connection_that_goes_silent_is_detected_and_repaired() {
-    silent_connection(Kind::Grpc);
-}
-
-#[test]
-fn an_mqtt_connection_that_goes_silent_is_detected_and_repaired() {
-    silent_connection(Kind::Mqtt);
+per_transport! {
+    silent_connection:
+    a_grpc_connection_that_goes_silent_is_detected_and_repaired => Grpc,
+    an_mqtt_connection_that_goes_silent_is_detected_and_repaired => Mqtt,
 }
 
 /// How long cluster2's 300 works take to converge while cluster1 gets 300 works of 64 KB:
@@ -353,19 +347,11 @@ fn large_works(kind: Kind) {
     sys.converge("400 KB works updated", CONVERGE);
 }
 
-#[test]
-fn works_of_400_kb_travel_over_grpc() {
-    large_works(Kind::Grpc);
-}
-
-#[test]
-fn works_of_400_kb_travel_over_mqtt() {
-    large_works(Kind::Mqtt);
-}
-
-#[test]
-fn works_of_400_kb_travel_over_kafka() {
-    large_works(Kind::Kafka);
+per_transport! {
+    large_works:
+    works_of_400_kb_travel_over_grpc => Grpc,
+    works_of_400_kb_travel_over_mqtt => Mqtt,
+    works_of_400_kb_travel_over_kafka => Kafka,
 }
 
 /// A source restored from an old backup of its database (specs, but none of the statuses):
@@ -408,19 +394,11 @@ fn copy_when(sys: &System, n: usize, to: &std::path::Path) -> bool {
     conn.execute("VACUUM INTO ?1", [to.display().to_string()]).is_ok()
 }
 
-#[test]
-fn a_status_resync_of_3000_works_over_grpc() {
-    status_resync(Kind::Grpc);
-}
-
-#[test]
-fn a_status_resync_of_3000_works_over_mqtt() {
-    status_resync(Kind::Mqtt);
-}
-
-#[test]
-fn a_status_resync_of_3000_works_over_kafka() {
-    status_resync(Kind::Kafka);
+per_transport! {
+    status_resync:
+    a_status_resync_of_3000_works_over_grpc => Grpc,
+    a_status_resync_of_3000_works_over_mqtt => Mqtt,
+    a_status_resync_of_3000_works_over_kafka => Kafka,
 }
 
 /// An agent of cluster `rogue` publishes a `Deleted` status carrying the id of cluster
@@ -497,14 +475,10 @@ fn forged_and_colliding(kind: Kind) {
     assert!(dropped >= 1, "the forged status was dropped and logged");
 }
 
-#[test]
-fn forged_and_colliding_statuses_are_refused_over_grpc() {
-    forged_and_colliding(Kind::Grpc);
-}
-
-#[test]
-fn forged_and_colliding_statuses_are_refused_over_mqtt() {
-    forged_and_colliding(Kind::Mqtt);
+per_transport! {
+    forged_and_colliding:
+    forged_and_colliding_statuses_are_refused_over_grpc => Grpc,
+    forged_and_colliding_statuses_are_refused_over_mqtt => Mqtt,
 }
 
 #[test]
@@ -546,16 +520,11 @@ fn a_stalled_subscriber_of_4_mb_events_holds_the_broker_to_its_byte_budget() {
     let url = format!("127.0.0.1:{port}");
     let (stalled, published) = runtime.block_on(async {
         let stalled = stalled_subscriber(url.clone()).await;
-        let source = GrpcTransport::new(
-            GrpcConfig::new(url),
-            Role::Source {
-                source_id: "source1".into(),
-            },
-        )
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+        let source = GrpcTransport::new(GrpcConfig::new(url), Role::source("source1"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
         let ty: EventType = "io.open-cluster-management.works.v1alpha1.manifestbundles.spec.create_request"
             .parse()
             .unwrap();

@@ -534,18 +534,12 @@ mod tests {
     #[test]
     fn sources_subscribe_by_source_and_agents_by_cluster() {
         let config = GrpcConfig::new("127.0.0.1:1");
-        let source = GrpcTransport::new(config.clone(), Role::Source { source_id: "s1".into() }).unwrap();
+        let source = GrpcTransport::new(config.clone(), Role::source("s1")).unwrap();
         let request = source.subscription_request();
         assert_eq!((request.source.as_str(), request.cluster_name.as_str()), ("s1", ""));
-        let agent = GrpcTransport::new(
-            config,
-            Role::Agent {
-                cluster_name: "c1".into(),
-                agent_id: "a".into(),
-            },
-        )
-        .unwrap()
-        .data_type("io.x.v1.things");
+        let agent = GrpcTransport::new(config, Role::agent("c1", "a"))
+            .unwrap()
+            .data_type("io.x.v1.things");
         let request = agent.subscription_request();
         assert_eq!(
             (
@@ -561,13 +555,7 @@ mod tests {
     fn a_client_of_one_data_type_subscribes_for_it_and_of_several_for_all() {
         let bundles = ocm_ce_core::DataType::new("io.open-cluster-management.works", "v1alpha1", "manifestbundles");
         let manifests = ocm_ce_core::DataType::new("io.open-cluster-management.works", "v1alpha1", "manifests");
-        let agent = || {
-            let role = Role::Agent {
-                cluster_name: "c1".into(),
-                agent_id: "a".into(),
-            };
-            GrpcTransport::new(GrpcConfig::new("127.0.0.1:1"), role).unwrap()
-        };
+        let agent = || GrpcTransport::new(GrpcConfig::new("127.0.0.1:1"), Role::agent("c1", "a")).unwrap();
         let mut one = agent();
         one.set_data_types(std::slice::from_ref(&bundles));
         assert_eq!(

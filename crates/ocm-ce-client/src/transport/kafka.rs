@@ -161,12 +161,7 @@ impl KafkaTransport {
 
     /// A transport for source `source_id`.
     pub fn source(config: KafkaConfig, source_id: impl Into<String>) -> Result<Self, TransportError> {
-        Self::new(
-            config,
-            Role::Source {
-                source_id: source_id.into(),
-            },
-        )
+        Self::new(config, Role::source(source_id))
     }
 
     /// A transport for the agent `agent_id` of `cluster_name`.
@@ -175,13 +170,7 @@ impl KafkaTransport {
         cluster_name: impl Into<String>,
         agent_id: impl Into<String>,
     ) -> Result<Self, TransportError> {
-        Self::new(
-            config,
-            Role::Agent {
-                cluster_name: cluster_name.into(),
-                agent_id: agent_id.into(),
-            },
-        )
+        Self::new(config, Role::agent(cluster_name, agent_id))
     }
 
     /// The role.

@@ -223,3 +223,20 @@ fn set_attribute(draft: &mut EventDraft, name: &str, value: &str) -> Result<(), 
     }
     Ok(())
 }
+
+/// The event the binding tests of both transports start from: the required attributes, a time,
+/// an integer `resourceversion` and a `clustername`; each test module adds its own extensions
+/// and data.
+#[cfg(test)]
+pub(crate) fn test_event_builder() -> cloudevents::EventBuilderV10 {
+    use chrono::{TimeZone, Utc};
+    use cloudevents::EventBuilder;
+
+    cloudevents::EventBuilderV10::new()
+        .id("1")
+        .source("source1")
+        .ty("a.b.c.spec.create_request")
+        .time(Utc.with_ymd_and_hms(2024, 10, 1, 12, 0, 0).unwrap())
+        .extension("resourceversion", 3_i64)
+        .extension("clustername", "cluster1")
+}

@@ -136,13 +136,7 @@ impl MqttTransport {
         source_id: impl Into<String>,
         client_id: impl Into<String>,
     ) -> Result<Self, TransportError> {
-        Self::new(
-            config,
-            Role::Source {
-                source_id: source_id.into(),
-            },
-            client_id,
-        )
+        Self::new(config, Role::source(source_id), client_id)
     }
 
     /// A transport for agent `agent_id` of `cluster_name`, client id `<agentID>-client` (Go
@@ -152,14 +146,7 @@ impl MqttTransport {
         cluster_name: impl Into<String>,
         agent_id: impl Into<String>,
     ) -> Result<Self, TransportError> {
-        Self::new(
-            config,
-            Role::Agent {
-                cluster_name: cluster_name.into(),
-                agent_id: agent_id.into(),
-            },
-            "",
-        )
+        Self::new(config, Role::agent(cluster_name, agent_id), "")
     }
 
     fn settings_mut(&mut self) -> &mut Settings {

@@ -100,6 +100,14 @@ pub async fn create_topics_with(bootstrap: &str, names: &[String], partitions: i
     }
 }
 
+/// A source id and a cluster name unique to this test run, with their four per-cluster topics
+/// created.
+pub async fn pair_with_topics(bootstrap: &str) -> (String, String) {
+    let (src, cluster) = (unique("src"), unique("cluster"));
+    create_topics(bootstrap, &pair_topics(&src, &cluster)).await;
+    (src, cluster)
+}
+
 /// The four per-cluster topics of one source/cluster pair.
 pub fn pair_topics(source: &str, cluster: &str) -> Vec<String> {
     vec![

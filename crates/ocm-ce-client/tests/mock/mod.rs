@@ -236,11 +236,7 @@ impl Store {
     /// What the agent of `cluster` makes of a received spec, as the work layer does: core's
     /// rule against the copy of the same source and data type it holds, if any.
     pub fn spec_action(&self, cluster: &str, received: &Mock) -> Option<ResourceAction> {
-        let options = ListOptions {
-            cluster_name: cluster.into(),
-            source: received.source_label.clone(),
-            data_type: bundles(),
-        };
+        let options = ListOptions::new(cluster, received.source_label.clone(), bundles());
         let local = self.get(&received.uid, &options).unwrap();
         ocm_ce_core::resync::spec_action(local.as_deref(), received)
             .ok()

@@ -66,7 +66,9 @@ fn structured_message(content_type: &str, json: &serde_json::Value) -> CloudEven
 /// converted to strings as `TestEncodeMessage` does.
 fn standard_events() -> Vec<Event> {
     let time = utc("2020-03-21T12:34:56.780Z");
-    let full_v1 = EventBuilderV10::new()
+    // The attributes the v1.0 and v0.3 events share; v0.3 ones are converted from v1.0 ones
+    // (the SDK's conversion makes `dataschema` the v0.3 `schemaurl`).
+    let full = EventBuilderV10::new()
         .id("full-event")
         .source("http://example.com/source")
         .ty("com.example.FullEvent")
@@ -76,6 +78,9 @@ fn standard_events() -> Vec<Event> {
         .extension("exbool", "true")
         .extension("exint", "42")
         .extension("exstring", "exstring")
+        .build()
+        .unwrap();
+    let full_v1 = EventBuilderV10::from(full.clone())
         .extension("exbinary", "AAECAw==")
         .extension("exurl", "http://example.com/source")
         .extension("extime", "2020-03-21T12:34:56.78Z")
@@ -90,27 +95,8 @@ fn standard_events() -> Vec<Event> {
         .time(time)
         .build()
         .unwrap();
-    let full_v03 = EventBuilderV03::new()
-        .id("full-event")
-        .source("http://example.com/source")
-        .ty("com.example.FullEvent")
-        .subject("topic")
-        .time(time)
-        .data_with_schema("text/json", "http://example.com/schema", b"\"hello\"".to_vec())
-        .extension("exbool", "true")
-        .extension("exint", "42")
-        .extension("exstring", "exstring")
-        .build()
-        .unwrap();
-    // Go's MinEvent has no time; here it has one, see
-    // `an_event_without_any_attribute_is_refused_because_receivers_drop_it`.
-    let min_v03 = EventBuilderV03::new()
-        .id("min-event")
-        .source("http://example.com/source")
-        .ty("com.example.MinEvent")
-        .time(time)
-        .build()
-        .unwrap();
+    let full_v03 = EventBuilderV03::from(full).build().unwrap();
+    let min_v03 = EventBuilderV03::from(min_v1.clone()).build().unwrap();
     vec![full_v1, min_v1, full_v03, min_v03]
 }
 

@@ -107,13 +107,6 @@ impl GrpcConfig {
         }
     }
 
-    /// Sets the TLS files (a CA file turns on TLS 1.3).
-    #[must_use]
-    pub fn tls(mut self, tls: TlsFiles) -> Self {
-        self.tls = tls;
-        self
-    }
-
     /// Sets the bearer token file.
     #[must_use]
     pub fn token_file(mut self, path: impl Into<PathBuf>) -> Self {
@@ -121,18 +114,13 @@ impl GrpcConfig {
         self
     }
 
-    /// Sets the keep-alive settings.
-    #[must_use]
-    pub fn keep_alive(mut self, keep_alive: KeepAliveConfig) -> Self {
-        self.keep_alive_config = keep_alive;
-        self
-    }
-
-    /// Sets (or clears) the server healthiness (heartbeat) timeout.
-    #[must_use]
-    pub fn heartbeat_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.server_healthiness_timeout = timeout;
-        self
+    ocm_ce_core::builder_setters! {
+        /// Sets the TLS files (a CA file turns on TLS 1.3).
+        fn tls(tls: TlsFiles) => tls;
+        /// Sets the keep-alive settings.
+        fn keep_alive(keep_alive: KeepAliveConfig) => keep_alive_config;
+        /// Sets (or clears) the server healthiness (heartbeat) timeout.
+        fn heartbeat_timeout(timeout: Option<Duration>) => server_healthiness_timeout;
     }
 
     /// Reads, parses and validates a config file (Go `BuildGRPCOptionsFromFlags`).

@@ -108,20 +108,14 @@ pub fn decode<'h>(
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
     use cloudevents::event::ExtensionValue;
-    use cloudevents::{Data, EventBuilder, EventBuilderV10};
+    use cloudevents::{Data, EventBuilder};
 
     use super::*;
+    use crate::transport::message::test_event_builder;
 
     fn event() -> Event {
-        let mut e = EventBuilderV10::new()
-            .id("1")
-            .source("source1")
-            .ty("a.b.c.spec.create_request")
-            .time(Utc.with_ymd_and_hms(2024, 10, 1, 12, 0, 0).unwrap())
-            .extension("resourceversion", 3_i64)
-            .extension("clustername", "cluster1")
+        let mut e = test_event_builder()
             .extension("originalsource", "")
             .extension("deletiontimestamp", "2024-10-01T12:00:00.123456789Z")
             .build()

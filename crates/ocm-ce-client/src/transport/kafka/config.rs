@@ -184,35 +184,17 @@ impl KafkaConfig {
         self.group_id = group_id.into();
         self
     }
-    /// Sets the TLS files (used when the CA, client certificate and key are all set).
-    #[must_use]
-    pub fn tls(mut self, tls: TlsFiles) -> Self {
-        self.tls = tls;
-        self
-    }
-    /// Sets the topic layout.
-    #[must_use]
-    pub fn topic_layout(mut self, layout: TopicLayout) -> Self {
-        self.topic_layout = layout;
-        self
-    }
-    /// Sets how long a subscription waits for its partition assignment.
-    #[must_use]
-    pub fn subscribe_timeout(mut self, timeout: Duration) -> Self {
-        self.subscribe_timeout = timeout;
-        self
-    }
-    /// Sets how long a connect waits for the brokers.
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-    /// Turns the creation of the topics a client needs on or off.
-    #[must_use]
-    pub fn create_topics(mut self, on: bool) -> Self {
-        self.create_topics = on;
-        self
+    ocm_ce_core::builder_setters! {
+        /// Sets the TLS files (used when the CA, client certificate and key are all set).
+        fn tls(tls: TlsFiles) => tls;
+        /// Sets the topic layout.
+        fn topic_layout(layout: TopicLayout) => topic_layout;
+        /// Sets how long a subscription waits for its partition assignment.
+        fn subscribe_timeout(timeout: Duration) => subscribe_timeout;
+        /// Sets how long a connect waits for the brokers.
+        fn connect_timeout(timeout: Duration) => connect_timeout;
+        /// Turns the creation of the topics a client needs on or off.
+        fn create_topics(on: bool) => create_topics;
     }
     /// Sets the partitions and replication factor of the topics clients create (`-1`: the
     /// broker's default).

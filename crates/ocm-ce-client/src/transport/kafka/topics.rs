@@ -26,8 +26,8 @@
 //! The topics a client creates (`createTopics`): [`connect_topics`] when it connects,
 //! [`target_topics`] before the first record to a peer.
 
-use cloudevents::{AttributesReader, Event};
-use ocm_ce_core::{EventExt, EventType, EventTypeError, extensions};
+use cloudevents::Event;
+use ocm_ce_core::{EventExt, EventTypeError};
 
 use super::config::TopicLayout;
 use crate::transport::{PublishTarget, Role};
@@ -122,33 +122,26 @@ pub fn agent_route(layout: TopicLayout, cluster_name: &str, target: &PublishTarg
     })
 }
 
-fn string_extension(event: &Event, name: &'static str) -> Result<String, RouteError> {
-    Ok(ocm_ce_core::topics::routing_extension(event, name)?)
+/// Why the target of an event could not be told: a type that does not parse stays a
+/// [`RouteError::EventType`].
+fn event_route_error(e: ocm_ce_core::TopicError) -> RouteError {
+    match e {
+        ocm_ce_core::TopicError::EventType(e) => RouteError::EventType(e),
+        other => RouteError::Extension(other),
+    }
 }
 
 /// The route of an event built by source `source_id`, from its type and `clustername` (Go
 /// `kafkaSourceOptions.WithContext`).
 pub fn source_event_route(layout: TopicLayout, source_id: &str, event: &Event) -> Result<Route, RouteError> {
-    let ty: EventType = event.ty().parse()?;
-    let cluster = string_extension(event, extensions::CLUSTER_NAME)?;
-    let target = if ty.is_resync_request() && cluster.is_empty() {
-        PublishTarget::AllClusters
-    } else {
-        PublishTarget::Cluster(cluster)
-    };
+    let target = PublishTarget::for_source_event(event).map_err(event_route_error)?;
     source_route(layout, source_id, &target)
 }
 
 /// The route of an event built by the agent of `cluster_name`, from its type and
 /// `originalsource` (Go `kafkaAgentOptions.WithContext`).
 pub fn agent_event_route(layout: TopicLayout, cluster_name: &str, event: &Event) -> Result<Route, RouteError> {
-    let ty: EventType = event.ty().parse()?;
-    let source = string_extension(event, extensions::ORIGINAL_SOURCE)?;
-    let target = if ty.is_resync_request() && source.is_empty() {
-        PublishTarget::AllSources
-    } else {
-        PublishTarget::Source(source)
-    };
+    let target = PublishTarget::for_agent_event(event).map_err(event_route_error)?;
     agent_route(layout, cluster_name, &target)
 }
 
@@ -436,13 +429,10 @@ mod tests {
     }
 
     fn source(id: &str) -> Role {
-        Role::Source { source_id: id.into() }
+        Role::source(id)
     }
     fn agent(cluster: &str) -> Role {
-        Role::Agent {
-            cluster_name: cluster.into(),
-            agent_id: format!("{cluster}-agent"),
-        }
+        Role::agent(cluster, format!("{cluster}-agent"))
     }
 
     #[test]

@@ -129,24 +129,6 @@ impl MqttConfig {
         self.password = password.into();
         self
     }
-    /// Sets the TLS files.
-    #[must_use]
-    pub fn tls(mut self, tls: TlsFiles) -> Self {
-        self.tls = tls;
-        self
-    }
-    /// Sets the keep-alive in seconds.
-    #[must_use]
-    pub fn keep_alive(mut self, seconds: u16) -> Self {
-        self.keep_alive = seconds;
-        self
-    }
-    /// Sets the dial timeout.
-    #[must_use]
-    pub fn dial_timeout(mut self, timeout: Duration) -> Self {
-        self.dial_timeout = timeout;
-        self
-    }
     /// Sets the publish and subscribe QoS.
     #[must_use]
     pub fn qos(mut self, pub_qos: u8, sub_qos: u8) -> Self {
@@ -154,17 +136,17 @@ impl MqttConfig {
         self.sub_qos = sub_qos;
         self
     }
-    /// Sets the maximum packet size.
-    #[must_use]
-    pub fn max_packet_size(mut self, bytes: u32) -> Self {
-        self.max_packet_size = bytes;
-        self
-    }
-    /// Sets the certificate check interval.
-    #[must_use]
-    pub fn cert_check_interval(mut self, interval: Duration) -> Self {
-        self.cert_check_interval = interval;
-        self
+    ocm_ce_core::builder_setters! {
+        /// Sets the TLS files.
+        fn tls(tls: TlsFiles) => tls;
+        /// Sets the keep-alive in seconds.
+        fn keep_alive(seconds: u16) => keep_alive;
+        /// Sets the dial timeout.
+        fn dial_timeout(timeout: Duration) => dial_timeout;
+        /// Sets the maximum packet size.
+        fn max_packet_size(bytes: u32) => max_packet_size;
+        /// Sets the certificate check interval.
+        fn cert_check_interval(interval: Duration) => cert_check_interval;
     }
 
     /// Reads, parses and validates a YAML or JSON config file (Go
