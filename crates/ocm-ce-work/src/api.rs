@@ -88,7 +88,7 @@ where
 /// A list as [`null_default`] reads it, held without spare capacity: a decoded list grows by
 /// doubling from four, and works are stored for their lifetime, so two conditions would
 /// otherwise hold the room of four.
-pub(crate) fn null_default_exact<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+pub(crate) fn null_or_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -530,11 +530,7 @@ pub struct ManifestWorkSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_option: Option<DeleteOption>,
     /// Per-resource configuration.
-    #[serde(
-        default,
-        deserialize_with = "null_default_exact",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_or_list", skip_serializing_if = "Vec::is_empty")]
     pub manifest_configs: Vec<ManifestConfigOption>,
     /// Identity the agent applies the work as. Not carried by either event payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -545,11 +541,7 @@ pub struct ManifestWorkSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ManifestsTemplate {
     /// The raw objects.
-    #[serde(
-        default,
-        deserialize_with = "null_default_exact",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_or_list", skip_serializing_if = "Vec::is_empty")]
     pub manifests: Vec<Manifest>,
 }
 
@@ -570,11 +562,7 @@ pub struct DeleteOption {
 #[serde(rename_all = "camelCase")]
 pub struct SelectivelyOrphan {
     /// One rule per resource.
-    #[serde(
-        default,
-        deserialize_with = "null_default_exact",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_or_list", skip_serializing_if = "Vec::is_empty")]
     pub orphaning_rules: Vec<OrphaningRule>,
 }
 
@@ -606,11 +594,7 @@ pub struct ManifestConfigOption {
     #[serde(default, deserialize_with = "null_default")]
     pub resource_identifier: ResourceIdentifier,
     /// Status feedback to collect.
-    #[serde(
-        default,
-        deserialize_with = "null_default_exact",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_or_list", skip_serializing_if = "Vec::is_empty")]
     pub feedback_rules: Vec<FeedbackRule>,
     /// How to update it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -658,11 +642,7 @@ pub struct FeedbackRule {
     #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub type_: FeedbackType,
     /// The fields to collect with [`FeedbackType::JsonPaths`].
-    #[serde(
-        default,
-        deserialize_with = "null_default_exact",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_or_list", skip_serializing_if = "Vec::is_empty")]
     pub json_paths: Vec<JsonPath>,
 }
 
@@ -727,11 +707,7 @@ pub struct ManifestWorkStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ManifestResourceStatus {
     /// One entry per applied manifest (omitted when empty).
-    #[serde(
-        default,
-        deserialize_with = "null_default_exact",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_or_list", skip_serializing_if = "Vec::is_empty")]
     pub manifests: Vec<ManifestCondition>,
 }
 
@@ -782,11 +758,7 @@ pub struct ManifestResourceMeta {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatusFeedbackResult {
     /// The values (omitted when empty).
-    #[serde(
-        default,
-        deserialize_with = "null_default_exact",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_or_list", skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<FeedbackValue>,
 }
 

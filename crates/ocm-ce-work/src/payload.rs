@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::api::{
     DeleteOption, FeedbackRule, GoCondition, Manifest, ManifestCondition, ManifestConfigOption, UpdateStrategy,
-    null_default_exact,
+    null_or_list,
 };
 
 /// Group of both ManifestWork data types.
@@ -45,13 +45,13 @@ fn conditions_or_null<S: SerializeStruct>(st: &mut S, conditions: &[Condition]) 
 #[serde(rename_all = "camelCase")]
 pub struct ManifestBundle {
     /// The manifests (written `null` when empty).
-    #[serde(default, deserialize_with = "null_default_exact")]
+    #[serde(default, deserialize_with = "null_or_list")]
     pub manifests: Vec<Manifest>,
     /// Deletion strategy.
     #[serde(default)]
     pub delete_option: Option<DeleteOption>,
     /// Per-resource configuration (omitted when empty).
-    #[serde(default, deserialize_with = "null_default_exact")]
+    #[serde(default, deserialize_with = "null_or_list")]
     pub manifest_configs: Vec<ManifestConfigOption>,
 }
 
@@ -85,7 +85,7 @@ pub struct ManifestBundleStatus {
     #[serde(default, with = "crate::api::go_conditions")]
     pub conditions: Vec<Condition>,
     /// The per-manifest status (omitted when empty).
-    #[serde(default, deserialize_with = "null_default_exact")]
+    #[serde(default, deserialize_with = "null_or_list")]
     pub resource_status: Vec<ManifestCondition>,
 }
 
@@ -160,11 +160,7 @@ impl Serialize for ManifestPayload {
 #[serde(rename_all = "camelCase")]
 pub struct ManifestConfigOptionPayload {
     /// Status feedback to collect (omitted when empty).
-    #[serde(
-        default,
-        deserialize_with = "null_default_exact",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_or_list", skip_serializing_if = "Vec::is_empty")]
     pub feedback_rules: Vec<FeedbackRule>,
     /// How to update the object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
