@@ -40,6 +40,10 @@ const RECORD: &str = ".work.json";
 /// First retry delay of a work that failed to apply (doubled per failure up to 30 s).
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 
+/// The applier's per-work maps, keyed by work UIDs and names and read several times per watch
+/// event: hashed with foldhash (seeded per process) rather than SipHash.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Applies works to a directory (or to memory).
 #[derive(Debug)]
 pub(crate) struct Applier {
@@ -49,15 +53,15 @@ pub(crate) struct Applier {
     /// rewrite the files while a changed spec always does, versioned or not (`"0"`). In memory,
     /// holding a digest is what "applied" means: the manifests themselves go nowhere, so what a
     /// benchmark measures is the agent, not a model of a cluster's storage.
-    written: HashMap<String, Digest>,
+    written: Map<String, Digest>,
     /// A digest of the last record written per work UID.
-    recorded: HashMap<String, Digest>,
+    recorded: Map<String, Digest>,
     /// Per work UID, the [`trigger_key`] of the version last brought to its state: a watch
     /// event of a version with the same key (our own status and finalizer reports, or an
     /// unchanged work in a `Relisted` snapshot) needs no work.
-    seen: HashMap<String, u64>,
+    seen: Map<String, u64>,
     /// Works that failed to apply: how often in a row, and their pending retry.
-    failures: HashMap<String, (u32, Option<delay_queue::Key>)>,
+    failures: Map<String, (u32, Option<delay_queue::Key>)>,
     retries: DelayQueue<String>,
 }
 
@@ -192,10 +196,10 @@ impl Applier {
     fn with_root(root: Option<PathBuf>) -> Self {
         Self {
             root,
-            written: HashMap::new(),
-            seen: HashMap::new(),
-            recorded: HashMap::new(),
-            failures: HashMap::new(),
+            written: Map::default(),
+            seen: Map::default(),
+            recorded: Map::default(),
+            failures: Map::default(),
             retries: DelayQueue::new(),
         }
     }
@@ -472,7 +476,7 @@ const MAX_BATCH: usize = 1024;
 /// Watch events taken together: the last version seen of each work they name.
 #[derive(Default)]
 struct Batch {
-    works: HashMap<String, Arc<ManifestWork>>,
+    works: Map<String, Arc<ManifestWork>>,
     /// A `Relisted` was among them: works the agent no longer holds are removed afterwards.
     relisted: bool,
 }
