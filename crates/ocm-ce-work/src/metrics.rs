@@ -14,6 +14,7 @@ pub struct WorkMetrics {
     works_removed: Counter,
     specs_applied: Counter,
     specs_dropped: Family<Labels, Counter>,
+    specs_deferred: Counter,
     deletion_acks: Counter,
     deletion_ack_retries: Counter,
     publish_retries: Counter,
@@ -52,6 +53,11 @@ impl WorkMetrics {
             "ocm_ce_work_specs_dropped",
             "Specs an agent dropped, by reason",
             self.specs_dropped.clone(),
+        );
+        registry.register(
+            "ocm_ce_work_specs_deferred",
+            "Specs of a work created anew that an agent held until it had removed the deleting copy before it",
+            self.specs_deferred.clone(),
         );
         registry.register(
             "ocm_ce_work_deletion_acks",
@@ -120,6 +126,9 @@ impl WorkMetrics {
     pub(crate) fn spec_applied(&self) {
         self.specs_applied.inc();
     }
+    pub(crate) fn spec_deferred(&self) {
+        self.specs_deferred.inc();
+    }
     pub(crate) fn deletion_acked(&self) {
         self.deletion_acks.inc();
     }
@@ -147,6 +156,11 @@ impl WorkMetrics {
     /// Specs an agent applied.
     pub fn specs_applied(&self) -> u64 {
         self.specs_applied.get()
+    }
+    /// Specs of a work created anew that an agent held until it had removed the deleting copy
+    /// before it (same UID, newer version).
+    pub fn specs_deferred(&self) -> u64 {
+        self.specs_deferred.get()
     }
     /// `Deleted` acknowledgements an agent published.
     pub fn deletion_acks(&self) -> u64 {

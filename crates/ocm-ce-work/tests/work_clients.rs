@@ -425,6 +425,52 @@ async fn an_old_deleted_status_delivered_again_does_not_remove_a_work_created_an
 }
 
 #[tokio::test]
+async fn a_work_created_anew_while_the_agent_still_deletes_the_old_one_follows_it() {
+    let broker = FakeBroker::new();
+    let (source, agent) = start(&broker, vec![]);
+    let uid = created_on_agent(&source, &agent, work("w", true)).await;
+    agent
+        .set_finalizers(&uid, vec!["test/cleanup".to_owned()])
+        .await
+        .unwrap();
+    source.delete("cluster1", "w").await.unwrap();
+    agent_sees_deletion(&agent, &uid).await;
+
+    // The source restarts without its works and creates `w` again, at version 2, while the
+    // agent still cleans up the old copy: the same UID.
+    drop(source);
+    let source = connected_source(&broker, vec![], WAIT).await;
+    let mut anew = work("w", false);
+    anew.spec.workload.manifests = vec![configmap("cm1", "v2")];
+    anew.metadata.annotations = Some([(RESOURCE_VERSION_ANNOTATION.to_owned(), "2".to_owned())].into());
+    source.create("cluster1", anew).await.unwrap();
+    eventually("the agent to hold the new spec back", || {
+        agent.metrics().specs_deferred() == 1
+    })
+    .await;
+    let old = agent.get(&uid).unwrap();
+    assert!(old.is_deleting(), "the old copy stays as it was: {old:?}");
+    assert_eq!(old.resource_version_str(), "1");
+
+    // The old copy is cleaned up and acknowledged `Deleted`; the new work follows it.
+    remove_finalizers(&agent, &uid).await;
+    eventually("the agent to take the new work", || {
+        agent
+            .get(&uid)
+            .is_ok_and(|w| !w.is_deleting() && w.resource_version_str() == "2")
+    })
+    .await;
+    assert_eq!(agent.metrics().deletion_acks(), 1);
+    let taken = agent.get(&uid).unwrap();
+    assert_eq!(taken.spec.workload.manifests, vec![configmap("cm1", "v2")]);
+    assert!(taken.status.conditions.is_empty(), "nothing of the old copy: {taken:?}");
+    agent_applies(&agent, &uid, "Created").await;
+    source_sees_reason(&source, "w", "Created").await;
+    // The old copy's `Deleted` did not remove the new work from the source.
+    assert!(!source.get("cluster1", "w").unwrap().is_deleting());
+}
+
+#[tokio::test]
 async fn a_status_that_arrives_before_its_work_is_retried_not_lost() {
     let broker = FakeBroker::new();
     // The agent already holds the work and a status (e.g. the source restarted and lost it).

@@ -116,6 +116,10 @@ struct Inner<Tr: Transport> {
     /// The works whose status (or `Deleted` acknowledgement) is not acknowledged by the
     /// transport yet.
     outbox: Outbox,
+    /// Per UID, the latest spec of a work created anew while this agent still held the
+    /// deleting copy before it (a UID is made from the name, so both share it): applied once
+    /// that copy is acknowledged `Deleted` and removed.
+    successors: std::sync::Mutex<std::collections::HashMap<String, ManifestWork>>,
 }
 
 impl<Tr: Transport> AgentWorkClient<Tr> {
@@ -184,6 +188,7 @@ impl<Tr: Transport> AgentWorkClient<Tr> {
             writer,
             metrics: WorkMetrics::default(),
             outbox,
+            successors: Default::default(),
         });
         let task = tokio::spawn(drive(inner.clone()));
         Self {
@@ -352,6 +357,11 @@ impl<Tr: Transport> Inner<Tr> {
                 Sent::Done => {
                     self.writer.remove_by_uid(&send.uid);
                     self.metrics.deletion_acked();
+                    // Taken before it is received: receiving may hold it back again.
+                    let next = self.successors().remove(&send.uid);
+                    if let Some(next) = next {
+                        self.receive_spec(next);
+                    }
                 }
                 _ => self.metrics.deletion_ack_retried(),
             }
@@ -373,6 +383,11 @@ impl<Tr: Transport> Inner<Tr> {
                 received.annotation(DATA_TYPE_ANNOTATION).unwrap_or_default(),
             )
         });
+        if let Some(local) = local.as_deref().filter(|l| l.is_deleting())
+            && self.defer_successor(local, &received)
+        {
+            return;
+        }
         match spec_action(local.as_deref(), &received) {
             Ok(Some(action)) => self.apply_spec(action, received),
             Ok(None) => {}
@@ -381,6 +396,38 @@ impl<Tr: Transport> Inner<Tr> {
                 self.metrics.spec_dropped("bad_version");
             }
         }
+    }
+
+    fn successors(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, ManifestWork>> {
+        self.successors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Holds `received` back when it belongs to a work created anew after `deleting`, the copy
+    /// this agent is still deleting: a deleting work never comes back, so a spec that is not
+    /// deleting and newer than it (or newer than a successor already held) is the next
+    /// incarnation. Go drops it ("the work is being deleted, ignore the update"), and the new
+    /// work then reaches the agent only at its next spec resync. Returns true when held.
+    fn defer_successor(&self, deleting: &ManifestWork, received: &ManifestWork) -> bool {
+        let version = |w: &ManifestWork| parse_resource_version(w.resource_version_str()).ok().filter(|v| *v > 0);
+        let Some(new) = version(received) else {
+            return false;
+        };
+        let mut successors = self.successors();
+        let held = successors.get(received.uid_str());
+        let newer = match held {
+            Some(held) => version(held).is_none_or(|v| new > v),
+            None => !received.is_deleting() && version(deleting).is_some_and(|v| new > v),
+        };
+        if held.is_some() || newer {
+            if newer {
+                successors.insert(received.uid_str().to_owned(), received.clone());
+                self.metrics.spec_deferred();
+            }
+            return true;
+        }
+        false
     }
 
     /// Writes a received spec as `action` says.
