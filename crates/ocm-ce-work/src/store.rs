@@ -40,9 +40,9 @@ pub enum WatchEvent {
     Relisted(Vec<Arc<ManifestWork>>),
 }
 
-/// The store's maps, keyed by names and UIDs; read on every event, so hashed with foldhash
-/// (seeded per process) rather than SipHash.
-type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// The maps of the work layer (the store's, the outbox's, the clients'), keyed by names and
+/// UIDs; read on every event, so hashed with foldhash (seeded per process) rather than SipHash.
+pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 #[derive(Default)]
 struct State {

@@ -21,7 +21,7 @@ use crate::metrics::WorkMetrics;
 use crate::patch::{PatchType, patched_metadata, patched_status};
 use crate::selector::ListParams;
 use crate::status_hash::WorkStatusHasher;
-use crate::store::{Store, WatchStream, Writer, store_from};
+use crate::store::{Map, Store, WatchStream, Writer, store_from};
 
 /// The agent codecs: ManifestBundle, plus the single-manifest codec when configured.
 #[derive(Debug)]
@@ -119,7 +119,7 @@ struct Inner<Tr: Transport> {
     /// Per UID, the latest spec of a work created anew while this agent still held the
     /// deleting copy before it (a UID is made from the name, so both share it): applied once
     /// that copy is acknowledged `Deleted` and removed.
-    successors: std::sync::Mutex<std::collections::HashMap<String, ManifestWork>>,
+    successors: std::sync::Mutex<Map<String, ManifestWork>>,
 }
 
 impl<Tr: Transport> AgentWorkClient<Tr> {
@@ -398,7 +398,7 @@ impl<Tr: Transport> Inner<Tr> {
         }
     }
 
-    fn successors(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, ManifestWork>> {
+    fn successors(&self) -> std::sync::MutexGuard<'_, Map<String, ManifestWork>> {
         self.successors
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

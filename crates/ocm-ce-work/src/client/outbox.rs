@@ -15,13 +15,15 @@
 //!   limit) is dropped, logged and counted; the work's state stays in the store and its next
 //!   change reports it again.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use ocm_ce_client::BackoffConfig;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::store::Map;
 
 /// Sends in flight per lane.
 pub(crate) const LANE_WINDOW: usize = 32;
@@ -82,8 +84,8 @@ impl Lane {
 
 #[derive(Debug, Default)]
 struct State {
-    entries: HashMap<String, Entry>,
-    lanes: HashMap<String, Lane>,
+    entries: Map<String, Entry>,
+    lanes: Map<String, Lane>,
     /// Lanes with queued keys and room in their window, in round-robin order.
     turn: VecDeque<String>,
     retries: BTreeSet<(Instant, String)>,

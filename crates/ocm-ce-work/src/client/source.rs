@@ -1,6 +1,5 @@
 //! The source work client (Go `ManifestWorkSourceClient` + `SourceLocalWatcherStore`).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -29,7 +28,7 @@ use crate::patch::{PatchType, patch};
 use crate::payload::manifest_bundle_data_type;
 use crate::selector::ListParams;
 use crate::status_hash::WorkStatusHasher;
-use crate::store::{Store, WatchStream, Writer, store_from};
+use crate::store::{Map, Store, WatchStream, Writer, store_from};
 use crate::uid::work_uid;
 use crate::validation::{FieldError, ValidationErrors, validate};
 
@@ -59,7 +58,7 @@ struct Inner<Tr: Transport> {
     outbox: Outbox,
     /// When the transport last acknowledged each work's spec, to tell an agent that is still
     /// catching up from one that missed the spec.
-    sent_at: Mutex<HashMap<String, Instant>>,
+    sent_at: Mutex<Map<String, Instant>>,
 }
 
 /// An agent that reports an older version of a work this long after its newer spec was
