@@ -14,7 +14,7 @@ use super::{agent_spec_header, agent_status_event, bad_data, data_as, data_bytes
 use super::{shared_sequence_generator, unsupported_data_type};
 use crate::api::{Manifest, ManifestConfigOption, ManifestWork, ResourceIdentifier, condition_type};
 use crate::conditions::is_status_condition_true;
-use crate::decoding::{GoType, schema};
+use crate::decoding::{GoType, kind_of, schema};
 use crate::encoding::{go_quote, unstructured_json};
 use crate::payload::{ManifestPayload, ManifestStatus, manifest_data_type};
 use crate::rest_mapper::RestMapper;
@@ -89,12 +89,7 @@ fn check_unstructured(raw: &RawValue) -> Result<(), String> {
         Ok(Value::Object(_) | Value::Null) => Err(missing_kind(text)),
         Ok(other) => Err(format!(
             "json: cannot unmarshal {} into Go struct field Manifest.manifest of type map[string]interface {{}}",
-            match other {
-                Value::Bool(_) => "bool",
-                Value::Number(_) => "number",
-                Value::String(_) => "string",
-                _ => "array",
-            }
+            kind_of(&other)
         )),
         Err(e) => Err(e.to_string()),
     }
