@@ -3,7 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use ocm_ce_core::DataType;
 use serde::ser::SerializeStruct;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::api::{
     DeleteOption, FeedbackRule, GoCondition, Manifest, ManifestCondition, ManifestConfigOption, UpdateStrategy,
