@@ -7,7 +7,6 @@
 
 mod meta;
 
-use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -105,6 +104,40 @@ pub(crate) fn exact<T>(v: Vec<T>) -> Vec<T> {
     let mut exact = Vec::with_capacity(v.len());
     exact.extend(v);
     exact
+}
+
+/// Implements [`kube::Resource`] for an API type of one fixed kind, held in its `metadata`
+/// field: `kube_resource!(Type, Scope, GROUP, VERSION, KIND, RESOURCE)`, the last four being
+/// the `&'static str`s of the kind's API group, version, kind and plural resource. The caller
+/// depends on `kube`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! kube_resource {
+    ($ty:ty, $scope:ty, $group:expr, $version:expr, $kind:expr, $plural:expr) => {
+        impl ::kube::Resource for $ty {
+            type DynamicType = ();
+            type Scope = $scope;
+
+            fn kind(_: &()) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed($kind)
+            }
+            fn group(_: &()) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed($group)
+            }
+            fn version(_: &()) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed($version)
+            }
+            fn plural(_: &()) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed($plural)
+            }
+            fn meta(&self) -> &$crate::api::ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut $crate::api::ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
 
 macro_rules! string_enum {
@@ -483,29 +516,7 @@ impl<'de> Deserialize<'de> for ManifestWork {
     }
 }
 
-impl kube::Resource for ManifestWork {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(KIND)
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(GROUP)
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(VERSION)
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(RESOURCE)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+crate::kube_resource!(ManifestWork, NamespaceResourceScope, GROUP, VERSION, KIND, RESOURCE);
 
 impl ResourceObject for ManifestWork {
     fn resource_id(&self) -> &str {
