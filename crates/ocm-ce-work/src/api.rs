@@ -17,7 +17,7 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-pub(crate) use self::meta::{GoCondition, GoObjectMeta, conditions as go_conditions};
+pub(crate) use self::meta::{GoCondition, GoObjectMeta, conditions as go_conditions, omit_empty};
 pub use self::meta::{format_time, is_zero_time, parse_time, time_from_chrono, time_to_chrono, zero_time};
 
 /// API group of ManifestWork.
