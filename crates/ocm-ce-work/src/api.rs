@@ -466,17 +466,23 @@ impl ManifestWork {
     }
 }
 
+/// Writes the `kind` and `apiVersion` of a type's `TypeMeta`, each omitted when empty.
+fn serialize_type_meta<S: SerializeStruct>(st: &mut S, types: Option<&TypeMeta>) -> Result<(), S::Error> {
+    if let Some(t) = types {
+        if !t.kind.is_empty() {
+            st.serialize_field("kind", &t.kind)?;
+        }
+        if !t.api_version.is_empty() {
+            st.serialize_field("apiVersion", &t.api_version)?;
+        }
+    }
+    Ok(())
+}
+
 impl Serialize for ManifestWork {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("ManifestWork", 5)?;
-        if let Some(t) = &self.types {
-            if !t.kind.is_empty() {
-                st.serialize_field("kind", &t.kind)?;
-            }
-            if !t.api_version.is_empty() {
-                st.serialize_field("apiVersion", &t.api_version)?;
-            }
-        }
+        serialize_type_meta(&mut st, self.types.as_ref())?;
         st.serialize_field("metadata", &GoObjectMeta(&self.metadata))?;
         st.serialize_field("spec", &self.spec)?;
         st.serialize_field("status", &self.status)?;
@@ -821,14 +827,7 @@ pub struct ManifestWorkList {
 impl Serialize for ManifestWorkList {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("ManifestWorkList", 4)?;
-        if let Some(t) = &self.types {
-            if !t.kind.is_empty() {
-                st.serialize_field("kind", &t.kind)?;
-            }
-            if !t.api_version.is_empty() {
-                st.serialize_field("apiVersion", &t.api_version)?;
-            }
-        }
+        serialize_type_meta(&mut st, self.types.as_ref())?;
         st.serialize_field("metadata", &meta::GoListMeta(&self.metadata))?;
         st.serialize_field("items", &self.items)?;
         st.end()
