@@ -35,22 +35,28 @@ pub fn shared_sequence_generator() -> Arc<SequenceGenerator> {
     Arc::clone(&SEQUENCE)
 }
 
-/// Parses the event type (`failed to parse cloud event type <t>, <err>`) and checks its data
-/// type (`unsupported cloudevents data type <dt>`).
-fn check_type(event: &Event, want: &DataType) -> Result<EventType, CodecError> {
-    let ty: EventType = event.ty().parse().map_err(|e| {
+/// Parses the event type (`failed to parse cloud event type <t>, <err>`).
+pub(crate) fn parse_type(event: &Event) -> Result<EventType, CodecError> {
+    event.ty().parse().map_err(|e| {
         CodecError::new(
             CodecErrorKind::MalformedType,
             format!("failed to parse cloud event type {}, {e}", event.ty()),
         )
-    })?;
+    })
+}
+
+/// Parses the event type ([`parse_type`]) and checks its data type
+/// (`unsupported cloudevents data type <dt>`).
+fn check_type(event: &Event, want: &DataType) -> Result<EventType, CodecError> {
+    let ty = parse_type(event)?;
     if &ty.data_type != want {
         return Err(unsupported_data_type(&ty.data_type));
     }
     Ok(ty)
 }
 
-fn unsupported_data_type(dt: &DataType) -> CodecError {
+/// `unsupported cloudevents data type <dt>`.
+pub(crate) fn unsupported_data_type(dt: &DataType) -> CodecError {
     CodecError::new(
         CodecErrorKind::UnknownDataType,
         format!("unsupported cloudevents data type {dt}"),
