@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 pub use self::manifest::AgentManifestCodec;
 pub use self::manifest_bundle::{AgentManifestBundleCodec, METADATA_EXTENSION, SourceManifestBundleCodec};
 use crate::api::ManifestWork;
-use crate::decoding::{GoType, from_slice};
+use crate::decoding::{GoStruct, GoType, from_slice};
 use crate::validation::ManifestValidator;
 
 /// The process-wide generator of status sequence ids (snowflake node 1), shared by the agent
@@ -90,31 +90,32 @@ fn data_bytes(event: &Event) -> Vec<u8> {
     }
 }
 
-/// Go's `Event.DataAs`: no data decodes as the zero value; the data content type picks the
-/// decoder (none or JSON: JSON; `text/plain`, XML: fail on a struct; others: unsupported).
-/// The error text is the SDK's, without the codec's `failed to unmarshal event data` prefix.
+/// Go's `Event.DataAs` into the struct `schema` (its Go type named by `schema.type_name`): no
+/// data decodes as the zero value; the data content type picks the decoder (none or JSON: JSON;
+/// `text/plain`, XML: fail on a struct; others: unsupported). A failure is the codec's
+/// `failed to unmarshal event data <data>, <SDK's error>`.
 fn data_as<T: DeserializeOwned + Default>(
     event: &Event,
     data: &[u8],
-    schema: &GoType,
-    go_type: &str,
-) -> Result<T, String> {
+    schema: &'static GoStruct,
+) -> Result<T, CodecError> {
     if data.is_empty() {
         return Ok(T::default());
     }
     let media_type = media_type(event);
     let text = String::from_utf8_lossy(data);
-    match media_type.as_str() {
-        "" | "application/json" | "text/json" => {
-            from_slice(data, schema).map_err(|e| format!("[json] found bytes \"{text}\", but failed to unmarshal: {e}"))
-        }
+    let go_type = schema.type_name;
+    let decoded = match media_type.as_str() {
+        "" | "application/json" | "text/json" => from_slice(data, &GoType::Struct(schema))
+            .map_err(|e| format!("[json] found bytes \"{text}\", but failed to unmarshal: {e}")),
         "text/plain" => Err(format!("text.Decode out: want *string, got *{go_type}")),
         "application/xml" | "text/xml" => Err(format!("[xml] found bytes \"{text}\", but failed to unmarshal: EOF")),
         other => Err(format!(
             "[decode] unsupported content type: {}",
             crate::encoding::go_quote(other)
         )),
-    }
+    };
+    decoded.map_err(|e| bad_data(data, &e))
 }
 
 /// The data media type: lower case, without parameters, `""` when unset.

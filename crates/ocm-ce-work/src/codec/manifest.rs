@@ -14,7 +14,7 @@ use super::shared_sequence_generator;
 use super::{agent_spec_work, agent_status_event, bad_data, data_as, encode_error, set_json_data};
 use crate::api::{Manifest, ManifestConfigOption, ManifestWork, ResourceIdentifier, condition_type};
 use crate::conditions::is_status_condition_true;
-use crate::decoding::{GoType, kind_of, schema};
+use crate::decoding::{kind_of, schema};
 use crate::encoding::{go_quote, unstructured_json};
 use crate::payload::{ManifestPayload, ManifestStatus, manifest_data_type};
 use crate::rest_mapper::RestMapper;
@@ -132,13 +132,7 @@ impl Codec<ManifestWork> for AgentManifestCodec {
                         })?;
                     }
                 }
-                let payload: ManifestPayload = data_as(
-                    event,
-                    data,
-                    &GoType::Struct(&schema::MANIFEST_PAYLOAD),
-                    "payload.Manifest",
-                )
-                .map_err(|e| bad_data(data, &e))?;
+                let payload: ManifestPayload = data_as(event, data, &schema::MANIFEST_PAYLOAD)?;
                 let object = match &payload.manifest {
                     Some(m) => m.to_value().map_err(|e| bad_data(data, &e.to_string()))?,
                     None => Value::Null,

@@ -9,7 +9,7 @@ use ocm_ce_core::sequence::SequenceGenerator;
 use ocm_ce_core::{Codec, CodecError, CodecErrorKind, DataType, EventBuilder, EventType};
 
 use super::{
-    agent_spec_work, agent_status_event, bad_data, check_type, data_as, data_bytes, encode_error, int32_extension,
+    agent_spec_work, agent_status_event, check_type, data_as, data_bytes, encode_error, int32_extension,
     parse_int_error, set_json_data, shared_sequence_generator, string_extension, unsupported_data_type,
 };
 use crate::api::{
@@ -149,13 +149,7 @@ impl Codec<ManifestWork> for SourceManifestBundleCodec {
             }
         }
         let data = data_bytes(event);
-        let status: ManifestBundleStatus = data_as(
-            event,
-            &data,
-            &GoType::Struct(&schema::MANIFEST_BUNDLE_STATUS),
-            "payload.ManifestBundleStatus",
-        )
-        .map_err(|e| bad_data(&data, &e))?;
+        let status: ManifestBundleStatus = data_as(event, &data, &schema::MANIFEST_BUNDLE_STATUS)?;
         if let Some(bundle) = status.manifest_bundle {
             work.spec.workload.manifests = bundle.manifests;
             work.spec.delete_option = bundle.delete_option;
@@ -234,13 +228,7 @@ impl Codec<ManifestWork> for AgentManifestBundleCodec {
             &self.validator,
             "manifests are invalid",
             |work, data| {
-                let bundle: ManifestBundle = data_as(
-                    event,
-                    data,
-                    &GoType::Struct(&schema::MANIFEST_BUNDLE),
-                    "payload.ManifestBundle",
-                )
-                .map_err(|e| bad_data(data, &e))?;
+                let bundle: ManifestBundle = data_as(event, data, &schema::MANIFEST_BUNDLE)?;
                 work.spec.workload.manifests = bundle.manifests;
                 work.spec.delete_option = bundle.delete_option;
                 work.spec.manifest_configs = bundle.manifest_configs;
