@@ -84,6 +84,18 @@ pub(crate) fn read_file<C: std::str::FromStr<Err = ConfigError>>(
         .parse()
 }
 
+/// Parses the YAML (or JSON) text of a `transport`'s config; what the parser refuses is a
+/// [`ConfigError::Parse`].
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    transport: &'static str,
+    text: &str,
+) -> Result<T, ConfigError> {
+    serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+        transport,
+        reason: e.to_string(),
+    })
+}
+
 /// Reads an optional path: absent, `null` and `""` are none.
 pub(crate) fn optional_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
     let s: Option<String> = Option::deserialize(d)?;

@@ -10,7 +10,6 @@
 //! [`CLUSTER_ANNOTATION`], and the data type annotation and original source label the work was
 //! received with. [`recorded_works`] turns them back into works.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
@@ -102,29 +101,14 @@ impl AppliedManifestResourceMeta {
     }
 }
 
-impl kube::Resource for AppliedManifestWork {
-    type DynamicType = ();
-    type Scope = ClusterResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(KIND)
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(GROUP)
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(VERSION)
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(RESOURCE)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+ocm_ce_work::kube_resource!(
+    AppliedManifestWork,
+    ClusterResourceScope,
+    GROUP,
+    VERSION,
+    KIND,
+    RESOURCE
+);
 
 /// The name of the record of the work `work_name`: `<hub hash>-<work name>`.
 pub fn applied_manifest_work_name(hub_hash: &str, work_name: &str) -> String {

@@ -7,7 +7,6 @@
 
 mod meta;
 
-use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -18,7 +17,7 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-pub(crate) use self::meta::{GoCondition, GoObjectMeta, conditions as go_conditions};
+pub(crate) use self::meta::{GoCondition, GoObjectMeta, conditions as go_conditions, omit_empty};
 pub use self::meta::{format_time, is_zero_time, parse_time, time_from_chrono, time_to_chrono, zero_time};
 
 /// API group of ManifestWork.
@@ -105,6 +104,40 @@ pub(crate) fn exact<T>(v: Vec<T>) -> Vec<T> {
     let mut exact = Vec::with_capacity(v.len());
     exact.extend(v);
     exact
+}
+
+/// Implements [`kube::Resource`] for an API type of one fixed kind, held in its `metadata`
+/// field: `kube_resource!(Type, Scope, GROUP, VERSION, KIND, RESOURCE)`, the last four being
+/// the `&'static str`s of the kind's API group, version, kind and plural resource. The caller
+/// depends on `kube`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! kube_resource {
+    ($ty:ty, $scope:ty, $group:expr, $version:expr, $kind:expr, $plural:expr) => {
+        impl ::kube::Resource for $ty {
+            type DynamicType = ();
+            type Scope = $scope;
+
+            fn kind(_: &()) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed($kind)
+            }
+            fn group(_: &()) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed($group)
+            }
+            fn version(_: &()) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed($version)
+            }
+            fn plural(_: &()) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed($plural)
+            }
+            fn meta(&self) -> &$crate::api::ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut $crate::api::ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
 
 macro_rules! string_enum {
@@ -433,17 +466,23 @@ impl ManifestWork {
     }
 }
 
+/// Writes the `kind` and `apiVersion` of a type's `TypeMeta`, each omitted when empty.
+fn serialize_type_meta<S: SerializeStruct>(st: &mut S, types: Option<&TypeMeta>) -> Result<(), S::Error> {
+    if let Some(t) = types {
+        if !t.kind.is_empty() {
+            st.serialize_field("kind", &t.kind)?;
+        }
+        if !t.api_version.is_empty() {
+            st.serialize_field("apiVersion", &t.api_version)?;
+        }
+    }
+    Ok(())
+}
+
 impl Serialize for ManifestWork {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("ManifestWork", 5)?;
-        if let Some(t) = &self.types {
-            if !t.kind.is_empty() {
-                st.serialize_field("kind", &t.kind)?;
-            }
-            if !t.api_version.is_empty() {
-                st.serialize_field("apiVersion", &t.api_version)?;
-            }
-        }
+        serialize_type_meta(&mut st, self.types.as_ref())?;
         st.serialize_field("metadata", &GoObjectMeta(&self.metadata))?;
         st.serialize_field("spec", &self.spec)?;
         st.serialize_field("status", &self.status)?;
@@ -483,29 +522,7 @@ impl<'de> Deserialize<'de> for ManifestWork {
     }
 }
 
-impl kube::Resource for ManifestWork {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(KIND)
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(GROUP)
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(VERSION)
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(RESOURCE)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+crate::kube_resource!(ManifestWork, NamespaceResourceScope, GROUP, VERSION, KIND, RESOURCE);
 
 impl ResourceObject for ManifestWork {
     fn resource_id(&self) -> &str {
@@ -810,14 +827,7 @@ pub struct ManifestWorkList {
 impl Serialize for ManifestWorkList {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("ManifestWorkList", 4)?;
-        if let Some(t) = &self.types {
-            if !t.kind.is_empty() {
-                st.serialize_field("kind", &t.kind)?;
-            }
-            if !t.api_version.is_empty() {
-                st.serialize_field("apiVersion", &t.api_version)?;
-            }
-        }
+        serialize_type_meta(&mut st, self.types.as_ref())?;
         st.serialize_field("metadata", &meta::GoListMeta(&self.metadata))?;
         st.serialize_field("items", &self.items)?;
         st.end()

@@ -23,7 +23,8 @@ use serde::de::DeserializeOwned;
 pub use self::manifest::AgentManifestCodec;
 pub use self::manifest_bundle::{AgentManifestBundleCodec, METADATA_EXTENSION, SourceManifestBundleCodec};
 use crate::api::ManifestWork;
-use crate::decoding::{GoType, from_slice};
+use crate::decoding::{GoStruct, GoType, from_slice};
+use crate::validation::ManifestValidator;
 
 /// The process-wide generator of status sequence ids (snowflake node 1), shared by the agent
 /// codecs like Go's package-level generator, so ids of one process never go backwards.
@@ -34,22 +35,28 @@ pub fn shared_sequence_generator() -> Arc<SequenceGenerator> {
     Arc::clone(&SEQUENCE)
 }
 
-/// Parses the event type (`failed to parse cloud event type <t>, <err>`) and checks its data
-/// type (`unsupported cloudevents data type <dt>`).
-fn check_type(event: &Event, want: &DataType) -> Result<EventType, CodecError> {
-    let ty: EventType = event.ty().parse().map_err(|e| {
+/// Parses the event type (`failed to parse cloud event type <t>, <err>`).
+pub(crate) fn parse_type(event: &Event) -> Result<EventType, CodecError> {
+    event.ty().parse().map_err(|e| {
         CodecError::new(
             CodecErrorKind::MalformedType,
             format!("failed to parse cloud event type {}, {e}", event.ty()),
         )
-    })?;
+    })
+}
+
+/// Parses the event type ([`parse_type`]) and checks its data type
+/// (`unsupported cloudevents data type <dt>`).
+fn check_type(event: &Event, want: &DataType) -> Result<EventType, CodecError> {
+    let ty = parse_type(event)?;
     if &ty.data_type != want {
         return Err(unsupported_data_type(&ty.data_type));
     }
     Ok(ty)
 }
 
-fn unsupported_data_type(dt: &DataType) -> CodecError {
+/// `unsupported cloudevents data type <dt>`.
+pub(crate) fn unsupported_data_type(dt: &DataType) -> CodecError {
     CodecError::new(
         CodecErrorKind::UnknownDataType,
         format!("unsupported cloudevents data type {dt}"),
@@ -83,31 +90,32 @@ fn data_bytes(event: &Event) -> Vec<u8> {
     }
 }
 
-/// Go's `Event.DataAs`: no data decodes as the zero value; the data content type picks the
-/// decoder (none or JSON: JSON; `text/plain`, XML: fail on a struct; others: unsupported).
-/// The error text is the SDK's, without the codec's `failed to unmarshal event data` prefix.
+/// Go's `Event.DataAs` into the struct `schema` (its Go type named by `schema.type_name`): no
+/// data decodes as the zero value; the data content type picks the decoder (none or JSON: JSON;
+/// `text/plain`, XML: fail on a struct; others: unsupported). A failure is the codec's
+/// `failed to unmarshal event data <data>, <SDK's error>`.
 fn data_as<T: DeserializeOwned + Default>(
     event: &Event,
     data: &[u8],
-    schema: &GoType,
-    go_type: &str,
-) -> Result<T, String> {
+    schema: &'static GoStruct,
+) -> Result<T, CodecError> {
     if data.is_empty() {
         return Ok(T::default());
     }
     let media_type = media_type(event);
     let text = String::from_utf8_lossy(data);
-    match media_type.as_str() {
-        "" | "application/json" | "text/json" => {
-            from_slice(data, schema).map_err(|e| format!("[json] found bytes \"{text}\", but failed to unmarshal: {e}"))
-        }
+    let go_type = schema.type_name;
+    let decoded = match media_type.as_str() {
+        "" | "application/json" | "text/json" => from_slice(data, &GoType::Struct(schema))
+            .map_err(|e| format!("[json] found bytes \"{text}\", but failed to unmarshal: {e}")),
         "text/plain" => Err(format!("text.Decode out: want *string, got *{go_type}")),
         "application/xml" | "text/xml" => Err(format!("[xml] found bytes \"{text}\", but failed to unmarshal: EOF")),
         other => Err(format!(
             "[decode] unsupported content type: {}",
             crate::encoding::go_quote(other)
         )),
-    }
+    };
+    decoded.map_err(|e| bad_data(data, &e))
 }
 
 /// The data media type: lower case, without parameters, `""` when unset.
@@ -155,15 +163,34 @@ fn set_json_data<T: serde::Serialize>(event: &mut Event, payload: &T, what: &str
     Ok(())
 }
 
-/// Agent-side status encoding shared by both agent codecs: the resource version must parse, the
-/// work must carry the originalsource label; the event gets a fresh sequence id.
+/// The builder methods of both agent codecs, which hold a `sequence` generator and a
+/// `validator`. Used inside the codec's `impl` block.
+macro_rules! agent_codec_setters {
+    () => {
+        ocm_ce_core::builder_setters! {
+            /// Uses another sequence id generator.
+            fn with_sequence_generator(sequence: std::sync::Arc<ocm_ce_core::sequence::SequenceGenerator>) => sequence;
+            /// Uses another manifest validator (e.g. another size limit).
+            fn with_validator(validator: crate::validation::ManifestValidator) => validator;
+        }
+    };
+}
+use agent_codec_setters;
+
+/// Agent-side status encoding shared by both agent codecs: the event type must be of the codec's
+/// `data_type`, the resource version must parse, the work must carry the originalsource label;
+/// the event gets a fresh sequence id.
 fn agent_status_event(
     source: &str,
     event_type: &EventType,
+    data_type: &DataType,
     work: &ManifestWork,
     sequence: &SequenceGenerator,
     check_manifests: impl FnOnce(&ManifestWork) -> Result<(), CodecError>,
 ) -> Result<Event, CodecError> {
+    if &event_type.data_type != data_type {
+        return Err(unsupported_data_type(&event_type.data_type));
+    }
     let rv = work.resource_version_str();
     let version: i64 = rv.parse().map_err(|e| {
         encode_error(format!(
@@ -189,16 +216,18 @@ fn agent_status_event(
         .map_err(|e| encode_error(e.to_string()))
 }
 
-/// The agent-side work of a received spec: named by its UID in the cluster namespace, labelled
-/// with the event source and annotated with the data type; deletions carry the deletion time
-/// and the API finalizer and no spec. Returns `None` for the work when the caller must decode the
-/// spec data.
-struct AgentSpecHeader {
-    work: ManifestWork,
-    deleting: bool,
-}
-
-fn agent_spec_header(event: &Event, data_type: &DataType) -> Result<AgentSpecHeader, CodecError> {
+/// Agent-side spec decoding shared by both agent codecs: the work is named by its UID in the
+/// cluster namespace, labelled with the event source and annotated with the data type; a
+/// deletion carries the deletion time and the API finalizer and no spec. Otherwise
+/// `decode_spec` fills the spec from the event data, and its manifests must pass `validator`
+/// (`<invalid>, <error>`).
+fn agent_spec_work(
+    event: &Event,
+    data_type: &DataType,
+    validator: &ManifestValidator,
+    invalid: &str,
+    decode_spec: impl FnOnce(&mut ManifestWork, &[u8]) -> Result<(), CodecError>,
+) -> Result<ManifestWork, CodecError> {
     let ty = check_type(event, data_type)?;
     let resource_id = string_extension(event, extensions::RESOURCE_ID)?;
     let version = int32_extension(event, extensions::RESOURCE_VERSION)?;
@@ -211,8 +240,7 @@ fn agent_spec_header(event: &Event, data_type: &DataType) -> Result<AgentSpecHea
     meta.namespace = Some(cluster);
     meta.labels = Some([(crate::api::ORIGINAL_SOURCE_LABEL.to_owned(), event.source().to_string())].into());
     meta.annotations = Some([(crate::api::DATA_TYPE_ANNOTATION.to_owned(), ty.data_type.to_string())].into());
-    let deleting = event.extension(extensions::DELETION_TIMESTAMP).is_some();
-    if deleting {
+    if event.extension(extensions::DELETION_TIMESTAMP).is_some() {
         let at = extensions::to_time(event.extension(extensions::DELETION_TIMESTAMP)).map_err(|e| {
             CodecError::new(
                 CodecErrorKind::BadExtension,
@@ -221,6 +249,11 @@ fn agent_spec_header(event: &Event, data_type: &DataType) -> Result<AgentSpecHea
         })?;
         meta.finalizers = Some(vec![crate::api::MANIFEST_WORK_FINALIZER.to_owned()]);
         meta.deletion_timestamp = Some(crate::api::time_from_chrono(at));
+        return Ok(work);
     }
-    Ok(AgentSpecHeader { work, deleting })
+    decode_spec(&mut work, &data_bytes(event))?;
+    validator
+        .validate(&work.spec.workload.manifests)
+        .map_err(|e| CodecError::new(CodecErrorKind::Invalid, format!("{invalid}, {e}")))?;
+    Ok(work)
 }

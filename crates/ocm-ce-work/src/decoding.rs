@@ -271,7 +271,8 @@ pub(crate) fn type_error(value: &Value, schema: &GoType) -> Option<String> {
     walk.fatal.or(walk.mismatch)
 }
 
-fn kind_of(v: &Value) -> &'static str {
+/// The name Go's `UnmarshalTypeError` gives the JSON value `v` (`bool`, `number`, `object`, …).
+pub(crate) fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "bool",

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::api::{
     DeleteOption, FeedbackRule, GoCondition, Manifest, ManifestCondition, ManifestConfigOption, UpdateStrategy,
-    null_or_list,
+    null_or_list, omit_empty,
 };
 
 /// Group of both ManifestWork data types.
@@ -63,9 +63,7 @@ impl Serialize for ManifestBundle {
         } else {
             st.serialize_field("manifests", &self.manifests)?;
         }
-        if let Some(d) = &self.delete_option {
-            st.serialize_field("deleteOption", d)?;
-        }
+        omit_empty(&mut st, "deleteOption", self.delete_option.as_ref())?;
         if !self.manifest_configs.is_empty() {
             st.serialize_field("manifestConfigs", &self.manifest_configs)?;
         }
@@ -111,9 +109,7 @@ pub(crate) struct ManifestBundleStatusRef<'a> {
 impl Serialize for ManifestBundleStatusRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("ManifestBundleStatus", 3)?;
-        if let Some(b) = self.manifest_bundle {
-            st.serialize_field("manifestBundle", b)?;
-        }
+        omit_empty(&mut st, "manifestBundle", self.manifest_bundle)?;
         conditions_or_null(&mut st, self.conditions)?;
         if !self.resource_status.is_empty() {
             st.serialize_field("resourceStatus", self.resource_status)?;
@@ -145,12 +141,8 @@ impl Serialize for ManifestPayload {
             Some(m) => st.serialize_field("manifest", m)?,
             None => st.serialize_field("manifest", &None::<()>)?,
         }
-        if let Some(d) = &self.delete_option {
-            st.serialize_field("deleteOption", d)?;
-        }
-        if let Some(c) = &self.config_option {
-            st.serialize_field("configOption", c)?;
-        }
+        omit_empty(&mut st, "deleteOption", self.delete_option.as_ref())?;
+        omit_empty(&mut st, "configOption", self.config_option.as_ref())?;
         st.end()
     }
 }
@@ -182,9 +174,7 @@ impl Serialize for ManifestStatus {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("ManifestStatus", 2)?;
         conditions_or_null(&mut st, &self.conditions)?;
-        if let Some(c) = &self.status {
-            st.serialize_field("status", c)?;
-        }
+        omit_empty(&mut st, "status", self.status.as_ref())?;
         st.end()
     }
 }

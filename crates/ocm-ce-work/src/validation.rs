@@ -8,6 +8,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::api::{Manifest, ManifestWork};
+use crate::decoding::kind_of;
 use crate::encoding::go_quote;
 
 /// Default limit of the manifest validator: the summed protobuf size of a work's manifests.
@@ -127,7 +128,7 @@ fn validate_manifest(m: &Manifest) -> Result<(), String> {
         other => {
             return Err(format!(
                 "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
-                json_kind(other)
+                kind_of(other)
             ));
         }
     };
@@ -147,17 +148,6 @@ fn validate_manifest(m: &Manifest) -> Result<(), String> {
         return Err("generateName must not be set in manifest".to_owned());
     }
     Ok(())
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 /// Kind of a field error (apimachinery `field.ErrorType`).

@@ -240,6 +240,53 @@ fn agent_decoding_checks_type_and_extensions_and_validates_the_spec() {
     }
 }
 
+/// Go's `Event.DataAs` picks the decoder by the data content type; its errors name the payload's
+/// Go type.
+#[test]
+fn data_of_other_content_types_fails_like_gos_data_as() {
+    let bundle = AgentManifestBundleCodec::new();
+    let manifest = AgentManifestCodec::new(None);
+    let source = SourceManifestBundleCodec::new();
+    let spec = [
+        ("resourceid", string("test")),
+        ("resourceversion", string("13")),
+        ("clustername", string("cluster1")),
+    ];
+    let status = [
+        ("resourceid", string("test")),
+        ("resourceversion", string("13")),
+        ("sequenceid", string("1")),
+    ];
+    let cases: [(&dyn Codec<ManifestWork>, Event, &str); 3] = [
+        (&bundle, event(BUNDLE_SPEC, "source1", &spec), "payload.ManifestBundle"),
+        (&manifest, event(MANIFEST_SPEC, "source1", &spec), "payload.Manifest"),
+        (
+            &source,
+            event(BUNDLE_STATUS, "cluster1", &status),
+            "payload.ManifestBundleStatus",
+        ),
+    ];
+    for (codec, base, go_type) in cases {
+        let with = |content_type: &str| {
+            let mut e = base.clone();
+            e.set_data(content_type, b"x".to_vec());
+            codec.decode(&e).unwrap_err().to_string()
+        };
+        assert_eq!(
+            with("text/plain"),
+            format!("failed to unmarshal event data x, text.Decode out: want *string, got *{go_type}")
+        );
+        assert_eq!(
+            with("application/xml"),
+            "failed to unmarshal event data x, [xml] found bytes \"x\", but failed to unmarshal: EOF"
+        );
+        assert_eq!(
+            with("image/png"),
+            "failed to unmarshal event data x, [decode] unsupported content type: \"image/png\""
+        );
+    }
+}
+
 #[test]
 fn source_encoding_needs_the_bundle_type_and_an_integer_version() {
     let codec = SourceManifestBundleCodec::new();

@@ -88,6 +88,19 @@ impl<'de> Deserialize<'de> for TimeRepr {
     }
 }
 
+/// Writes the field `key` only when there is a `value`: Go's `omitempty`, the caller saying what
+/// counts as empty.
+pub(crate) fn omit_empty<S: SerializeStruct, T: Serialize>(
+    st: &mut S,
+    key: &'static str,
+    value: Option<T>,
+) -> Result<(), S::Error> {
+    match value {
+        Some(v) => st.serialize_field(key, &v),
+        None => Ok(()),
+    }
+}
+
 fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
@@ -99,51 +112,31 @@ impl Serialize for GoObjectMeta<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let m = self.0;
         let mut st = s.serialize_struct("ObjectMeta", 15)?;
-        if let Some(v) = non_empty(&m.name) {
-            st.serialize_field("name", v)?;
-        }
-        if let Some(v) = non_empty(&m.generate_name) {
-            st.serialize_field("generateName", v)?;
-        }
-        if let Some(v) = non_empty(&m.namespace) {
-            st.serialize_field("namespace", v)?;
-        }
-        if let Some(v) = non_empty(&m.self_link) {
-            st.serialize_field("selfLink", v)?;
-        }
-        if let Some(v) = non_empty(&m.uid) {
-            st.serialize_field("uid", v)?;
-        }
-        if let Some(v) = non_empty(&m.resource_version) {
-            st.serialize_field("resourceVersion", v)?;
-        }
-        if let Some(v) = m.generation.filter(|g| *g != 0) {
-            st.serialize_field("generation", &v)?;
-        }
+        omit_empty(&mut st, "name", non_empty(&m.name))?;
+        omit_empty(&mut st, "generateName", non_empty(&m.generate_name))?;
+        omit_empty(&mut st, "namespace", non_empty(&m.namespace))?;
+        omit_empty(&mut st, "selfLink", non_empty(&m.self_link))?;
+        omit_empty(&mut st, "uid", non_empty(&m.uid))?;
+        omit_empty(&mut st, "resourceVersion", non_empty(&m.resource_version))?;
+        omit_empty(&mut st, "generation", m.generation.filter(|g| *g != 0))?;
         // A struct: never omitted, `null` when zero.
         st.serialize_field(
             "creationTimestamp",
             &m.creation_timestamp.as_ref().and_then(format_time),
         )?;
-        if let Some(t) = &m.deletion_timestamp {
-            st.serialize_field("deletionTimestamp", &GoTime(t))?;
-        }
-        if let Some(v) = &m.deletion_grace_period_seconds {
-            st.serialize_field("deletionGracePeriodSeconds", v)?;
-        }
-        if let Some(v) = m.labels.as_ref().filter(|l| !l.is_empty()) {
-            st.serialize_field("labels", v)?;
-        }
-        if let Some(v) = m.annotations.as_ref().filter(|a| !a.is_empty()) {
-            st.serialize_field("annotations", v)?;
-        }
+        omit_empty(&mut st, "deletionTimestamp", m.deletion_timestamp.as_ref().map(GoTime))?;
+        omit_empty(
+            &mut st,
+            "deletionGracePeriodSeconds",
+            m.deletion_grace_period_seconds.as_ref(),
+        )?;
+        omit_empty(&mut st, "labels", m.labels.as_ref().filter(|l| !l.is_empty()))?;
+        omit_empty(&mut st, "annotations", m.annotations.as_ref().filter(|a| !a.is_empty()))?;
         if let Some(v) = m.owner_references.as_ref().filter(|o| !o.is_empty()) {
             let refs: Vec<GoOwnerReference<'_>> = v.iter().map(GoOwnerReference).collect();
             st.serialize_field("ownerReferences", &refs)?;
         }
-        if let Some(v) = m.finalizers.as_ref().filter(|f| !f.is_empty()) {
-            st.serialize_field("finalizers", v)?;
-        }
+        omit_empty(&mut st, "finalizers", m.finalizers.as_ref().filter(|f| !f.is_empty()))?;
         if let Some(v) = m.managed_fields.as_ref().filter(|f| !f.is_empty()) {
             let entries: Vec<GoManagedFields<'_>> = v.iter().map(GoManagedFields).collect();
             st.serialize_field("managedFields", &entries)?;
@@ -162,12 +155,8 @@ impl Serialize for GoOwnerReference<'_> {
         st.serialize_field("kind", &r.kind)?;
         st.serialize_field("name", &r.name)?;
         st.serialize_field("uid", &r.uid)?;
-        if let Some(v) = &r.controller {
-            st.serialize_field("controller", v)?;
-        }
-        if let Some(v) = &r.block_owner_deletion {
-            st.serialize_field("blockOwnerDeletion", v)?;
-        }
+        omit_empty(&mut st, "controller", r.controller.as_ref())?;
+        omit_empty(&mut st, "blockOwnerDeletion", r.block_owner_deletion.as_ref())?;
         st.end()
     }
 }
@@ -178,27 +167,13 @@ impl Serialize for GoManagedFields<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let e = self.0;
         let mut st = s.serialize_struct("ManagedFieldsEntry", 7)?;
-        if let Some(v) = non_empty(&e.manager) {
-            st.serialize_field("manager", v)?;
-        }
-        if let Some(v) = non_empty(&e.operation) {
-            st.serialize_field("operation", v)?;
-        }
-        if let Some(v) = non_empty(&e.api_version) {
-            st.serialize_field("apiVersion", v)?;
-        }
-        if let Some(t) = &e.time {
-            st.serialize_field("time", &GoTime(t))?;
-        }
-        if let Some(v) = non_empty(&e.fields_type) {
-            st.serialize_field("fieldsType", v)?;
-        }
-        if let Some(v) = &e.fields_v1 {
-            st.serialize_field("fieldsV1", &v.0)?;
-        }
-        if let Some(v) = non_empty(&e.subresource) {
-            st.serialize_field("subresource", v)?;
-        }
+        omit_empty(&mut st, "manager", non_empty(&e.manager))?;
+        omit_empty(&mut st, "operation", non_empty(&e.operation))?;
+        omit_empty(&mut st, "apiVersion", non_empty(&e.api_version))?;
+        omit_empty(&mut st, "time", e.time.as_ref().map(GoTime))?;
+        omit_empty(&mut st, "fieldsType", non_empty(&e.fields_type))?;
+        omit_empty(&mut st, "fieldsV1", e.fields_v1.as_ref().map(|v| &v.0))?;
+        omit_empty(&mut st, "subresource", non_empty(&e.subresource))?;
         st.end()
     }
 }
@@ -210,18 +185,10 @@ impl Serialize for GoListMeta<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let m = self.0;
         let mut st = s.serialize_struct("ListMeta", 4)?;
-        if let Some(v) = non_empty(&m.self_link) {
-            st.serialize_field("selfLink", v)?;
-        }
-        if let Some(v) = non_empty(&m.resource_version) {
-            st.serialize_field("resourceVersion", v)?;
-        }
-        if let Some(v) = non_empty(&m.continue_) {
-            st.serialize_field("continue", v)?;
-        }
-        if let Some(v) = &m.remaining_item_count {
-            st.serialize_field("remainingItemCount", v)?;
-        }
+        omit_empty(&mut st, "selfLink", non_empty(&m.self_link))?;
+        omit_empty(&mut st, "resourceVersion", non_empty(&m.resource_version))?;
+        omit_empty(&mut st, "continue", non_empty(&m.continue_))?;
+        omit_empty(&mut st, "remainingItemCount", m.remaining_item_count.as_ref())?;
         st.end()
     }
 }
@@ -236,9 +203,7 @@ impl Serialize for GoCondition<'_> {
         let mut st = s.serialize_struct("Condition", 6)?;
         st.serialize_field("type", &c.type_)?;
         st.serialize_field("status", &c.status)?;
-        if let Some(g) = c.observed_generation.filter(|g| *g != 0) {
-            st.serialize_field("observedGeneration", &g)?;
-        }
+        omit_empty(&mut st, "observedGeneration", c.observed_generation.filter(|g| *g != 0))?;
         st.serialize_field("lastTransitionTime", &GoTime(&c.last_transition_time))?;
         st.serialize_field("reason", &c.reason)?;
         st.serialize_field("message", &c.message)?;

@@ -8,12 +8,12 @@ use ocm_ce_client::{AgentClient, ClientEvent, Transport};
 use ocm_ce_core::event_type::action;
 use ocm_ce_core::resource::parse_resource_version;
 use ocm_ce_core::resync::spec_action;
-use ocm_ce_core::{Codec, CodecError, CodecErrorKind, DataType, Event, EventType, ResourceAction, SubResource};
+use ocm_ce_core::{Codec, CodecError, DataType, Event, EventType, ResourceAction, SubResource};
 
 use super::outbox::{Outbox, Send, Sent};
 use super::{Guard, TaskGuard, WorkClientOptions, publish_outcome};
 use crate::api::{DATA_TYPE_ANNOTATION, ManifestWork, ManifestWorkStatus, ORIGINAL_SOURCE_LABEL};
-use crate::codec::{AgentManifestBundleCodec, AgentManifestCodec};
+use crate::codec::{AgentManifestBundleCodec, AgentManifestCodec, parse_type, unsupported_data_type};
 use crate::conditions::mark_manifests_deleted;
 use crate::error::{Error, Result};
 use crate::lister::{AgentLister, agent_matches};
@@ -57,10 +57,7 @@ impl AgentCodecs {
         }
         match &self.manifest {
             Some(m) if m.handles(data_type) => Ok(m),
-            _ => Err(CodecError::new(
-                CodecErrorKind::UnknownDataType,
-                format!("unsupported cloudevents data type {data_type}"),
-            )),
+            _ => Err(unsupported_data_type(data_type)),
         }
     }
 }
@@ -80,14 +77,7 @@ impl Codec<ManifestWork> for AgentCodecs {
     }
 
     fn decode(&self, event: &Event) -> std::result::Result<ManifestWork, CodecError> {
-        use cloudevents::AttributesReader;
-        let ty: EventType = event.ty().parse().map_err(|e| {
-            CodecError::new(
-                CodecErrorKind::MalformedType,
-                format!("failed to parse cloud event type {}, {e}", event.ty()),
-            )
-        })?;
-        self.pick(&ty.data_type)?.decode(event)
+        self.pick(&parse_type(event)?.data_type)?.decode(event)
     }
 }
 

@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{agent_spec_header, agent_status_event, bad_data, data_as, data_bytes, encode_error, set_json_data};
-use super::{shared_sequence_generator, unsupported_data_type};
+use super::shared_sequence_generator;
+use super::{agent_spec_work, agent_status_event, bad_data, data_as, encode_error, set_json_data};
 use crate::api::{Manifest, ManifestConfigOption, ManifestWork, ResourceIdentifier, condition_type};
 use crate::conditions::is_status_condition_true;
-use crate::decoding::{GoType, schema};
+use crate::decoding::{kind_of, schema};
 use crate::encoding::{go_quote, unstructured_json};
 use crate::payload::{ManifestPayload, ManifestStatus, manifest_data_type};
 use crate::rest_mapper::RestMapper;
@@ -58,19 +58,7 @@ impl AgentManifestCodec {
         }
     }
 
-    /// Uses another sequence id generator.
-    #[must_use]
-    pub fn with_sequence_generator(mut self, sequence: Arc<SequenceGenerator>) -> Self {
-        self.sequence = sequence;
-        self
-    }
-
-    /// Uses another manifest validator.
-    #[must_use]
-    pub fn with_validator(mut self, validator: ManifestValidator) -> Self {
-        self.validator = validator;
-        self
-    }
+    super::agent_codec_setters!();
 }
 
 /// The `manifest` member of the payload, read raw so that apimachinery's `Unstructured` checks
@@ -89,12 +77,7 @@ fn check_unstructured(raw: &RawValue) -> Result<(), String> {
         Ok(Value::Object(_) | Value::Null) => Err(missing_kind(text)),
         Ok(other) => Err(format!(
             "json: cannot unmarshal {} into Go struct field Manifest.manifest of type map[string]interface {{}}",
-            match other {
-                Value::Bool(_) => "bool",
-                Value::Number(_) => "number",
-                Value::String(_) => "string",
-                _ => "array",
-            }
+            kind_of(&other)
         )),
         Err(e) => Err(e.to_string()),
     }
@@ -113,10 +96,7 @@ impl Codec<ManifestWork> for AgentManifestCodec {
     }
 
     fn encode(&self, source: &str, event_type: &EventType, work: &ManifestWork) -> Result<Event, CodecError> {
-        if event_type.data_type != self.data_types[0] {
-            return Err(unsupported_data_type(&event_type.data_type));
-        }
-        let mut event = agent_status_event(source, event_type, work, &self.sequence, |w| {
+        let mut event = agent_status_event(source, event_type, &self.data_types[0], work, &self.sequence, |w| {
             if !is_status_condition_true(&w.status.conditions, condition_type::DELETED)
                 && w.spec.workload.manifests.len() != 1
             {
@@ -133,80 +113,73 @@ impl Codec<ManifestWork> for AgentManifestCodec {
     }
 
     fn decode(&self, event: &Event) -> Result<ManifestWork, CodecError> {
-        let header = agent_spec_header(event, &self.data_types[0])?;
-        let mut work = header.work;
-        if header.deleting {
-            return Ok(work);
-        }
-        let data = data_bytes(event);
-        let text = String::from_utf8_lossy(&data);
-        // Go's Unstructured errors abort decoding, so they win over other type errors.
-        if !data.is_empty() && super::is_json_media_type(event) && crate::decoding::check_syntax(&data).is_ok() {
-            let member: RawManifestMember = serde_json::from_slice(&data).unwrap_or_default();
-            if let Some(raw) = &member.manifest {
-                check_unstructured(raw).map_err(|e| {
-                    bad_data(
-                        &data,
-                        &format!("[json] found bytes \"{text}\", but failed to unmarshal: {e}"),
-                    )
-                })?;
-            }
-        }
-        let payload: ManifestPayload = data_as(
+        agent_spec_work(
             event,
-            &data,
-            &GoType::Struct(&schema::MANIFEST_PAYLOAD),
-            "payload.Manifest",
+            &self.data_types[0],
+            &self.validator,
+            "manifest is invalid",
+            |work, data| {
+                let text = String::from_utf8_lossy(data);
+                // Go's Unstructured errors abort decoding, so they win over other type errors.
+                if !data.is_empty() && super::is_json_media_type(event) && crate::decoding::check_syntax(data).is_ok() {
+                    let member: RawManifestMember = serde_json::from_slice(data).unwrap_or_default();
+                    if let Some(raw) = &member.manifest {
+                        check_unstructured(raw).map_err(|e| {
+                            bad_data(
+                                data,
+                                &format!("[json] found bytes \"{text}\", but failed to unmarshal: {e}"),
+                            )
+                        })?;
+                    }
+                }
+                let payload: ManifestPayload = data_as(event, data, &schema::MANIFEST_PAYLOAD)?;
+                let object = match &payload.manifest {
+                    Some(m) => m.to_value().map_err(|e| bad_data(data, &e.to_string()))?,
+                    None => Value::Null,
+                };
+                let raw = Manifest::from_raw(unstructured_json(&object)).map_err(|e| bad_data(data, &e.to_string()))?;
+                work.spec.workload.manifests = vec![raw];
+                work.spec.delete_option = payload.delete_option;
+                if let Some(config) = payload.config_option {
+                    let field = |obj: &Value, path: &[&str]| -> String {
+                        path.iter()
+                            .try_fold(obj, |v, k| v.get(k))
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let (group, version) = group_version(&field(&object, &["apiVersion"]));
+                    let kind = field(&object, &["kind"]);
+                    let resource = match &self.rest_mapper {
+                    None => String::new(),
+                    Some(mapper) => mapper.resource_for(&group, &version, &kind).ok_or_else(|| {
+                        CodecError::new(
+                            CodecErrorKind::BadData,
+                            format!(
+                                "failed to get manifest GVR from event {text}, the server doesn't have a resource type {}",
+                                go_quote(&kind)
+                            ),
+                        )
+                    })?,
+                };
+                    let group = if self.rest_mapper.is_some() {
+                        group
+                    } else {
+                        String::new()
+                    };
+                    work.spec.manifest_configs = vec![ManifestConfigOption {
+                        resource_identifier: ResourceIdentifier {
+                            group,
+                            resource,
+                            name: field(&object, &["metadata", "name"]),
+                            namespace: field(&object, &["metadata", "namespace"]),
+                        },
+                        feedback_rules: config.feedback_rules,
+                        update_strategy: config.update_strategy,
+                    }];
+                }
+                Ok(())
+            },
         )
-        .map_err(|e| bad_data(&data, &e))?;
-        let object = match &payload.manifest {
-            Some(m) => m.to_value().map_err(|e| bad_data(&data, &e.to_string()))?,
-            None => Value::Null,
-        };
-        let raw = Manifest::from_raw(unstructured_json(&object)).map_err(|e| bad_data(&data, &e.to_string()))?;
-        work.spec.workload.manifests = vec![raw];
-        work.spec.delete_option = payload.delete_option;
-        if let Some(config) = payload.config_option {
-            let field = |obj: &Value, path: &[&str]| -> String {
-                path.iter()
-                    .try_fold(obj, |v, k| v.get(k))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            let (group, version) = group_version(&field(&object, &["apiVersion"]));
-            let kind = field(&object, &["kind"]);
-            let resource = match &self.rest_mapper {
-                None => String::new(),
-                Some(mapper) => mapper.resource_for(&group, &version, &kind).ok_or_else(|| {
-                    CodecError::new(
-                        CodecErrorKind::BadData,
-                        format!(
-                            "failed to get manifest GVR from event {text}, the server doesn't have a resource type {}",
-                            go_quote(&kind)
-                        ),
-                    )
-                })?,
-            };
-            let group = if self.rest_mapper.is_some() {
-                group
-            } else {
-                String::new()
-            };
-            work.spec.manifest_configs = vec![ManifestConfigOption {
-                resource_identifier: ResourceIdentifier {
-                    group,
-                    resource,
-                    name: field(&object, &["metadata", "name"]),
-                    namespace: field(&object, &["metadata", "namespace"]),
-                },
-                feedback_rules: config.feedback_rules,
-                update_strategy: config.update_strategy,
-            }];
-        }
-        self.validator
-            .validate(&work.spec.workload.manifests)
-            .map_err(|e| CodecError::new(CodecErrorKind::Invalid, format!("manifest is invalid, {e}")))?;
-        Ok(work)
     }
 }

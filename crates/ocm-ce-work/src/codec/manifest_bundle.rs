@@ -9,7 +9,7 @@ use ocm_ce_core::sequence::SequenceGenerator;
 use ocm_ce_core::{Codec, CodecError, CodecErrorKind, DataType, EventBuilder, EventType};
 
 use super::{
-    agent_spec_header, agent_status_event, bad_data, check_type, data_as, data_bytes, encode_error, int32_extension,
+    agent_spec_work, agent_status_event, check_type, data_as, data_bytes, encode_error, int32_extension,
     parse_int_error, set_json_data, shared_sequence_generator, string_extension, unsupported_data_type,
 };
 use crate::api::{
@@ -149,13 +149,7 @@ impl Codec<ManifestWork> for SourceManifestBundleCodec {
             }
         }
         let data = data_bytes(event);
-        let status: ManifestBundleStatus = data_as(
-            event,
-            &data,
-            &GoType::Struct(&schema::MANIFEST_BUNDLE_STATUS),
-            "payload.ManifestBundleStatus",
-        )
-        .map_err(|e| bad_data(&data, &e))?;
+        let status: ManifestBundleStatus = data_as(event, &data, &schema::MANIFEST_BUNDLE_STATUS)?;
         if let Some(bundle) = status.manifest_bundle {
             work.spec.workload.manifests = bundle.manifests;
             work.spec.delete_option = bundle.delete_option;
@@ -203,19 +197,7 @@ impl AgentManifestBundleCodec {
         }
     }
 
-    /// Uses another sequence id generator.
-    #[must_use]
-    pub fn with_sequence_generator(mut self, sequence: Arc<SequenceGenerator>) -> Self {
-        self.sequence = sequence;
-        self
-    }
-
-    /// Uses another manifest validator (e.g. another size limit).
-    #[must_use]
-    pub fn with_validator(mut self, validator: ManifestValidator) -> Self {
-        self.validator = validator;
-        self
-    }
+    super::agent_codec_setters!();
 }
 
 impl Codec<ManifestWork> for AgentManifestBundleCodec {
@@ -224,10 +206,14 @@ impl Codec<ManifestWork> for AgentManifestBundleCodec {
     }
 
     fn encode(&self, source: &str, event_type: &EventType, work: &ManifestWork) -> Result<Event, CodecError> {
-        if event_type.data_type != self.data_types[0] {
-            return Err(unsupported_data_type(&event_type.data_type));
-        }
-        let mut event = agent_status_event(source, event_type, work, &self.sequence, |_| Ok(()))?;
+        let mut event = agent_status_event(
+            source,
+            event_type,
+            &self.data_types[0],
+            work,
+            &self.sequence,
+            |_| Ok(()),
+        )?;
         let status = crate::status_hash::WrittenStatus::new(&work.status);
         // As sdk-go v1.x agents do; v0.15 sources ignore the extension.
         event.set_extension(extensions::STATUS_HASH, status.hash_v1());
@@ -236,26 +222,19 @@ impl Codec<ManifestWork> for AgentManifestBundleCodec {
     }
 
     fn decode(&self, event: &Event) -> Result<ManifestWork, CodecError> {
-        let header = agent_spec_header(event, &self.data_types[0])?;
-        let mut work = header.work;
-        if header.deleting {
-            return Ok(work);
-        }
-        let data = data_bytes(event);
-        let bundle: ManifestBundle = data_as(
+        agent_spec_work(
             event,
-            &data,
-            &GoType::Struct(&schema::MANIFEST_BUNDLE),
-            "payload.ManifestBundle",
+            &self.data_types[0],
+            &self.validator,
+            "manifests are invalid",
+            |work, data| {
+                let bundle: ManifestBundle = data_as(event, data, &schema::MANIFEST_BUNDLE)?;
+                work.spec.workload.manifests = bundle.manifests;
+                work.spec.delete_option = bundle.delete_option;
+                work.spec.manifest_configs = bundle.manifest_configs;
+                Ok(())
+            },
         )
-        .map_err(|e| bad_data(&data, &e))?;
-        work.spec.workload.manifests = bundle.manifests;
-        work.spec.delete_option = bundle.delete_option;
-        work.spec.manifest_configs = bundle.manifest_configs;
-        self.validator
-            .validate(&work.spec.workload.manifests)
-            .map_err(|e| CodecError::new(CodecErrorKind::Invalid, format!("manifests are invalid, {e}")))?;
-        Ok(work)
     }
 }
 

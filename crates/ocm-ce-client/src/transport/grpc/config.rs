@@ -158,10 +158,7 @@ impl FromStr for GrpcConfig {
         let config: Self = if blank {
             Self::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
-                transport: "grpc",
-                reason: e.to_string(),
-            })?
+            crate::config::parse_yaml("grpc", text)?
         };
         config.validate()?;
         Ok(config)

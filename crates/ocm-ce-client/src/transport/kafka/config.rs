@@ -224,10 +224,7 @@ impl KafkaConfig {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        let doc: Option<BTreeMap<String, Value>> = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
-            transport: "Kafka",
-            reason: e.to_string(),
-        })?;
+        let doc: Option<BTreeMap<String, Value>> = crate::config::parse_yaml("Kafka", text)?;
         let mut doc = doc.unwrap_or_default();
         let mut named = |key: &str| -> Result<String, ConfigError> {
             match doc.remove(key) {

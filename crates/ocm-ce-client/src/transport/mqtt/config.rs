@@ -160,10 +160,7 @@ impl MqttConfig {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
-            transport: "MQTT",
-            reason: e.to_string(),
-        })
+        crate::config::parse_yaml("MQTT", text)
     }
 
     /// Checks the config in Go's order: `brokerHost`, the certificate/key pair, the topics;
