@@ -168,6 +168,13 @@ pub(crate) async fn run<Tr: Transport>(
                 .await?;
             pending_update.insert((cluster.clone(), name.clone()), ());
             progress("update", i + 1, selected.len());
+            // Keep up with the watch while updating, as while creating: a watcher that lags
+            // keeps the versions its events hold (up to the watch's capacity) alive.
+            drain(&mut watch, &mut statuses, |w| {
+                if applied_at(w, 2) {
+                    pending_update.remove(&(w.namespace_str().to_owned(), w.name().to_owned()));
+                }
+            });
         }
         let updates = pending_update.len();
         pending_update.retain(|(c, n), ()| !source.get(c, n).is_ok_and(|w| applied_at(&w, 2)));
@@ -199,6 +206,7 @@ pub(crate) async fn run<Tr: Transport>(
     for (i, (cluster, name)) in names.iter().enumerate() {
         source.delete(cluster, name).await?;
         progress("delete", i + 1, total);
+        drain(&mut watch, &mut statuses, |_| {});
     }
     while !source.store().is_empty() {
         let ev = next_before(&mut watch, deadline).await.with_context(|| {
