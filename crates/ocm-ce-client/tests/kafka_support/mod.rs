@@ -304,6 +304,8 @@ pub fn drive_source(client: &Source, store: &Store) -> Driven {
 /// agent it finishes the deletion of a deleting spec at once, also when it arrives as `Added`:
 /// a copy of a deletion that reaches the agent after it removed the work (a duplicate delivery
 /// or a resync answer listing the deleting work) is `Added` by Go's rule for unknown resources.
+/// Like a real agent's store, a modified spec keeps the status the agent holds (a spec event
+/// carries none): a status resync answered after it still reports that status.
 pub fn drive_agent(client: &Agent, store: &Store) -> Driven {
     let store = store.clone();
     drive(client.subscribe(), move |resource| {
@@ -311,7 +313,11 @@ pub fn drive_agent(client: &Agent, store: &Store) -> Driven {
         if action == ResourceAction::Deleted || resource.deleting.is_some() {
             store.remove(&resource.uid);
         } else {
-            store.put(resource.clone());
+            let mut stored = resource.clone();
+            if let Some(local) = store.get_mock(&resource.uid) {
+                stored.status = local.status;
+            }
+            store.put(stored);
         }
         Some(Got::Resource { action, resource })
     })
