@@ -82,6 +82,19 @@ async fn agent_sees_deletion(agent: &Agent, uid: &str) {
     .await;
 }
 
+/// Work `w` (version 1) is created, kept by a finalizer of the agent, and deleted by the
+/// source; returns its UID once the agent holds it deleting.
+async fn deleting_on_agent(source: &Source, agent: &Agent) -> String {
+    let uid = created_on_agent(source, agent, work("w", true)).await;
+    agent
+        .set_finalizers(&uid, vec!["test/cleanup".to_owned()])
+        .await
+        .unwrap();
+    source.delete("cluster1", "w").await.unwrap();
+    agent_sees_deletion(agent, &uid).await;
+    uid
+}
+
 /// Removes the agent's finalizers of work `uid`, as the OCM work agent does once it cleaned up.
 async fn remove_finalizers(agent: &Agent, uid: &str) {
     agent
@@ -392,13 +405,7 @@ async fn an_agent_of_another_cluster_cannot_touch_a_work() {
 async fn an_old_deleted_status_delivered_again_does_not_remove_a_work_created_anew() {
     let broker = FakeBroker::new();
     let (source, agent) = start(&broker, vec![]);
-    let uid = created_on_agent(&source, &agent, work("w", true)).await;
-    agent
-        .set_finalizers(&uid, vec!["test/cleanup".to_owned()])
-        .await
-        .unwrap();
-    source.delete("cluster1", "w").await.unwrap();
-    agent_sees_deletion(&agent, &uid).await;
+    let uid = deleting_on_agent(&source, &agent).await;
     // What the agent reports once it deleted the work, kept to be delivered again.
     let mut gone = (*agent.get(&uid).unwrap()).clone();
     gone.metadata.finalizers = None;
@@ -428,13 +435,7 @@ async fn an_old_deleted_status_delivered_again_does_not_remove_a_work_created_an
 async fn a_work_created_anew_while_the_agent_still_deletes_the_old_one_follows_it() {
     let broker = FakeBroker::new();
     let (source, agent) = start(&broker, vec![]);
-    let uid = created_on_agent(&source, &agent, work("w", true)).await;
-    agent
-        .set_finalizers(&uid, vec!["test/cleanup".to_owned()])
-        .await
-        .unwrap();
-    source.delete("cluster1", "w").await.unwrap();
-    agent_sees_deletion(&agent, &uid).await;
+    let uid = deleting_on_agent(&source, &agent).await;
 
     // The source restarts without its works and creates `w` again, at version 2, while the
     // agent still cleans up the old copy: the same UID.
